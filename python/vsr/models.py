@@ -1,0 +1,326 @@
+"""BERT-family encoders for Python: embeddings, sequence and token classification.
+
+Every class here wraps one ``vsr._core.Encoder``: a model loaded by the native core (candle) that
+encodes a batch of texts once and runs one or more *heads* on the same hidden states. The native core
+returns numbers (probabilities, vectors, token offsets); this module turns them into what a caller
+wants (labels, entities) and decides nothing else.
+
+- ``Embedder``: pooled sentence vectors (mean or CLS, optionally L2-normalised); defaults come from the
+  directory's sentence-transformers files, so all-MiniLM-L6-v2 gives its usual normalised vectors.
+- ``SequenceClassifier``: a Hugging Face ``*ForSequenceClassification`` directory -> probabilities.
+- ``TokenClassifier``: a ``*ForTokenClassification`` directory -> entities (BIO tags aggregated).
+- ``EncoderBundle``: one encoder with several heads (``bundle.json``); one call, one encoder pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vsr import _core
+from vsr.model_files import (
+    BUNDLE_FILE,
+    HeadSpec,
+    bundle_head_specs,
+    classifier_head_spec,
+    embedding_head_spec,
+    read_labels,
+    resolve_model_dir,
+)
+
+# The head name the single-purpose classes use inside their encoder.
+_HEAD = "head"
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """A span found by a token classifier; ``start``/``end`` index the Python string."""
+
+    label: str
+    start: int
+    end: int
+    score: float
+    text: str
+
+
+def _check_texts(texts: object) -> list[str]:
+    """Accept a sequence of str and nothing else: a bare str would be split into characters."""
+    if isinstance(texts, str | bytes):
+        raise TypeError("texts must be a sequence of str, not a single string; wrap it in a list")
+    if not isinstance(texts, Sequence):
+        raise TypeError(f"texts must be a sequence of str, got {type(texts).__name__}")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{index}] must be str, got {type(text).__name__}")
+    return list(texts)
+
+
+def _split_label(tag: str) -> tuple[str, str]:
+    """'B-PER' -> ('B', 'PER'); 'O' -> ('O', ''); a tag with no BIO prefix counts as 'I' of itself."""
+    if tag == "O":
+        return "O", ""
+    prefix, sep, entity_type = tag.partition("-")
+    if sep and prefix in ("B", "I", "E", "S"):
+        return prefix, entity_type
+    return "I", tag
+
+
+def aggregate_entities(
+    text: str, probabilities: np.ndarray, offsets: np.ndarray, labels: Sequence[str]
+) -> list[Entity]:
+    """Merge per-token BIO predictions into entity spans.
+
+    A span starts at a B- tag (or an I- tag whose type differs from the open span, as Hugging Face's
+    "simple" aggregation does) and grows over following I- tags of the same type. Sub-word pieces of
+    one word are merged because their offsets touch. The score is the mean of the tokens' top
+    probabilities.
+    """
+    entities: list[Entity] = []
+    best = probabilities.argmax(axis=1) if len(probabilities) else np.zeros(0, dtype=np.int64)
+    open_type = ""
+    start = end = 0
+    scores: list[float] = []
+
+    def close() -> None:
+        if open_type and scores:
+            entities.append(
+                Entity(open_type, start, end, float(np.mean(scores)), text[start:end])
+            )
+
+    for token_index, label_index in enumerate(best):
+        token_start, token_end = (int(v) for v in offsets[token_index])
+        if token_end <= token_start:  # a token with no characters (special or empty) breaks nothing
+            continue
+        prefix, entity_type = _split_label(labels[int(label_index)])
+        score = float(probabilities[token_index, label_index])
+        continues = prefix in ("I", "E") and entity_type == open_type
+        if prefix == "O":
+            close()
+            open_type, scores = "", []
+        elif continues:
+            end = token_end
+            scores.append(score)
+        else:
+            close()
+            open_type, start, end, scores = entity_type, token_start, token_end, [score]
+    close()
+    return entities
+
+
+class _EncoderModel:
+    """What the single-purpose classes share: a loaded native encoder and its directory."""
+
+    def __init__(self, encoder: _core.Encoder, path: Path) -> None:
+        self._encoder = encoder
+        self.path = path
+
+    @property
+    def device(self) -> str:
+        return self._encoder.device
+
+    @property
+    def dtype(self) -> str:
+        return self._encoder.dtype
+
+    @property
+    def max_length(self) -> int:
+        """Texts are truncated to this many tokens (special tokens included)."""
+        return self._encoder.max_length
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Token counts before truncation (special tokens included)."""
+        return self._encoder.count_tokens(_check_texts(texts))
+
+    def _run(self, texts: Sequence[str]) -> Any:
+        return self._encoder.run(_check_texts(texts), [_HEAD])[_HEAD]
+
+
+def _load_encoder(
+    path: Path, heads: Mapping[str, HeadSpec], device: str, dtype: str | None, max_length: int | None
+) -> _core.Encoder:
+    import json
+
+    return _core.Encoder.load(
+        str(path),
+        json.dumps({name: spec.to_native() for name, spec in heads.items()}),
+        device,
+        dtype,
+        max_length,
+    )
+
+
+class Embedder(_EncoderModel):
+    """Sentence embeddings from a BERT-family encoder directory."""
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        device: str = "cpu",
+        *,
+        pooling: str | None = None,
+        normalize: bool | None = None,
+        max_length: int | None = None,
+        dtype: str | None = None,
+    ) -> Embedder:
+        """Load ``path`` (a model directory or a built-in name such as ``all-MiniLM-L6-v2``).
+
+        ``pooling`` ("mean" or "cls"), ``normalize`` and ``max_length`` default to the directory's
+        sentence-transformers files, else mean pooling, L2-normalised, the model's own maximum.
+        """
+        model_dir = resolve_model_dir(path)
+        spec, default_max = embedding_head_spec(model_dir, pooling=pooling, normalize=normalize)
+        length = max_length if max_length is not None else default_max
+        return cls(_load_encoder(model_dir, {_HEAD: spec}, device, dtype, length), model_dir)
+
+    @property
+    def dimension(self) -> int:
+        return self._encoder.hidden_size
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """A float32 matrix (len(texts), dimension); one row per text, in order."""
+        vectors: np.ndarray = self._run(texts)
+        return vectors
+
+
+class SequenceClassifier(_EncoderModel):
+    """A Hugging Face ``*ForSequenceClassification`` directory (BERT or ModernBERT)."""
+
+    def __init__(self, encoder: _core.Encoder, path: Path, labels: list[str]) -> None:
+        super().__init__(encoder, path)
+        self.labels = labels
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        device: str = "cpu",
+        *,
+        max_length: int | None = None,
+        dtype: str | None = None,
+    ) -> SequenceClassifier:
+        model_dir = resolve_model_dir(path)
+        spec = classifier_head_spec(model_dir, "sequence")
+        labels = read_labels(model_dir)
+        return cls(_load_encoder(model_dir, {_HEAD: spec}, device, dtype, max_length), model_dir, labels)
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities, float32 (len(texts), len(labels)); columns follow ``labels``."""
+        probabilities: np.ndarray = self._run(texts)
+        return probabilities
+
+
+class TokenClassifier(_EncoderModel):
+    """A Hugging Face ``*ForTokenClassification`` directory with BIO labels."""
+
+    def __init__(self, encoder: _core.Encoder, path: Path, labels: list[str]) -> None:
+        super().__init__(encoder, path)
+        self.labels = labels
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        device: str = "cpu",
+        *,
+        max_length: int | None = None,
+        dtype: str | None = None,
+    ) -> TokenClassifier:
+        model_dir = resolve_model_dir(path)
+        spec = classifier_head_spec(model_dir, "token")
+        labels = read_labels(model_dir)
+        return cls(_load_encoder(model_dir, {_HEAD: spec}, device, dtype, max_length), model_dir, labels)
+
+    def predict_tokens(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per text: (probabilities (tokens, labels), offsets (tokens, 2)), special tokens left out."""
+        outputs: list[tuple[np.ndarray, np.ndarray]] = self._run(texts)
+        return outputs
+
+    def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
+        """Per text, the entities found, in order of position."""
+        checked = _check_texts(texts)
+        return [
+            aggregate_entities(text, probabilities, offsets, self.labels)
+            for text, (probabilities, offsets) in zip(
+                checked, self.predict_tokens(checked), strict=True
+            )
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class HeadInfo:
+    """What a bundle head produces: ``kind`` is embedding, sequence or token."""
+
+    name: str
+    kind: str
+    labels: tuple[str, ...]
+
+
+class EncoderBundle(_EncoderModel):
+    """One encoder with several heads: each text is encoded once and every head reads that pass.
+
+    A bundle is a directory with ``bundle.json``::
+
+        {"format": "vsr-bundle/1",
+         "encoder": "all-MiniLM-L6-v2",          # a built-in name, or a path relative to the bundle
+         "max_length": 256,
+         "heads": {
+           "embedding": {"kind": "embedding", "pooling": "mean", "normalize": true},
+           "domain": {"kind": "sequence", "pooling": "mean", "normalize": true,
+                      "weights": "domain.safetensors", "labels": ["biology", ...]},
+           "pii": {"kind": "token", "weights": "pii.safetensors", "labels": ["O", "B-EMAIL", ...]}}}
+
+    Head weight files hold ``layers.{i}.weight`` / ``layers.{i}.bias`` of a small MLP (one layer for
+    a linear head) applied to the pooled vector (sequence) or to every token (token).
+    """
+
+    def __init__(self, encoder: _core.Encoder, path: Path, heads: dict[str, HeadInfo]) -> None:
+        super().__init__(encoder, path)
+        self.heads = heads
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        device: str = "cpu",
+        *,
+        max_length: int | None = None,
+        dtype: str | None = None,
+    ) -> EncoderBundle:
+        bundle_dir = resolve_model_dir(path)
+        if not (bundle_dir / BUNDLE_FILE).is_file():
+            raise _core.ModelLoadError(f"{bundle_dir / BUNDLE_FILE}: file not found (an encoder bundle)")
+        encoder_dir, specs, bundle_max = bundle_head_specs(bundle_dir)
+        length = max_length if max_length is not None else bundle_max
+        heads = {name: HeadInfo(name, spec.kind, tuple(spec.labels)) for name, spec in specs.items()}
+        return cls(_load_encoder(encoder_dir, specs, device, dtype, length), bundle_dir, heads)
+
+    def run(
+        self, texts: Sequence[str], heads: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray | list[list[Entity]]]:
+        """Run the named heads (all by default) on one encoder pass.
+
+        Returns per head: embeddings (n, d) float32, probabilities (n, labels) float32, or, for token
+        heads, per text a list of entities.
+        """
+        checked = _check_texts(texts)
+        names = list(self.heads) if heads is None else list(heads)
+        for name in names:
+            if name not in self.heads:
+                raise KeyError(f"no head {name!r} in bundle {self.path}; heads: {sorted(self.heads)}")
+        raw = self._encoder.run(checked, names)
+        results: dict[str, np.ndarray | list[list[Entity]]] = {}
+        for name in names:
+            info = self.heads[name]
+            if info.kind == "token":
+                results[name] = [
+                    aggregate_entities(text, probabilities, offsets, info.labels)
+                    for text, (probabilities, offsets) in zip(checked, raw[name], strict=True)
+                ]
+            else:
+                results[name] = raw[name]
+        return results
