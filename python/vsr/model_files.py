@@ -221,15 +221,18 @@ def bundle_head_specs(bundle_dir: Path) -> tuple[Path, dict[str, HeadSpec], int 
         labels = [str(label) for label in head.get("labels", [])]
         if kind != "embedding" and not labels:
             raise ModelLoadError(f"{where}.labels: a {kind} head needs its label names")
+        # Without "weights" a head reads the encoder's own model.safetensors (under "prefix",
+        # default "classifier"), so a converted *ForTokenClassification model can be a bundle head.
         weights = head.get("weights")
-        if kind != "embedding" and not isinstance(weights, str):
-            raise ModelLoadError(f"{where}.weights: a {kind} head needs a weights file")
+        if weights is not None and not isinstance(weights, str):
+            raise ModelLoadError(f"{where}.weights must be a file name relative to the bundle")
         specs[name] = HeadSpec(
             kind=kind,
             pooling=str(head.get("pooling", "mean")),
             normalize=bool(head.get("normalize", kind == "embedding")),
             weights=None if weights is None else bundle_dir / weights,
-            prefix=str(head.get("prefix", "layers")),
+            prefix=str(head.get("prefix", "layers" if weights is not None else "classifier")),
+            transform=head.get("transform"),
             activation=str(head.get("activation", "softmax" if kind != "embedding" else "none")),
             hidden_activation=str(head.get("hidden_activation", "relu")),
             labels=labels,

@@ -274,8 +274,11 @@ class EncoderBundle(_EncoderModel):
                       "weights": "domain.safetensors", "labels": ["biology", ...]},
            "pii": {"kind": "token", "weights": "pii.safetensors", "labels": ["O", "B-EMAIL", ...]}}}
 
-    Head weight files hold ``layers.{i}.weight`` / ``layers.{i}.bias`` of a small MLP (one layer for
-    a linear head) applied to the pooled vector (sequence) or to every token (token).
+    Head weight files hold ``layers.{i}.weight`` / ``layers.{i}.bias`` of a small MLP (or
+    ``layers.weight``/``layers.bias`` for a linear head) applied to the pooled vector (sequence) or
+    to every token (token), with ``hidden_activation`` (relu, gelu, tanh) between layers. A head
+    without ``weights`` reads the encoder's own ``model.safetensors`` under ``prefix`` (default
+    ``classifier``), optionally after a ``transform`` (``bert_pooler``, ``modernbert_head``).
     """
 
     def __init__(self, encoder: _core.Encoder, path: Path, heads: dict[str, HeadInfo]) -> None:
