@@ -98,7 +98,8 @@ class Reasoning:
     """The reasoning choice for the selected model.
 
     - ``enabled``: the decision's ``use_reasoning`` (what ``x-vsr-selected-reasoning`` reports).
-    - ``effort``: the effort level when enabled (the model ref's, else ``default_reasoning_effort``).
+    - ``effort``: the effort level when enabled (the model ref's, else the config's
+      ``default_reasoning_effort``).
     - ``family``: the model's reasoning family name, None when the model has none; then the body's
       reasoning fields are left as they are and ``applied`` is False.
     - ``applied``: whether the body was edited to carry this choice.
@@ -120,7 +121,7 @@ class Reasoning:
 
 @dataclass(frozen=True, slots=True)
 class CachePolicy:
-    """The decision's ``semantic_cache`` plugin settings, handed to the cache layer as configured."""
+    """The decision's ``semantic_cache`` plugin settings, handed to the cache layer as written."""
 
     enabled: bool
     similarity_threshold: float | None
@@ -175,8 +176,8 @@ class RoutingResult:
 
     - ``body``: the request JSON object, edited in place (the same dict the caller passed), so every
       field vsr does not own survives with its value.
-    - ``body_changed``: whether ``body`` differs from what was received (the server then replaces the
-      body and sets ``content-length``).
+    - ``body_changed``: whether ``body`` differs from what was received (the server then replaces
+      the body and sets ``content-length``).
     - ``headers``: request header edits; see ``HeaderEdits``.
     - ``system_prompt_injected``: whether a system prompt was inserted or replaced.
     - ``cache``: the winning decision's semantic cache policy, None when it has none.
