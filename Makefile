@@ -10,7 +10,7 @@ STAMP    := $(VENV)/.installed
 EXT      := python/vsr/_core.abi3.so
 RUST_SRC := Cargo.toml Cargo.lock $(shell find rust/src -name '*.rs' 2>/dev/null)
 
-.PHONY: help setup build test test-rust test-python lint bench fixtures clean
+.PHONY: help setup build test test-rust test-python lint bench fixtures clean deploy-tools helm-check
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -36,7 +36,13 @@ test-rust: ## cargo tests of the native core
 test-python: build ## pytest
 	$(PY) -m pytest -q
 
-test: setup build test-rust test-python ## set up everything and run all tests
+deploy-tools: ## install helm, kubectl, hadolint, Envoy and CRD schema models for tests/deploy (cached)
+	bash scripts/deploy_tools.sh
+
+helm-check: setup deploy-tools ## lint, render and validate the Helm chart, manifests and Dockerfiles
+	$(PY) -m pytest -q tests/deploy
+
+test: setup deploy-tools build test-rust test-python ## set up everything and run all tests
 
 lint: setup ## ruff, mypy, stubtest, rustfmt, clippy
 	$(VENV)/bin/ruff check python tests scripts benches
