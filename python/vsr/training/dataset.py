@@ -1,0 +1,124 @@
+"""Labelled examples as JSONL, and splits that hold out whole groups rather than random rows.
+
+An example's ``group`` names what generated it (a template, a topic, a source file): a validation
+split that holds out whole groups measures whether the head learned the label or memorised a
+template, which a random split of rows from the same template cannot tell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from vsr.training.tasks import LabelledRecord, TaskError
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    text: str
+    label: str
+    group: str  # the template/topic/source that produced it: the unit of a held-out split
+    source: str  # provenance, e.g. "pyrit:adv_bench" or "vsr:domain_generator"
+
+    def to_record(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def write_examples(path: Path, examples: Iterable[Example]) -> int:
+    """Write examples as JSONL (sorted keys, UTF-8, "\\n" endings) so files diff cleanly."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("w", encoding="utf-8", newline="\n") as handle:
+        for example in examples:
+            handle.write(json.dumps(example.to_record(), ensure_ascii=False, sort_keys=True) + "\n")
+            count += 1
+    return count
+
+
+def read_examples(path: Path) -> list[Example]:
+    """Read a training JSONL file; every line needs text, label, group and source."""
+    examples = []
+    for record in read_jsonl(path):
+        missing = [key for key in ("label", "group", "source") if key not in record.fields]
+        if missing:
+            raise TaskError(f"{path}:{record.line}: missing field(s) {', '.join(missing)}")
+        fields = record.fields
+        examples.append(
+            Example(record.text, str(fields["label"]), str(fields["group"]), str(fields["source"]))
+        )
+    return examples
+
+
+def iter_jsonl(path: Path) -> Iterator[LabelledRecord]:
+    """Yield one record per non-blank line; a bad line raises TaskError naming its number.
+
+    Each line must be a JSON object with a string ``text``.
+    """
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as error:
+        raise TaskError(f"{path}: cannot read ({error.strerror or error})") from None
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            yield parse_line(raw, number, path)
+
+
+def read_jsonl(path: Path) -> list[LabelledRecord]:
+    return list(iter_jsonl(path))
+
+
+def parse_line(raw: str, number: int, path: Path | str) -> LabelledRecord:
+    try:
+        value: Any = json.loads(raw)
+    except ValueError as error:
+        raise TaskError(f"{path}: line {number}: not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise TaskError(
+            f"{path}: line {number}: expected a JSON object, got {type(value).__name__}"
+        )
+    text = value.get("text")
+    if not isinstance(text, str):
+        raise TaskError(f'{path}: line {number}: "text" must be a string')
+    return LabelledRecord(number, text, value)
+
+
+def group_in_validation(group: str, fraction: float, salt: str) -> bool:
+    """Whether ``group`` is held out: a hash, so the split is stable whatever the order of rows."""
+    digest = hashlib.sha256(f"{salt}\0{group}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def split_by_group(
+    examples: Sequence[Example], fraction: float, salt: str
+) -> tuple[list[Example], list[Example]]:
+    """(train, validation), holding out whole groups; every label keeps examples in train."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    train: list[Example] = []
+    validation: list[Example] = []
+    for example in examples:
+        held_out = group_in_validation(example.group, fraction, salt)
+        (validation if held_out else train).append(example)
+    missing = sorted({e.label for e in examples} - {e.label for e in train})
+    if missing:
+        raise TaskError(f"split left no training examples for label(s) {', '.join(missing)}")
+    return train, validation
+
+
+def cap_per_label(examples: Sequence[Example], limit: int | None) -> list[Example]:
+    """Keep at most ``limit`` examples of each label, the first ones in file order."""
+    if limit is None:
+        return list(examples)
+    counts: dict[str, int] = {}
+    kept = []
+    for example in examples:
+        if counts.get(example.label, 0) < limit:
+            counts[example.label] = counts.get(example.label, 0) + 1
+            kept.append(example)
+    return kept

@@ -1,0 +1,93 @@
+"""Encoder features for training, computed by vsr's own native core.
+
+The features are exactly what a bundle head receives at serving time: the same encoder, pooling,
+normalisation and maximum length (``FeatureSpec``), run through ``vsr.models.Embedder``. Training
+on anything else (another tokenizer, another pooling) would be train/serve skew.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """How the serving bundle pools the encoder's output for a sequence head."""
+
+    encoder: str = "all-MiniLM-L6-v2"
+    pooling: str = "mean"
+    normalize: bool = True
+    max_length: int = 256
+
+
+class FeatureExtractor(Protocol):
+    """Texts -> float32 matrix (len(texts), dimension)."""
+
+    spec: FeatureSpec
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class EncoderFeatures:
+    """Features from the native core, in batches, with a progress bar on long inputs."""
+
+    def __init__(self, spec: FeatureSpec, device: str = "cpu", batch_size: int = 64) -> None:
+        from vsr.models import Embedder
+
+        self.spec = spec
+        self.batch_size = batch_size
+        self._embedder = Embedder.load(
+            spec.encoder,
+            device,
+            pooling=spec.pooling,
+            normalize=spec.normalize,
+            max_length=spec.max_length,
+        )
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        from tqdm import tqdm
+
+        # Sorting by length keeps each batch's padding small; results go back in input order.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        output = np.zeros((len(texts), self._embedder.dimension), dtype=np.float32)
+        with tqdm(total=len(texts), desc="encoding", unit="text", disable=len(texts) < 512) as bar:
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                output[batch] = self._embedder.embed([texts[i] for i in batch])
+                bar.update(len(batch))
+        return output
+
+
+class CachedFeatures:
+    """Wraps an extractor with an on-disk cache keyed by the spec and the exact texts."""
+
+    def __init__(self, inner: FeatureExtractor, cache_dir: Path | None) -> None:
+        self.spec = inner.spec
+        self._inner = inner
+        self._cache_dir = cache_dir
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if self._cache_dir is None:
+            return self._inner.encode(texts)
+        digest = hashlib.sha256(repr(self.spec).encode())
+        for text in texts:
+            digest.update(text.encode("utf-8", "surrogatepass"))
+            digest.update(b"\0")
+        path = self._cache_dir / f"features-{digest.hexdigest()[:24]}.npy"
+        if path.is_file():
+            log.info("features_cache_hit", path=str(path), texts=len(texts))
+            cached: np.ndarray = np.load(path)
+            return cached
+        features = self._inner.encode(texts)
+        self._cache_dir.mkdir(parents=True, exist_ok=True)
+        np.save(path, features)
+        return features

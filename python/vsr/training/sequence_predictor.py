@@ -1,0 +1,122 @@
+"""Loading a sequence head for prediction and turning probabilities into decided labels.
+
+Works on a bundle directory (``bundle.json``: the head is read by name, its optional ``threshold``
+with it) or on a Hugging Face ``*ForSequenceClassification`` directory. A task with a *safe* label
+(jailbreak: ``benign``) flags a text when 1 - P(safe) reaches the threshold, so the threshold is
+the attack probability at which we block, whatever the number of attack classes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from vsr.training.tasks import Prediction, TaskError
+
+DEFAULT_MODEL = "vsr-default"
+
+
+class SequencePredictor:
+    """Probabilities from ``run`` (texts -> (n, labels)) and the decision rule on top."""
+
+    def __init__(
+        self,
+        run: Callable[[list[str]], np.ndarray],
+        labels: Sequence[str],
+        *,
+        safe_label: str | None = None,
+        threshold: float = 0.5,
+    ) -> None:
+        if safe_label is not None and safe_label not in labels:
+            raise TaskError(
+                f"safe label {safe_label!r} is not among the head's labels {list(labels)}"
+            )
+        if not 0.0 <= threshold <= 1.0:
+            raise TaskError(f"threshold must be within [0, 1], got {threshold}")
+        self._run = run
+        self.labels = tuple(labels)
+        self.safe_label = safe_label
+        self.threshold = threshold
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        return self._run(list(texts))
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        return decide(self.probabilities(texts), self.labels, self.safe_label, self.threshold)
+
+
+def decide(
+    probabilities: np.ndarray, labels: Sequence[str], safe_label: str | None, threshold: float
+) -> list[Prediction]:
+    """Argmax, or for a task with a safe label: flag when 1 - P(safe) >= threshold.
+
+    A flagged text takes the most probable unsafe label, scored by the total unsafe probability;
+    an unflagged one takes the safe label, scored by P(safe).
+    """
+    if safe_label is None:
+        best = probabilities.argmax(axis=1)
+        return [
+            Prediction(labels[int(index)], float(row[index]))
+            for row, index in zip(probabilities, best, strict=True)
+        ]
+    safe_index = labels.index(safe_label)
+    unsafe = [i for i in range(len(labels)) if i != safe_index]
+    predictions = []
+    for row in probabilities:
+        attack = 1.0 - float(row[safe_index])
+        if attack >= threshold:
+            top = max(unsafe, key=lambda i: float(row[i]))
+            predictions.append(Prediction(labels[top], attack))
+        else:
+            predictions.append(Prediction(safe_label, float(row[safe_index])))
+    return predictions
+
+
+def load_sequence_predictor(
+    head: str,
+    model: str | None,
+    device: str,
+    *,
+    safe_label: str | None = None,
+    threshold: float | None = None,
+) -> SequencePredictor:
+    """The ``head`` of a bundle (default: the shipped ``vsr-default``) or a classifier directory.
+
+    ``threshold`` overrides the bundle head's ``threshold`` (itself defaulting to 0.5).
+    """
+    from vsr.model_files import resolve_model_dir
+    from vsr.models import EncoderBundle, SequenceClassifier
+
+    model_dir = resolve_model_dir(model or DEFAULT_MODEL)
+    manifest_path = model_dir / "bundle.json"
+    if manifest_path.is_file():
+        bundle = EncoderBundle.load(model_dir, device)
+        info = bundle.heads.get(head)
+        if info is None or info.kind != "sequence":
+            raise TaskError(f"{manifest_path}: no sequence head named {head!r}")
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        shipped = manifest["heads"][head].get("threshold", 0.5)
+
+        def run_head(texts: list[str]) -> np.ndarray:
+            output = bundle.run(texts, [head])[head]
+            assert isinstance(output, np.ndarray)  # a sequence head returns probabilities
+            return output
+
+        chosen = float(shipped) if threshold is None else threshold
+        return SequencePredictor(run_head, info.labels, safe_label=safe_label, threshold=chosen)
+    classifier = SequenceClassifier.load(model_dir, device)
+    return SequencePredictor(
+        classifier.predict,
+        classifier.labels,
+        safe_label=safe_label if safe_label in classifier.labels else None,
+        threshold=0.5 if threshold is None else threshold,
+    )
+
+
+def bundle_dir_of(model: str | None) -> Path:
+    from vsr.model_files import resolve_model_dir
+
+    return resolve_model_dir(model or DEFAULT_MODEL)
