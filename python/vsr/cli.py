@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 # One module per subcommand; add a name here and a module in vsr/commands/.
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ("serve", "sim", "dev", "route", "validate_config")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,80 @@
+"""``vsr serve``: the Envoy ext_proc server with its HTTP API and metrics.
+
+Every flag has a ``VSR_<NAME>`` environment variable (``--grpc-port`` -> ``VSR_GRPC_PORT``); flags
+win. See ``vsr.settings.Settings`` for what each one means.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the ext_proc gRPC server (50051), HTTP API (8080) and metrics (9190)",
+        description="Serve Envoy's ext_proc protocol, routing each chat completion by the config.",
+    )
+    parser.add_argument(
+        "--config",
+        dest="config_path",
+        type=Path,
+        help="router config YAML (default config/default.yaml; VSR_CONFIG_PATH)",
+    )
+    parser.add_argument("--host", help="address to bind (default 0.0.0.0)")
+    parser.add_argument("--grpc-port", type=int, help="ext_proc gRPC port (default 50051)")
+    parser.add_argument("--http-port", type=int, help="HTTP API port (default 8080)")
+    parser.add_argument("--metrics-port", type=int, help="Prometheus port (default 9190)")
+    parser.add_argument("--log-format", choices=("json", "console"), help="default json")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    parser.add_argument(
+        "--max-body-bytes", type=int, help="larger request bodies get a 413 (default 8 MiB)"
+    )
+    parser.add_argument(
+        "--failure-policy",
+        choices=("open", "closed"),
+        help="on a classifier failure: route to the default model (open, the "
+        "default) or answer 503 (closed)",
+    )
+    parser.add_argument(
+        "--grace-period-s",
+        type=float,
+        help="on SIGTERM, how long open streams may take to finish (default 10)",
+    )
+    parser.add_argument(
+        "--no-watch-config",
+        dest="watch_config",
+        action="store_const",
+        const=False,
+        help="do not reload when the config directory changes",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from vsr.extproc.server import RouterServer, serve_until_signal
+    from vsr.observability.logging import configure_logging
+    from vsr.runtime import config_generation_builder
+    from vsr.settings import Settings
+
+    names = (
+        "config_path",
+        "host",
+        "grpc_port",
+        "http_port",
+        "metrics_port",
+        "log_format",
+        "log_level",
+        "max_body_bytes",
+        "failure_policy",
+        "grace_period_s",
+        "watch_config",
+    )
+    settings = Settings.load({name: getattr(args, name) for name in names})
+    configure_logging(settings.log_format, settings.log_level)
+    server = RouterServer(settings, config_generation_builder(settings.config_path))
+    asyncio.run(serve_until_signal(server))
+    return 0

@@ -1,0 +1,54 @@
+"""Reading Envoy header maps, and the header names vsr owns on the wire.
+
+Envoy sends header values in ``raw_value`` (bytes) and leaves ``value`` empty; older Envoys (and
+hand-written test streams) use ``value``. Both are read here, so nothing else has to care.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from vsr.routing.result import HEADER_SELECTED_MODEL
+
+VSR_HEADER_PREFIX = "x-vsr-"
+HEADER_FAIL_OPEN = "x-vsr-fail-open"
+HEADER_REQUEST_ID = "x-request-id"
+HEADER_CONTENT_LENGTH = "content-length"
+HEADER_CONTENT_TYPE = "content-type"
+HEADER_ACCEPT = "accept"
+
+__all__ = [
+    "HEADER_ACCEPT",
+    "HEADER_CONTENT_LENGTH",
+    "HEADER_CONTENT_TYPE",
+    "HEADER_FAIL_OPEN",
+    "HEADER_REQUEST_ID",
+    "HEADER_SELECTED_MODEL",
+    "VSR_HEADER_PREFIX",
+    "header_dict",
+    "untrusted_request_headers",
+]
+
+
+def header_dict(header_map: Any) -> dict[str, str]:
+    """An Envoy ``HeaderMap`` -> {lower-case name: value}; a repeated header keeps its last."""
+    headers: dict[str, str] = {}
+    for header in header_map.headers:
+        raw: bytes = header.raw_value
+        value = raw.decode("utf-8", errors="replace") if raw else header.value
+        headers[header.key.lower()] = value
+    return headers
+
+
+def untrusted_request_headers(names: Iterable[str]) -> list[str]:
+    """Client-sent headers that only vsr may set: every ``x-vsr-*`` and ``x-selected-model``.
+
+    A client must not be able to pick a backend behind vsr's back (``x-selected-model`` drives the
+    route) or forge the headers vsr reports; vsr sets its own values after routing.
+    """
+    return sorted(
+        name
+        for name in names
+        if name.startswith(VSR_HEADER_PREFIX) or name == HEADER_SELECTED_MODEL
+    )

@@ -1,0 +1,142 @@
+"""``vsr serve``: the gRPC ext_proc server, the HTTP API and metrics, started and stopped together.
+
+Start-up order matters for probes: metrics and the HTTP API come up first (``/health`` 200,
+``/ready`` 503), then the gRPC server with its health service NOT_SERVING, then the first
+generation is built and warmed, and only then do gRPC health and ``/ready`` report serving.
+SIGTERM reverses it: health goes NOT_SERVING, open streams get the grace period to finish, then
+everything closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import structlog
+from aiohttp import web
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from vsr.api.http import build_http_app
+from vsr.extproc.service import ExternalProcessor
+from vsr.observability import metrics
+from vsr.runtime import GenerationBuilder, Runtime, watch_config_directory
+from vsr.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
+
+
+@dataclass
+class BoundPorts:
+    """The ports actually bound (differ from the settings when those ask for port 0)."""
+
+    grpc: int
+    http: int
+
+
+class RouterServer:
+    """The three listeners and the runtime of one ``vsr serve`` process."""
+
+    def __init__(self, settings: Settings, build: GenerationBuilder) -> None:
+        self.settings = settings
+        self.runtime = Runtime(build)
+        self._health = health.aio.HealthServicer()
+        self._grpc: Any = None
+        self._http: web.AppRunner | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self.ports: BoundPorts | None = None
+
+    async def start(self, *, with_metrics: bool = True) -> BoundPorts:
+        settings = self.settings
+        if with_metrics:
+            metrics.start_metrics_server(settings.host, settings.metrics_port)
+        self._http = web.AppRunner(build_http_app(self.runtime), access_log=None)
+        await self._http.setup()
+        site = web.TCPSite(self._http, settings.host, settings.http_port)
+        await site.start()
+        http_port = _bound_port(self._http, settings.http_port)
+
+        # SO_REUSEPORT (grpc's default) would let a stale server share the port and take streams.
+        self._grpc = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        external_processor_pb2_grpc.add_ExternalProcessorServicer_to_server(
+            ExternalProcessor(
+                self.runtime,
+                max_body_bytes=settings.max_body_bytes,
+                failure_policy=settings.failure_policy,
+            ),
+            self._grpc,
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
+        await self._set_health(serving=False)
+        grpc_port = self._grpc.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+        await self._grpc.start()
+        self.ports = BoundPorts(grpc=grpc_port, http=http_port)
+        log.info(
+            "listening",
+            grpc_port=grpc_port,
+            http_port=http_port,
+            metrics_port=settings.metrics_port if with_metrics else None,
+        )
+
+        await self.runtime.start()
+        await self._set_health(serving=True)
+        if settings.watch_config:
+            directory = settings.config_path.resolve().parent
+            self._watcher = asyncio.create_task(
+                watch_config_directory(directory, self.runtime.reload)
+            )
+        log.info("serving", generation=self.runtime.current.number)
+        return self.ports
+
+    async def _set_health(self, *, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for service in ("", EXT_PROC_SERVICE):
+            await self._health.set(service, status)
+
+    async def stop(self) -> None:
+        """Stop taking new streams, let open ones finish within the grace period, then close."""
+        await self._set_health(serving=False)
+        metrics.READY.set(0)
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        if self._grpc is not None:
+            log.info("draining", grace_period_s=self.settings.grace_period_s)
+            await self._grpc.stop(self.settings.grace_period_s)
+        if self._http is not None:
+            await self._http.cleanup()
+        log.info("stopped")
+
+
+def _bound_port(runner: web.AppRunner, requested: int) -> int:
+    if requested:
+        return requested
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return requested
+
+
+async def serve_until_signal(server: RouterServer) -> None:
+    """Run until SIGINT or SIGTERM, then stop gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await server.start()
+        await stop.wait()
+        log.info("shutdown_requested")
+    finally:
+        await server.stop()

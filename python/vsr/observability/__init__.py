@@ -1,0 +1,1 @@
+"""Logs (structlog) and Prometheus metrics, each set up in one place."""

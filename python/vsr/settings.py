@@ -1,0 +1,85 @@
+"""Process settings for ``vsr serve``: ports, config path, logging, limits and failure policy.
+
+This is the only module that reads environment variables. Precedence, highest first: command-line
+flags, ``VSR_*`` environment variables, the defaults below. Everything is validated by pydantic so a
+bad value fails at start-up with the variable or flag named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from vsr.errors import ConfigError
+
+LogFormat = Literal["json", "console"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+FailurePolicy = Literal["open", "closed"]
+
+ENV_PREFIX = "VSR_"
+
+
+class Settings(BaseModel):
+    """How one ``vsr serve`` process runs (the routing behaviour itself lives in the config file).
+
+    - ``failure_policy``: what a classifier failure does to a request. ``open`` forwards it to the
+      config's default model and says so in ``x-vsr-fail-open``; ``closed`` answers 503.
+    - ``max_body_bytes``: request bodies above this get a 413 from vsr. Keep it below Envoy's buffer
+      limit, or Envoy answers 413 itself before vsr sees the body.
+    - ``grace_period_s``: on SIGTERM, streams still open get this long to finish.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    config_path: Path = Path("config/default.yaml")
+    host: str = "0.0.0.0"
+    grpc_port: int = Field(50051, ge=0, le=65535)
+    http_port: int = Field(8080, ge=0, le=65535)
+    metrics_port: int = Field(9190, ge=0, le=65535)
+    log_format: LogFormat = "json"
+    log_level: LogLevel = "info"
+    max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    failure_policy: FailurePolicy = "open"
+    grace_period_s: float = Field(10.0, ge=0)
+    watch_config: bool = True
+
+    @classmethod
+    def load(
+        cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Defaults, then ``VSR_<FIELD>`` variables, then ``overrides`` (flags; None: not given)."""
+        import os
+
+        environment = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for name in cls.model_fields:
+            variable = ENV_PREFIX + name.upper()
+            if variable in environment:
+                values[name] = _parse_env_value(environment[variable])
+                sources[name] = f"environment variable {variable}"
+        for name, value in (overrides or {}).items():
+            if value is not None:
+                values[name] = value
+                sources[name] = f"--{name.replace('_', '-')}"
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            problems = []
+            for item in error.errors():
+                field = str(item["loc"][0]) if item["loc"] else "settings"
+                problems.append(f"{sources.get(field, field)}: {item['msg']}")
+            raise ConfigError("invalid settings: " + "; ".join(problems)) from None
+
+
+def _parse_env_value(raw: str) -> Any:
+    """Booleans as people write them; everything else is left to pydantic's coercion."""
+    lowered = raw.strip().lower()
+    if lowered in ("true", "yes", "on"):
+        return True
+    if lowered in ("false", "no", "off"):
+        return False
+    return raw.strip()
