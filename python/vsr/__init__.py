@@ -27,6 +27,7 @@ _EXPORTS = {
     "InferenceError": "vsr.errors",
     "ModelLoadError": "vsr.errors",
     "VsrError": "vsr.errors",
+    "Router": "vsr.router",
 }
 
 __all__ = [*sorted(_EXPORTS), "__version__"]

@@ -1,0 +1,99 @@
+"""The root of a router config: models, reasoning families, signals, decisions, global plugins.
+
+Field names follow vLLM Semantic Router where it has them (``default_model``,
+``reasoning_families``, ``default_reasoning_effort``, ``modelRefs``, ``use_reasoning``) so its users
+recognise a config; the layout is signals -> decisions -> plugins.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from vsr.config.base import StrictModel
+from vsr.config.decisions import Decision, PluginConfig, ReasoningEffort
+from vsr.config.signals import SignalConfig
+
+
+class ChatTemplateKwargsFamily(StrictModel):
+    """Reasoning switched by ``chat_template_kwargs.<parameter>`` (Qwen3: ``enable_thinking``,
+    DeepSeek: ``thinking``); vsr writes an explicit ``false`` when reasoning is off."""
+
+    type: Literal["chat_template_kwargs"]
+    parameter: str = Field(min_length=1)
+
+
+class ReasoningEffortFamily(StrictModel):
+    """Reasoning set by a top-level effort field (OpenAI-style ``reasoning_effort``)."""
+
+    type: Literal["reasoning_effort"]
+    parameter: str = Field(default="reasoning_effort", min_length=1)
+
+
+ReasoningFamily = Annotated[
+    ChatTemplateKwargsFamily | ReasoningEffortFamily, Field(discriminator="type")
+]
+
+
+class Pricing(StrictModel):
+    """Price per one million tokens."""
+
+    prompt_per_1m: Annotated[float, Field(ge=0.0)] = 0.0
+    completion_per_1m: Annotated[float, Field(ge=0.0)] = 0.0
+    currency: str = "USD"
+
+
+class LoraAdapter(StrictModel):
+    name: str = Field(min_length=1)
+    description: str = ""
+
+
+class ModelConfig(StrictModel):
+    """A model vsr may route to; ``name`` is what upstream routes on (``x-selected-model``)."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    reasoning_family: str | None = None
+    pricing: Pricing | None = None
+    loras: tuple[LoraAdapter, ...] = ()
+
+
+class TextSelection(StrictModel):
+    """Which messages make up the classified text.
+
+    ``user_turns``: how many of the most recent user messages to join (oldest first); ``0`` means
+    all of them. ``include_system``: put the system messages in front.
+    """
+
+    user_turns: Annotated[int, Field(ge=0)] = 1
+    include_system: bool = False
+
+
+class RouterConfig(StrictModel):
+    """A whole routing policy, as one YAML document."""
+
+    models: tuple[ModelConfig, ...] = Field(min_length=1)
+    default_model: str = Field(min_length=1)
+    auto_model_names: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
+        default=("auto", "MoM"), min_length=1
+    )
+    reasoning_families: dict[str, ReasoningFamily] = Field(default_factory=dict)
+    default_reasoning_effort: ReasoningEffort = "medium"
+    strategy: Literal["priority", "confidence"] = "priority"
+    device: str = "cpu"
+    text: TextSelection = TextSelection()
+    signals: tuple[SignalConfig, ...] = ()
+    decisions: tuple[Decision, ...] = ()
+    plugins: tuple[PluginConfig, ...] = Field(
+        default=(),
+        description=(
+            "Applied to every request; a matched decision's plugin of the same type replaces one."
+        ),
+    )
+
+    def model(self, name: str) -> ModelConfig | None:
+        for model in self.models:
+            if model.name == name:
+                return model
+        return None

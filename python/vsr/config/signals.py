@@ -1,0 +1,161 @@
+"""Signal configs: what each signal family reads from the request and when it fires.
+
+Every signal has a ``type`` (the family, the discriminator) and a ``name`` (what decisions refer to
+as ``{type, name}``). Classifier-backed signals name the model they run (a directory or a built-in
+name such as ``vsr-default``) and, for an encoder bundle, the head; signals naming the same model
+share one encoder pass per request.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from vsr.config.base import StrictModel
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+SignalName = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+# The 14 categories of MMLU-Pro, which vsr's default domain classifier predicts.
+MMLU_PRO_CATEGORIES: tuple[str, ...] = (
+    "biology",
+    "business",
+    "chemistry",
+    "computer science",
+    "economics",
+    "engineering",
+    "health",
+    "history",
+    "law",
+    "math",
+    "other",
+    "philosophy",
+    "physics",
+    "psychology",
+)
+
+DEFAULT_CLASSIFIER_BUNDLE = "vsr-default"
+DEFAULT_PII_BUNDLE = "vsr-pii"
+
+
+class KeywordSignal(StrictModel):
+    """Fires on words or regular expressions in the text.
+
+    ``operator``: ``any`` (at least one matches), ``all`` (every one matches), ``none`` (none
+    matches). ``keywords`` match as whole words/phrases; ``patterns`` are Python regexes.
+    """
+
+    type: Literal["keyword"]
+    name: SignalName
+    operator: Literal["any", "all", "none"] = "any"
+    keywords: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    patterns: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    case_sensitive: bool = False
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        for index, pattern in enumerate(patterns):
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(
+                    f"patterns[{index}] {pattern!r} is not a valid regex: {error}"
+                ) from None
+        return patterns
+
+    @model_validator(mode="after")
+    def _has_terms(self) -> KeywordSignal:
+        if not self.keywords and not self.patterns:
+            raise ValueError("a keyword signal needs at least one of keywords or patterns")
+        return self
+
+
+class DomainSignal(StrictModel):
+    """Fires when the domain classifier's top category is one of ``categories`` (default: the
+    signal's own name) with probability at least ``threshold``."""
+
+    type: Literal["domain"]
+    name: SignalName
+    categories: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    threshold: Probability = 0.0
+    model: str = DEFAULT_CLASSIFIER_BUNDLE
+    head: str = "domain"
+
+    @property
+    def category_set(self) -> tuple[str, ...]:
+        return self.categories or (self.name,)
+
+
+class EmbeddingSignal(StrictModel):
+    """Fires when the text's embedding is close to the candidate phrases.
+
+    ``aggregation``: ``max`` (the best cosine similarity reaches ``threshold``), ``mean`` (the mean
+    similarity does), ``any`` (same test as max, but the score reported is the fraction of
+    candidates above the threshold).
+    """
+
+    type: Literal["embedding"]
+    name: SignalName
+    candidates: tuple[Annotated[str, Field(min_length=1)], ...] = Field(min_length=1)
+    threshold: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.75
+    aggregation: Literal["max", "mean", "any"] = "max"
+    model: str = DEFAULT_CLASSIFIER_BUNDLE
+    head: str = "embedding"
+
+
+class JailbreakSignal(StrictModel):
+    """Fires when the probability of the non-benign labels reaches ``threshold``."""
+
+    type: Literal["jailbreak"]
+    name: SignalName
+    threshold: Probability = 0.7
+    benign_labels: tuple[str, ...] = ("benign",)
+    model: str = DEFAULT_CLASSIFIER_BUNDLE
+    head: str = "jailbreak"
+
+
+class PiiSignal(StrictModel):
+    """Fires when PII entities of ``entity_types`` (all types when empty) are found; model spans
+    count from ``threshold``. Types are the canonical names of ``vsr.pii.entities``
+    (``EMAIL_ADDRESS``, ``US_SSN``...), compared case-insensitively. ``use_patterns`` adds
+    validated pattern matches (credit cards, SSNs, IBANs, IP addresses)."""
+
+    type: Literal["pii"]
+    name: SignalName
+    entity_types: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    threshold: Probability = 0.5
+    use_patterns: bool = True
+    model: str = DEFAULT_PII_BUNDLE
+    head: str = "pii"
+
+
+class ContextSignal(StrictModel):
+    """Fires when the text's token count lies in ``[min_tokens, max_tokens]`` (either bound may
+    be left out). Tokens are counted with ``model``'s tokenizer."""
+
+    type: Literal["context"]
+    name: SignalName
+    min_tokens: Annotated[int, Field(ge=0)] = 0
+    max_tokens: Annotated[int, Field(ge=0)] | None = None
+    model: str = DEFAULT_CLASSIFIER_BUNDLE
+
+    @model_validator(mode="after")
+    def _range_ordered(self) -> ContextSignal:
+        if self.max_tokens is not None and self.max_tokens < self.min_tokens:
+            raise ValueError(
+                f"max_tokens ({self.max_tokens}) must not be below min_tokens ({self.min_tokens})"
+            )
+        return self
+
+
+SignalConfig = Annotated[
+    KeywordSignal | DomainSignal | EmbeddingSignal | JailbreakSignal | PiiSignal | ContextSignal,
+    Field(discriminator="type"),
+]
+
+SIGNAL_TYPES: tuple[str, ...] = ("keyword", "domain", "embedding", "jailbreak", "pii", "context")
+
+ClassifierSignal = DomainSignal | EmbeddingSignal | JailbreakSignal | PiiSignal

@@ -1,0 +1,114 @@
+"""What every signal family implements, and the registry that maps a config ``type`` to it.
+
+A signal reads the classified text (and, if it is classifier-backed, the outputs of the encoder
+heads it declared in ``head_needs``) and returns a ``SignalResult``. Signals never call a model
+themselves: the engine gathers every head the request needs, runs each encoder once, and hands the
+outputs over through ``SignalInputs``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from vsr.config.signals import SignalConfig
+from vsr.errors import ConfigError
+from vsr.inference import EncoderKey, HeadDescription, InferencePool
+from vsr.inference.registry import HeadKind
+from vsr.routing.result import SignalResult
+
+ConfigT = TypeVar("ConfigT", bound=SignalConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class HeadNeed:
+    """A head on an encoder that a signal reads; ``kind`` is what the signal can interpret."""
+
+    model: str
+    head: str
+    kind: HeadKind
+
+
+class SignalInputs(Protocol):
+    """The encoder outputs for one request's text."""
+
+    def head(self, model: str, head: str) -> Any:
+        """The head's output for the text: a vector, a probability row, or a list of entities."""
+        ...
+
+    def token_count(self, model: str) -> int: ...
+
+
+class Signal(ABC, Generic[ConfigT]):
+    """One configured signal. ``path`` is its YAML path, for errors found while building it."""
+
+    family: ClassVar[str]
+
+    def __init__(self, config: ConfigT, path: str) -> None:
+        self.config = config
+        self.path = path
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def head_needs(self) -> tuple[HeadNeed, ...]:
+        """The encoder heads this signal reads (none for text-only signals)."""
+        return ()
+
+    def token_count_models(self) -> tuple[str, ...]:
+        """Models whose tokenizer must count the text's tokens for this signal."""
+        return ()
+
+    def prepare(self, pool: InferencePool) -> None:
+        """Load what the signal needs and check it fits (heads exist, kinds and labels match)."""
+        for need in self.head_needs():
+            self.check_head(pool, need)
+
+    def check_head(self, pool: InferencePool, need: HeadNeed) -> HeadDescription:
+        key = self.encoder_key(pool, need.model)
+        try:
+            head = pool.registry.resolve_head(key, need.head)
+        except KeyError as error:
+            raise ConfigError(f"{self.path}.head: {error.args[0]}") from None
+        if head.kind != need.kind:
+            raise ConfigError(
+                f"{self.path}.head: head {head.name!r} of {need.model!r} is a {head.kind} head; "
+                f"a {self.family} signal needs a {need.kind} head"
+            )
+        return head
+
+    def encoder_key(self, pool: InferencePool, model: str) -> EncoderKey:
+        from vsr.errors import VsrError
+
+        try:
+            return pool.registry.key(model)
+        except VsrError as error:
+            raise ConfigError(f"{self.path}.model: {error}") from None
+
+    def not_evaluated(self) -> SignalResult:
+        """The result when there is no text to read (e.g. a request without a user message)."""
+        return SignalResult(self.family, self.name, matched=False, score=0.0)
+
+    @abstractmethod
+    def evaluate(self, text: str, inputs: SignalInputs) -> SignalResult: ...
+
+
+SIGNAL_FAMILIES: dict[str, type[Signal[Any]]] = {}
+
+SignalClass = TypeVar("SignalClass", bound=type[Signal[Any]])
+
+
+def register(family: str) -> Callable[[SignalClass], SignalClass]:
+    """Class decorator: make a signal family available under its config ``type``."""
+
+    def add(cls: SignalClass) -> SignalClass:
+        if family in SIGNAL_FAMILIES:
+            raise RuntimeError(f"signal family {family!r} registered twice")
+        cls.family = family
+        SIGNAL_FAMILIES[family] = cls
+        return cls
+
+    return add

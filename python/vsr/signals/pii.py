@@ -1,0 +1,52 @@
+"""PII signals: personal information in the text, as canonical types (``vsr.pii.entities``).
+
+The token classifier's spans are mapped to canonical types (``PERSON``, ``EMAIL_ADDRESS``,
+``US_SSN``...) and, unless ``use_patterns`` is off, joined with validated pattern matches (credit
+cards, SSNs, IBANs) that a token model guesses less reliably. Configs name the canonical types.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vsr.config.signals import PiiSignal
+from vsr.pii.entities import detect_pii
+from vsr.routing.result import SignalResult
+from vsr.signals.base import HeadNeed, Signal, SignalInputs, register
+
+
+def normalise_entity_type(label: str) -> str:
+    """``b-email_address`` and ``EMAIL_ADDRESS`` name the same type."""
+    prefix, separator, rest = label.partition("-")
+    if separator and prefix.upper() in ("B", "I", "E", "S"):
+        label = rest
+    return label.upper()
+
+
+@register("pii")
+class PiiDetectorSignal(Signal[PiiSignal]):
+    def __init__(self, config: PiiSignal, path: str) -> None:
+        super().__init__(config, path)
+        self._wanted = {normalise_entity_type(t) for t in config.entity_types}
+
+    def head_needs(self) -> tuple[HeadNeed, ...]:
+        return (HeadNeed(self.config.model, self.config.head, "token"),)
+
+    def evaluate(self, text: str, inputs: SignalInputs) -> SignalResult:
+        spans: list[Any] = inputs.head(self.config.model, self.config.head)
+        found = detect_pii(
+            text, spans, min_score=self.config.threshold, use_patterns=self.config.use_patterns
+        )
+        scores: dict[str, float] = {}
+        for entity in found:
+            entity_type = normalise_entity_type(entity.label)
+            if self._wanted and entity_type not in self._wanted:
+                continue
+            scores[entity_type] = max(scores.get(entity_type, 0.0), float(entity.score))
+        return SignalResult(
+            self.family,
+            self.name,
+            matched=bool(scores),
+            score=max(scores.values(), default=0.0),
+            entity_types=tuple(sorted(scores)),
+        )
