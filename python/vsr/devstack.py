@@ -155,6 +155,8 @@ class DevStack:
     ``log_dir``: each process writes ``<name>.log`` there; None = they share this terminal.
     ``extra_serve_args``: more ``vsr serve`` flags (e.g. ``--max-body-bytes``).
     ``with_vsr``: False leaves vsr out (tests of Envoy's behaviour when vsr is down).
+    ``with_simulators``: False starts no backends; Envoy still points at ``ports.backends``
+    (to share another stack's simulators).
     """
 
     def __init__(
@@ -168,6 +170,7 @@ class DevStack:
         failure_mode_allow: bool | None = None,
         extra_serve_args: Sequence[str] = (),
         with_vsr: bool = True,
+        with_simulators: bool = True,
         sim_echo: bool = False,
         ready_timeout_s: float = 120.0,
     ) -> None:
@@ -179,6 +182,7 @@ class DevStack:
         self.failure_mode_allow = failure_mode_allow
         self.extra_serve_args = list(extra_serve_args)
         self.with_vsr = with_vsr
+        self.with_simulators = with_simulators
         self.sim_echo = sim_echo
         self.ready_timeout_s = ready_timeout_s
         self.processes: list[ManagedProcess] = []
@@ -211,7 +215,7 @@ class DevStack:
     def _start(self) -> None:
         python = sys.executable
         sims = []
-        for model, port in self.ports.backends.items():
+        for model, port in self.ports.backends.items() if self.with_simulators else ():
             command = [python, "-m", "vsr.cli", "sim", "--model", model, "--port", str(port)]
             sims.append((port, self._spawn(f"sim-{model}", [*command, *self._echo_flag()])))
         if self.with_vsr:

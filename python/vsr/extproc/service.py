@@ -166,14 +166,7 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
     def forward(self, state: StreamState, chat: ChatRequest, result: RoutingResult) -> Any:
         metrics.REQUESTS.labels(kind="auto" if result.auto else "explicit").inc()
         metrics.DECISIONS.labels(decision=result.decision or "none", model=result.model).inc()
-        log.info(
-            "route_selected",
-            decision=result.decision,
-            category=result.category,
-            model=result.served_model,
-            auto=result.auto,
-            latency_ms=round(result.elapsed_s * 1000, 3),
-        )
+        # The routing engine logs route_selected itself (with this stream's request_id bound).
         state.response_headers = result.response_headers()
         set_headers = dict(result.headers.set)
         set_headers.setdefault(HEADER_SELECTED_MODEL, result.served_model)

@@ -1,0 +1,266 @@
+"""What vsr adds to a request through Envoy: Envoy -> vsr -> simulator against Envoy -> simulator.
+
+One run starts the simulated backends once, a plain Envoy (no ext_proc filter) and, in turn, vsr
+with classification off (a keyword-only policy: no model runs) and on (a policy with model-backed
+signals), each behind its own Envoy, and drives every path with the same requests:
+
+- latency at concurrency 1: p50/p99 of the whole request, and what vsr adds over plain Envoy;
+- throughput at concurrency ``--concurrency``: requests/s through one vsr process.
+
+    .venv/bin/python benches/bench_extproc.py [--requests 300] [--concurrency 16]
+        [--config-on config/default.yaml]
+
+All processes share this machine's cores with the load generator: compare rows of one run, not
+across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+from vsr.devstack import (
+    ENVOY_TEMPLATE,
+    EXTPROC_FILTER,
+    DevStack,
+    StackPorts,
+    find_envoy,
+    free_port,
+    render_envoy_config,
+    wait_http_ok,
+)
+
+PROMPTS = [
+    "What is 2+2 * (5-1)?",
+    "Summarize the Kubernetes Gateway API in three sentences.",
+    "What is the derivative of f(x) = x^3?",
+    "Write a short poem about the sea.",
+    "Explain how a bond's price relates to interest rates.",
+    "Which enzyme unwinds DNA during replication?",
+]
+
+KEYWORD_POLICY: dict[str, Any] = {
+    "default_model": "llama3-8b",
+    "models": [{"name": "llama3-8b"}, {"name": "phi4-mini"}],
+    "signals": [
+        {"type": "keyword", "name": "arithmetic", "patterns": [r"\d\s*[-+*/^]\s*\(?\s*\d"]}
+    ],
+    "decisions": [
+        {
+            "name": "math",
+            "priority": 100,
+            "rules": {"type": "keyword", "name": "arithmetic"},
+            "modelRefs": [{"model": "phi4-mini"}],
+        },
+        {"name": "general", "modelRefs": [{"model": "llama3-8b"}]},
+    ],
+}
+
+# Used for "classification on" when config/default.yaml's models are not installed: a MiniLM
+# embedding signal (the package ships with the dev requirements), one encoder pass per request.
+EMBEDDING_POLICY: dict[str, Any] = {
+    **KEYWORD_POLICY,
+    "signals": [
+        {
+            "type": "embedding",
+            "name": "math",
+            "model": "all-MiniLM-L6-v2",
+            "threshold": 0.5,
+            "candidates": ["a mathematics problem", "solve this equation", "compute the value"],
+        }
+    ],
+    "decisions": [
+        {
+            "name": "math",
+            "priority": 100,
+            "rules": {"type": "embedding", "name": "math"},
+            "modelRefs": [{"model": "phi4-mini"}],
+        },
+        {"name": "general", "modelRefs": [{"model": "llama3-8b"}]},
+    ],
+}
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+async def drive(url: str, requests: int, concurrency: int) -> tuple[list[float], float]:
+    """Closed loop: ``concurrency`` clients send ``requests`` in all -> latencies (s), wall time."""
+    latencies: list[float] = []
+    counter = iter(range(requests))
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        for index in counter:
+            body = {
+                "model": "auto",
+                "messages": [{"role": "user", "content": PROMPTS[index % len(PROMPTS)]}],
+            }
+            started = time.perf_counter()
+            async with session.post(url, json=body) as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"HTTP {response.status} from {url}")
+            latencies.append(time.perf_counter() - started)
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(session) for _ in range(concurrency)))
+        return latencies, time.perf_counter() - started
+
+
+def measure(url: str, requests: int, concurrency: int) -> dict[str, float]:
+    asyncio.run(drive(url, 20, 1))  # warm connections and caches
+    latencies, _ = asyncio.run(drive(url, requests, 1))
+    throughput_latencies, wall = asyncio.run(drive(url, requests * 2, concurrency))
+    return {
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "rps": len(throughput_latencies) / wall,
+    }
+
+
+def plain_envoy(ports: StackPorts, work: Path, envoy_bin: Path) -> subprocess.Popen[bytes]:
+    """An Envoy with the same routes and no ext_proc filter: the baseline."""
+    config = render_envoy_config(yaml.safe_load(ENVOY_TEMPLATE.read_text()), ports)
+    for chain in config["static_resources"]["listeners"][0]["filter_chains"]:
+        for network_filter in chain["filters"]:
+            filters = network_filter["typed_config"]["http_filters"]
+            filters[:] = [f for f in filters if f["name"] != EXTPROC_FILTER]
+    path = work / "envoy-plain.json"
+    path.write_text(json.dumps(config))
+    process = subprocess.Popen(
+        [str(envoy_bin), "-c", str(path), "--disable-hot-restart", "--log-level", "error"]
+    )
+    wait_http_ok(f"http://127.0.0.1:{ports.admin}/ready", 30, process)
+    return process
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--config-on",
+        type=Path,
+        help="policy with classifiers (default: "
+        "config/default.yaml if its models load, else a MiniLM embedding policy)",
+    )
+    args = parser.parse_args()
+    envoy_bin = find_envoy()
+    work = Path(tempfile.mkdtemp(prefix="vsr-bench-"))
+    off_config = work / "keyword.yaml"
+    off_config.write_text(yaml.safe_dump(KEYWORD_POLICY))
+    on_config = args.config_on or work / "embedding.yaml"
+    if args.config_on is None:
+        on_config.write_text(yaml.safe_dump(EMBEDDING_POLICY))
+
+    base_ports = StackPorts.free()
+    rows: list[tuple[str, dict[str, float]]] = []
+    # The first stack's simulators serve every path, so backends are identical across rows.
+    off = DevStack(
+        off_config,
+        ports=base_ports,
+        envoy_bin=envoy_bin,
+        log_dir=work / "off",
+        extra_serve_args=["--log-level", "warning", "--no-watch-config"],
+    )
+    off.start()
+    try:
+        plain_ports = StackPorts(
+            listener=free_port(),
+            admin=free_port(),
+            grpc=base_ports.grpc,
+            backends=base_ports.backends,
+        )
+        plain = plain_envoy(plain_ports, work, envoy_bin)
+        try:
+            rows.append(
+                (
+                    "Envoy -> simulator",
+                    measure(
+                        f"http://127.0.0.1:{plain_ports.listener}/v1/chat/completions",
+                        args.requests,
+                        args.concurrency,
+                    ),
+                )
+            )
+        finally:
+            plain.terminate()
+            plain.wait()
+        rows.append(
+            (
+                "Envoy -> vsr (classification off) -> simulator",
+                measure(f"{off.url}/v1/chat/completions", args.requests, args.concurrency),
+            )
+        )
+        on_ports = StackPorts.free(backend_names=())
+        on_ports = StackPorts(
+            listener=on_ports.listener,
+            admin=on_ports.admin,
+            grpc=on_ports.grpc,
+            http=on_ports.http,
+            metrics=on_ports.metrics,
+            backends=base_ports.backends,
+        )
+        # Its Envoy reaches the first stack's simulators: same backend ports, none started.
+        on = DevStack(
+            on_config,
+            ports=on_ports,
+            envoy_bin=envoy_bin,
+            log_dir=work / "on",
+            with_simulators=False,
+            extra_serve_args=["--log-level", "warning", "--no-watch-config"],
+        )
+        on.start()
+        try:
+            rows.append(
+                (
+                    f"Envoy -> vsr (classification on: {on_config.name}) -> simulator",
+                    measure(f"{on.url}/v1/chat/completions", args.requests, args.concurrency),
+                )
+            )
+        finally:
+            on.stop()
+    finally:
+        off.stop()
+
+    baseline = rows[0][1]
+    print(
+        f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
+        f"{__import__('os').cpu_count()} cores; Python {platform.python_version()}"
+    )
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    print(
+        f"requests: {args.requests} at concurrency 1 (latency), {args.requests * 2} at "
+        f"concurrency {args.concurrency} (throughput); prompts: {len(PROMPTS)} rotating\n"
+    )
+    header = f"| {'path':<62} | p50 ms | p99 ms | added p50 | added p99 | req/s |"
+    print(header)
+    print("|" + "|".join("-" * (len(part)) for part in header.split("|")[1:-1]) + "|")
+    for name, result in rows:
+        added50 = result["p50_ms"] - baseline["p50_ms"]
+        added99 = result["p99_ms"] - baseline["p99_ms"]
+        print(
+            f"| {name:<62} | {result['p50_ms']:6.2f} | {result['p99_ms']:6.2f} | "
+            f"{added50:9.2f} | {added99:9.2f} | {result['rps']:5.0f} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
