@@ -75,8 +75,10 @@ class FakeEncoder:
                 out[head] = np.stack([_embed(t) for t in texts])
             elif head == "pii":
                 out[head] = [
-                    [Span("B-EMAIL", m.start(), m.end(), 0.95, m.group()) for m in
-                     re.finditer(r"\S+@\S+\.\w+", t)]
+                    [
+                        Span("B-EMAIL", m.start(), m.end(), 0.95, m.group())
+                        for m in re.finditer(r"\S+@\S+\.\w+", t)
+                    ]
                     for t in texts
                 ]
         return out
@@ -314,16 +316,23 @@ def test_content_parts_are_classified() -> None:
 def test_model_checks_at_build_name_the_signal() -> None:
     registry, _ = fake_registry()
     config = parse_config_text(
-        BASE.replace("{type: domain, name: law, model: bundle}",
-                     "{type: domain, name: law, model: bundle, head: jailbreak}")
-        + "decisions:\n" + DECISIONS
+        BASE.replace(
+            "{type: domain, name: law, model: bundle}",
+            "{type: domain, name: law, model: bundle, head: jailbreak}",
+        )
+        + "decisions:\n"
+        + DECISIONS
     )
     with pytest.raises(ConfigError, match=r"signals\[1\]\.name: \['law'\] not among the labels"):
         Router(config, registry=registry)
     config = parse_config_text(
-        BASE.replace("{type: pii, name: pii, model: pii, use_patterns: false}",
-                     "{type: pii, name: pii, model: bundle, head: domain}")
-        + PLUGINS + "decisions:\n" + DECISIONS
+        BASE.replace(
+            "{type: pii, name: pii, model: pii, use_patterns: false}",
+            "{type: pii, name: pii, model: bundle, head: domain}",
+        )
+        + PLUGINS
+        + "decisions:\n"
+        + DECISIONS
     )
     with pytest.raises(ConfigError, match=r"signals\[3\]\.head: .* sequence head; a pii signal"):
         Router(config, registry=registry)

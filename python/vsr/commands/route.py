@@ -34,11 +34,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--signals", action="store_true", help="include every evaluated signal in the output"
     )
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=("debug", "info", "warning", "error"),
+        help="logs go to stderr (default warning); debug traces every routed request",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from vsr.observability.logging import configure_logging
     from vsr.router import Router
+
+    # stdout carries the JSON results only.
+    configure_logging("console", args.log_level)
 
     if args.output is not None and args.input is None:
         print("vsr route: --output needs --input", file=sys.stderr)

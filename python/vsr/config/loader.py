@@ -74,7 +74,7 @@ def _report(source: str, lines: list[str]) -> str:
 
 
 def _describe(item: Mapping[str, Any], data: Mapping[str, Any]) -> str:
-    loc = tuple(part for part in item["loc"] if not _is_union_tag(part))
+    loc = _user_path(tuple(item["loc"]), data)
     path = format_path(loc) or "(top level)"
     message = str(item["msg"])
     if item["type"] == "extra_forbidden":
@@ -93,10 +93,22 @@ def _describe(item: Mapping[str, Any], data: Mapping[str, Any]) -> str:
     return f"{path}: {message}"
 
 
-def _is_union_tag(part: str | int) -> bool:
-    if isinstance(part, int):
-        return False
-    return part in _UNION_TAGS or part in _DISCRIMINATOR_TAGS
+def _user_path(loc: tuple[str | int, ...], data: Any) -> tuple[str | int, ...]:
+    """The error location without the union member names pydantic inserts: a part is dropped
+    when it is such a name and not a key the user wrote at that point."""
+    kept: list[str | int] = []
+    value: Any = data
+    for part in loc:
+        is_tag = isinstance(part, str) and (part in _UNION_TAGS or part in _DISCRIMINATOR_TAGS)
+        written = isinstance(value, Mapping) and part in value
+        if is_tag and not written:
+            continue
+        kept.append(part)
+        try:
+            value = value[part]
+        except (KeyError, IndexError, TypeError):
+            value = None
+    return tuple(kept)
 
 
 def _collect_discriminator_tags() -> frozenset[str]:

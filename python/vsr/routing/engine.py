@@ -182,7 +182,8 @@ class RoutingEngine:
                 system_prompt_injected = edits.apply_system_prompt(body, prompt.prompt, prompt.mode)
                 body_changed |= system_prompt_injected
         elapsed = time.perf_counter() - started
-        log.info(
+        # DEBUG: the server logs each request once itself; this line is for offline tracing.
+        log.debug(
             "route_blocked" if block is not None else "route_selected",
             request_id=(headers or {}).get("x-request-id"),
             decision=decision.name if decision else None,
