@@ -1,0 +1,108 @@
+"""The pure builders of ext_proc responses, checked without a server."""
+
+from __future__ import annotations
+
+import json
+
+from tests.extproc.scripted import header_map, set_headers
+
+from vsr.extproc import mutations
+from vsr.extproc.headers import header_dict, untrusted_request_headers
+
+
+def test_headers_go_in_raw_value_only() -> None:
+    option = mutations.header_option("x-selected-model", "phi4-mini")
+    assert option.header.raw_value == b"phi4-mini"
+    assert option.header.value == ""
+    assert option.append_action == option.OVERWRITE_IF_EXISTS_OR_ADD
+    assert mutations.header_option("x-a", "1", append=True).append_action == (
+        option.APPEND_IF_EXISTS_OR_ADD
+    )
+
+
+def test_body_replacement_sets_content_length_and_clears_route_cache() -> None:
+    body = json.dumps({"model": "phi4-mini", "messages": []}).encode()
+    response = mutations.request_body_response(
+        body=body,
+        set_headers={"x-selected-model": "phi4-mini"},
+        remove_headers=["x-drop"],
+        clear_route_cache=True,
+    )
+    common = response.request_body.response
+    assert common.body_mutation.body == body
+    assert common.clear_route_cache
+    assert set_headers(common.header_mutation) == {
+        "x-selected-model": "phi4-mini",
+        "content-length": str(len(body)),
+    }
+    assert list(common.header_mutation.remove_headers) == ["x-drop"]
+
+
+def test_unchanged_body_sends_no_body_mutation() -> None:
+    response = mutations.request_body_response(set_headers={"x-selected-model": "m"})
+    common = response.request_body.response
+    assert not common.HasField("body_mutation")
+    assert "content-length" not in set_headers(common.header_mutation)
+
+
+def test_openai_error_shape() -> None:
+    response = mutations.openai_error(413, "too big", "invalid_request_error", "request_too_large")
+    immediate = response.immediate_response
+    assert immediate.status.code == 413
+    assert set_headers(immediate.headers)["content-type"] == "application/json"
+    assert json.loads(immediate.body) == {
+        "error": {
+            "message": "too big",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "request_too_large",
+        }
+    }
+
+
+def test_refusal_as_completion_and_as_sse() -> None:
+    headers = {"x-vsr-jailbreak-blocked": "true"}
+    plain = mutations.refusal_response("auto", "no", stream=False, headers=headers)
+    completion = json.loads(plain.immediate_response.body)
+    assert completion["choices"][0] == {
+        "index": 0,
+        "message": {"role": "assistant", "content": "no"},
+        "finish_reason": "content_filter",
+    }
+    assert set_headers(plain.immediate_response.headers)["x-vsr-jailbreak-blocked"] == "true"
+
+    streamed = mutations.refusal_response("auto", "no", stream=True, headers=headers)
+    sse = streamed.immediate_response.body.decode()
+    assert set_headers(streamed.immediate_response.headers)["content-type"] == "text/event-stream"
+    events = [block.removeprefix("data: ") for block in sse.split("\n\n") if block]
+    assert events[-1] == "[DONE]"
+    first, last = (json.loads(event) for event in events[:-1])
+    assert first["id"] == last["id"]
+    assert first["choices"][0]["delta"]["content"] == "no"
+    assert last["choices"][0]["finish_reason"] == "content_filter"
+
+
+def test_models_list_payload() -> None:
+    payload = json.loads(mutations.models_list_payload(["auto", "m1"], created=7))
+    assert payload == {
+        "object": "list",
+        "data": [
+            {"id": "auto", "object": "model", "created": 7, "owned_by": "vsr"},
+            {"id": "m1", "object": "model", "created": 7, "owned_by": "vsr"},
+        ],
+    }
+
+
+def test_header_dict_reads_raw_value_and_value() -> None:
+    headers = header_dict(header_map({"X-Raw": "1"}))
+    assert headers == {"x-raw": "1"}
+
+
+def test_untrusted_request_headers() -> None:
+    names = ["x-vsr-selected-model", "x-selected-model", "x-team", "content-type"]
+    assert untrusted_request_headers(names) == ["x-selected-model", "x-vsr-selected-model"]
+
+
+def test_streamed_response_body_mode_override() -> None:
+    mode = mutations.streamed_response_body_mode()
+    assert mode.response_body_mode == mode.STREAMED
