@@ -292,3 +292,22 @@ def test_health_reports_serving_once_warmed() -> None:
     before, after = run(scenario())
     assert before == health_pb2.HealthCheckResponse.NOT_SERVING
     assert after == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_stop_lets_an_open_stream_finish_within_the_grace_period() -> None:
+    async def scenario() -> tuple[str, str]:
+        async with running_server(grace_period_s=5.0) as (server, stub):
+            call = stub.Process()
+            await call.write(request_headers())
+            await call.read()
+            stopping = asyncio.create_task(server.stop())
+            await asyncio.sleep(0.1)  # the server is now draining
+            await call.write(request_body(chat("math: 1+1")))
+            answer = await call.read()
+            await call.done_writing()
+            await stopping
+            return answer.WhichOneof("response"), set_headers(
+                answer.request_body.response.header_mutation
+            )["x-selected-model"]
+
+    assert run(scenario()) == ("request_body", "phi4-mini")

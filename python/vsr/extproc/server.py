@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -50,6 +52,7 @@ class RouterServer:
         self._grpc: Any = None
         self._http: web.AppRunner | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._config_digest = b""
         self.ports: BoundPorts | None = None
 
     async def start(self, *, with_metrics: bool = True) -> BoundPorts:
@@ -84,15 +87,26 @@ class RouterServer:
             metrics_port=settings.metrics_port if with_metrics else None,
         )
 
+        self._config_digest = _file_digest(settings.config_path)
         await self.runtime.start()
         await self._set_health(serving=True)
         if settings.watch_config:
-            directory = settings.config_path.resolve().parent
+            # The directory, not the file: a Kubernetes ConfigMap update swaps a symlink in it.
+            directory = settings.config_path.absolute().parent
             self._watcher = asyncio.create_task(
-                watch_config_directory(directory, self.runtime.reload)
+                watch_config_directory(directory, self._reload_if_config_changed)
             )
         log.info("serving", generation=self.runtime.current.number)
         return self.ports
+
+    async def _reload_if_config_changed(self) -> None:
+        """Reload when the config file's content changed (other files in the directory may
+        change without touching it)."""
+        digest = _file_digest(self.settings.config_path)
+        if digest == self._config_digest:
+            return
+        if await self.runtime.reload():
+            self._config_digest = digest
 
     async def _set_health(self, *, serving: bool) -> None:
         status = (
@@ -117,6 +131,13 @@ class RouterServer:
         if self._http is not None:
             await self._http.cleanup()
         log.info("stopped")
+
+
+def _file_digest(path: Path) -> bytes:
+    try:
+        return hashlib.sha256(path.read_bytes()).digest()
+    except OSError:
+        return b""
 
 
 def _bound_port(runner: web.AppRunner, requested: int) -> int:
