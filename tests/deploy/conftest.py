@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from tests.deploy.rendering import (
     AIBRIX_DIR,
     ISTIO_DIR,

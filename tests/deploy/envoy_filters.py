@@ -68,13 +68,15 @@ def http_connection_manager(stat_prefix: str) -> Json:
                     }
                 ],
             },
-            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}}],
+            "http_filters": [
+                {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}}
+            ],
         },
     }
 
 
 def grpc_cluster(name: str, host: str, port: int) -> Json:
-    """The HTTP/2 cluster an ext_proc filter calls (what Istio generates for a gRPC Service port)."""
+    """The HTTP/2 cluster an ext_proc filter calls, as Istio makes one for a gRPC port."""
     cluster = backend_cluster(name)
     cluster["type"] = "STRICT_DNS"
     endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]

@@ -92,8 +92,15 @@ VALUE_SETS = (
 
 def helm_template(value_set: ValueSet) -> list[Manifest]:
     result = run_tool(
-        [require(HELM), "template", RELEASE, CHART, "--namespace", NAMESPACE]
-        + value_set.helm_args()
+        [
+            require(HELM),
+            "template",
+            RELEASE,
+            CHART,
+            "--namespace",
+            NAMESPACE,
+            *value_set.helm_args(),
+        ]
     )
     if result.returncode != 0:
         pytest.fail(f"helm template ({value_set.name}) failed:\n{result.stderr}", pytrace=False)
@@ -105,7 +112,7 @@ def load_documents(text: str) -> list[Manifest]:
 
 
 def load_manifest_dir(directory: Path) -> dict[str, list[Manifest]]:
-    """Every Kubernetes manifest in a directory by file name (values.yaml is chart input, not one)."""
+    """Every manifest in a directory, by file name (values.yaml is chart input, not a manifest)."""
     return {
         path.name: load_documents(path.read_text(encoding="utf-8"))
         for path in sorted(directory.glob("*.yaml"))

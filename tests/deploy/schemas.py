@@ -20,7 +20,6 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import yaml
-
 from tests.deploy.rendering import (
     KUBERNETES_VERSION,
     NODE_MODELS,
@@ -33,7 +32,9 @@ SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 NODE_VALIDATOR = Path(__file__).resolve().parent / "js" / "validate.mjs"
 
 # apiVersion groups checked by the node CRD models.
-NODE_GROUPS = frozenset({"gateway.networking.k8s.io", "networking.istio.io", "monitoring.coreos.com"})
+NODE_GROUPS = frozenset(
+    {"gateway.networking.k8s.io", "networking.istio.io", "monitoring.coreos.com"}
+)
 
 
 def label(manifest: Manifest) -> str:
@@ -68,8 +69,9 @@ def node_results(manifests: list[Manifest]) -> list[dict[str, Any]]:
 
 
 def _strict(schema: dict[str, Any]) -> dict[str, Any]:
-    """Unknown fields become errors wherever the CRD lists properties (kubectl strict validation);
-    ``x-kubernetes-preserve-unknown-fields`` subtrees stay open, ``metadata`` is left to the server."""
+    """Unknown fields become errors wherever the CRD lists properties (as kubectl's strict field
+    validation does); ``x-kubernetes-preserve-unknown-fields`` subtrees stay open, and
+    ``metadata`` is left to the server."""
     schema = copy.deepcopy(schema)
 
     def visit(node: dict[str, Any], path: tuple[str, ...]) -> None:
@@ -165,4 +167,3 @@ def validate_all(manifests: Iterable[Manifest]) -> tuple[list[str], list[str]]:
             elif result["status"] != "valid":
                 unvalidated.append(label(manifest))
     return problems, unvalidated
-

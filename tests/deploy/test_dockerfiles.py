@@ -10,7 +10,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
 from tests.deploy.rendering import DOCKER_DIR, HADOLINT, REPO, require, run_tool
 
 DOCKERFILES = [DOCKER_DIR / "Dockerfile", DOCKER_DIR / "Dockerfile.cuda"]

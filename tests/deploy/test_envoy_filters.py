@@ -7,7 +7,6 @@ import copy
 from pathlib import Path
 
 import pytest
-
 from tests.deploy.envoy_filters import (
     Json,
     envoy_gateway_config,

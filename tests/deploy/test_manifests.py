@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 
 import yaml
-
 from tests.deploy.rendering import NAMESPACE, RELEASE, Manifest, find, router_config_text
 from tests.deploy.schemas import validate_all, vendored_errors
 
@@ -89,10 +88,16 @@ def test_istio_routes_cover_every_model_vsr_selects(
         ]
         assert len(servers) == 1, f"pool {pool_name} selects {len(servers)} Deployments"
         (server,) = servers
-        assert f"--served-model-name={model}" in server["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert (
+            f"--served-model-name={model}"
+            in server["spec"]["template"]["spec"]["containers"][0]["args"]
+        )
         assert server["metadata"]["namespace"] == pool["metadata"]["namespace"]
         picker = find(manifests, "Service", pool["spec"]["endpointPickerRef"]["name"])
-        assert picker["spec"]["ports"][0]["port"] == pool["spec"]["endpointPickerRef"]["port"]["number"]
+        assert (
+            picker["spec"]["ports"][0]["port"]
+            == pool["spec"]["endpointPickerRef"]["port"]["number"]
+        )
 
 
 def test_istio_filter_and_rule_point_at_the_chart_service(
@@ -145,4 +150,3 @@ def test_aibrix_demo_model_is_the_one_vsr_routes_to(
     assert labels["model.aibrix.ai/name"] == model
     assert f"--model={model}" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert find(manifests, "Service", model)["spec"]["selector"].items() <= labels.items()
-
