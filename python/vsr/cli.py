@@ -12,7 +12,16 @@ import sys
 from collections.abc import Sequence
 
 # One module per subcommand; add a name here and a module in vsr/commands/.
-COMMANDS: tuple[str, ...] = ("serve", "sim", "dev", "route", "validate_config")
+COMMANDS: tuple[str, ...] = (
+    "serve",
+    "sim",
+    "dev",
+    "route",
+    "validate_config",
+    "train",
+    "classify",
+    "eval",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

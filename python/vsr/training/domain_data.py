@@ -1,4 +1,4 @@
-"""Domain training examples, generated from written vocabularies (``data/domain/vocabulary_*.yaml``).
+"""Domain training examples, generated from written vocabularies (data/domain/vocabulary_*.yaml).
 
 Every MMLU-Pro category has topics, concrete exam-style stems, answer phrases and numeric scenarios
 written by the project. They are combined with category-independent templates in many styles

@@ -68,7 +68,11 @@ class EncoderFeatures:
 
 
 class CachedFeatures:
-    """Wraps an extractor with an on-disk cache keyed by the spec and the exact texts."""
+    """Wraps an extractor with an on-disk, per-text cache (one file per ``FeatureSpec``).
+
+    Tasks share texts (the jailbreak task reuses the domain questions as benign examples), so the
+    cache is keyed by each text's hash: only texts never seen with this spec are encoded.
+    """
 
     def __init__(self, inner: FeatureExtractor, cache_dir: Path | None) -> None:
         self.spec = inner.spec
@@ -78,16 +82,34 @@ class CachedFeatures:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if self._cache_dir is None:
             return self._inner.encode(texts)
-        digest = hashlib.sha256(repr(self.spec).encode())
-        for text in texts:
-            digest.update(text.encode("utf-8", "surrogatepass"))
-            digest.update(b"\0")
-        path = self._cache_dir / f"features-{digest.hexdigest()[:24]}.npy"
+        spec_key = hashlib.sha256(repr(self.spec).encode()).hexdigest()[:16]
+        path = self._cache_dir / f"features-{spec_key}.npz"
+        known: dict[str, np.ndarray] = {}
         if path.is_file():
-            log.info("features_cache_hit", path=str(path), texts=len(texts))
-            cached: np.ndarray = np.load(path)
-            return cached
-        features = self._inner.encode(texts)
-        self._cache_dir.mkdir(parents=True, exist_ok=True)
-        np.save(path, features)
-        return features
+            with np.load(path) as stored:
+                known = dict(zip(stored["keys"].tolist(), stored["vectors"], strict=True))
+        keys = [_text_key(text) for text in texts]
+        missing = sorted(
+            {key: text for key, text in zip(keys, texts, strict=True) if key not in known}.items()
+        )
+        log.info(
+            "features_cache",
+            path=str(path),
+            cached=len(texts) - len(missing),
+            encoding=len(missing),
+        )
+        if missing:
+            vectors = self._inner.encode([text for _, text in missing])
+            known.update(zip([key for key, _ in missing], vectors, strict=True))
+            self._cache_dir.mkdir(parents=True, exist_ok=True)
+            ordered = sorted(known)
+            temporary = path.with_suffix(".tmp.npz")
+            np.savez(
+                temporary, keys=np.array(ordered), vectors=np.stack([known[k] for k in ordered])
+            )
+            temporary.replace(path)
+        return np.stack([known[key] for key in keys]).astype(np.float32)
+
+
+def _text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

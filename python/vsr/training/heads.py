@@ -79,7 +79,7 @@ def fit_linear_head(
 
     targets = _encode_labels(labels, order)
     model = LogisticRegression(
-        C=regularization, class_weight="balanced", max_iter=3000, tol=1e-6, random_state=seed
+        C=regularization, class_weight="balanced", max_iter=2000, tol=1e-4, random_state=seed
     )
     model.fit(features.astype(np.float64), targets, sample_weight=sample_weight)
     coefficients = np.asarray(model.coef_, dtype=np.float64)
