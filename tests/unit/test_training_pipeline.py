@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tests.unit.training_fakes import HashedWords
-from vsr.training import domain, jailbreak
+
+from vsr.training import domain
 from vsr.training.bundle_manifest import merge_head
 from vsr.training.dataset import Example, parse_line, split_by_group
 from vsr.training.features import CachedFeatures, FeatureSpec
