@@ -89,7 +89,9 @@ class Simulator:
             await asyncio.sleep(self.options.delay_s)
 
         echo = self.options.echo or request.headers.get(ECHO_HEADER, "").lower() == "true"
-        received = {"headers": dict(request.headers), "body": body} if echo else None
+        # Header names lower-cased: HTTP/1 proxies may re-case them, and HTTP treats them alike.
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        received = {"headers": headers, "body": body} if echo else None
         text = self.reply_text(messages)
         prompt_tokens = sum(
             _word_count(_message_text(m.get("content"))) for m in messages if isinstance(m, dict)
