@@ -68,6 +68,9 @@ bench: build ## CPU benchmarks of the core against ONNX Runtime and PyTorch (see
 	bash benches/setup_reference.sh
 	benches/.venv/bin/python benches/bench_core.py
 
+bench-extproc: build $(ENVOY) ## added latency and req/s of Envoy -> vsr -> simulator vs Envoy -> simulator
+	$(PY) benches/bench_extproc.py
+
 fixtures: ## regenerate the parity fixtures with Hugging Face transformers (needs torch; not part of test)
 	bash scripts/make_fixtures.sh
 

@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -91,6 +93,22 @@ EMBEDDING_POLICY: dict[str, Any] = {
         {"name": "general", "modelRefs": [{"model": "llama3-8b"}]},
     ],
 }
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def envoy_version(envoy_bin: Path) -> str:
+    output = subprocess.run([str(envoy_bin), "--version"], capture_output=True, text=True).stdout
+    found = re.search(r"/(\d+\.\d+\.\d+)/", output)
+    return f"Envoy {found.group(1)}" if found else "Envoy (unknown version)"
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -241,8 +259,8 @@ def main() -> int:
 
     baseline = rows[0][1]
     print(
-        f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
-        f"{__import__('os').cpu_count()} cores; Python {platform.python_version()}"
+        f"machine: {platform.machine()}, {cpu_model()}, {os.cpu_count()} cores; "
+        f"Python {platform.python_version()}, {envoy_version(envoy_bin)}"
     )
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(
