@@ -166,15 +166,15 @@ def save_safetensors(
             handle.write(blob)
 
 
-def load_safetensors(path: Path) -> dict[str, np.ndarray]:
-    """Read float32 tensors written by ``save_safetensors`` (or any F32-only safetensors file)."""
+def load_safetensors(path: Path, *, skip_other_dtypes: bool = False) -> dict[str, np.ndarray]:
+    """Read the float32 tensors of a safetensors file; other dtypes are an error unless skipped."""
     raw = path.read_bytes()
     (size,) = struct.unpack("<Q", raw[:8])
     header = json.loads(raw[8 : 8 + size])
     start = 8 + size
     tensors = {}
     for name, info in header.items():
-        if name == "__metadata__":
+        if name == "__metadata__" or (skip_other_dtypes and info["dtype"] != "F32"):
             continue
         if info["dtype"] != "F32":
             raise ValueError(f"{path}: tensor {name!r} has dtype {info['dtype']}, expected F32")
