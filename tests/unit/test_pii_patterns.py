@@ -1,0 +1,69 @@
+"""Pattern recognisers: each type on typical inputs, and the look-alikes it must not report."""
+
+from __future__ import annotations
+
+import pytest
+
+from vsr.pii.patterns import find_patterns, iban_valid, luhn_valid
+
+
+def found(text: str) -> list[tuple[str, str]]:
+    return [(m.label, text[m.start : m.end]) for m in find_patterns(text)]
+
+
+def test_luhn_and_iban_checksums() -> None:
+    assert luhn_valid("4111111111111111")
+    assert not luhn_valid("4111111111111112")
+    assert not luhn_valid("4111-1111")
+    assert iban_valid("DE89 3704 0044 0532 0130 00")
+    assert not iban_valid("DE88 3704 0044 0532 0130 00")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("card 4111 1111 1111 1111 please", [("CREDIT_CARD", "4111 1111 1111 1111")]),
+        ("amex 3782-822463-10005.", [("CREDIT_CARD", "3782-822463-10005")]),
+        (
+            "mail me: jane.doe+work@mail.example.co.uk.",
+            [("EMAIL_ADDRESS", "jane.doe+work@mail.example.co.uk")],
+        ),
+        ("see https://example.org/a?b=1).", [("URL", "https://example.org/a?b=1")]),
+        ("host 192.168.0.1, port 22", [("IP_ADDRESS", "192.168.0.1")]),
+        ("v6 fe80::1ff:fe23:4567:890a here", [("IP_ADDRESS", "fe80::1ff:fe23:4567:890a")]),
+        ("SSN: 123-45-6789", [("US_SSN", "123-45-6789")]),
+        ("my social security number is 123456789", [("US_SSN", "123456789")]),
+        ("IBAN GB82WEST12345698765432 ok", [("BANK_ACCOUNT", "GB82WEST12345698765432")]),
+        ("DOB: 03/29/1982", [("DATE_OF_BIRTH", "03/29/1982")]),
+        ("she was born on 29 March 1982 in Leeds", [("DATE_OF_BIRTH", "29 March 1982")]),
+        ("call +1-907-358-3009x855 today", [("PHONE_NUMBER", "+1-907-358-3009x855")]),
+        ("ring (415) 555-0132", [("PHONE_NUMBER", "(415) 555-0132")]),
+    ],
+)
+def test_recognises(text: str, expected: list[tuple[str, str]]) -> None:
+    assert found(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the number 4111111111111112 fails Luhn",
+        "version 1.2.3.4000 and 999.1.1.1",
+        "meet at 10:30:45 tomorrow",
+        "the meeting is on 03/29/2024",  # a date, but nobody's birth
+        "order 5512394 cost $45.99",
+        "HTTP 200 2326 bytes",
+        "the ratio was 3-4",
+    ],
+)
+def test_ignores_look_alikes(text: str) -> None:
+    assert found(text) == []
+
+
+def test_invalid_ssn_numbers_are_not_ssns() -> None:
+    assert all(label != "US_SSN" for label, _ in found("000-12-3456 and 666-12-3456"))
+
+
+def test_a_card_is_not_also_a_phone_and_a_url_keeps_its_ip() -> None:
+    assert found("4111-1111-1111-1111") == [("CREDIT_CARD", "4111-1111-1111-1111")]
+    assert found("open http://10.0.0.1/admin now") == [("URL", "http://10.0.0.1/admin")]
