@@ -13,8 +13,8 @@ import pytest
 
 pytest.importorskip("vsr._core", reason="the native core is not built (make build)")
 
-from vsr.pii.detector import PiiDetector  # noqa: E402
-from vsr.pii.rampart import default_output_dir  # noqa: E402
+from vsr.pii.detector import PiiDetector
+from vsr.pii.rampart import default_output_dir
 
 TESTS = Path(__file__).resolve().parents[1]
 
