@@ -1,1 +1,12 @@
-"""PII detection: the Rampart model's conversion, canonical entity types and pattern recognisers."""
+"""PII detection: the Rampart model's conversion, canonical entity types and pattern recognisers.
+
+- ``PiiDetector.load()``: the shipped detector (built-in bundle ``vsr-pii``, head ``pii``).
+- ``detect_pii(text, spans)``: canonical entities from one text's token-model spans (what a signal
+  calls after ``EncoderBundle.run``), with the pattern recognisers merged in.
+- ``CANONICAL_TYPES`` / ``REQUIRED_TYPES``: the type names PII policies use.
+"""
+
+from vsr.pii.detector import PiiDetector
+from vsr.pii.entities import CANONICAL_TYPES, REQUIRED_TYPES, PiiEntity, detect_pii
+
+__all__ = ["CANONICAL_TYPES", "REQUIRED_TYPES", "PiiDetector", "PiiEntity", "detect_pii"]
