@@ -1,1 +1,17 @@
-pub fn _placeholder() {}
+//! vsr's inference core: BERT-family encoders on candle, with classification and embedding heads.
+//!
+//! Rust returns numbers (probabilities, embeddings, token offsets); Python decides what they mean.
+
+pub mod bundle;
+pub mod device;
+pub mod error;
+pub mod model;
+pub mod pooling;
+pub mod tokenize;
+pub mod weights;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use bundle::{Bundle, HeadOutput, TokenScores};
+pub use error::{Error, Result};

@@ -1,0 +1,264 @@
+//! A loaded encoder with its tokenizer and named heads: one forward pass serves every head.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::device::{device_name, dtype_name, parse_device, parse_dtype};
+use crate::error::{Error, Result};
+use crate::model::heads::{Head, HeadBatch, HeadSpec};
+use crate::model::{Encoder, EncoderConfig};
+use crate::tokenize::{TextTokenizer, TokenBatch};
+use crate::weights::Weights;
+
+/// Texts are run in chunks of similar length, so one long text does not pad a whole batch and
+/// memory stays bounded for any input size: at most this many texts ...
+const MAX_CHUNK_TEXTS: usize = 64;
+/// ... and at most this many (padded) tokens per forward pass.
+const MAX_CHUNK_TOKENS: usize = 16_384;
+
+/// Per-token scores of one text; special tokens are left out.
+pub struct TokenScores {
+    pub labels: usize,
+    /// (tokens, labels) row-major probabilities.
+    pub probabilities: Vec<f32>,
+    /// (start, end) of each token in Python string indices.
+    pub offsets: Vec<(usize, usize)>,
+}
+
+pub enum HeadOutput {
+    /// (rows, columns) row-major float32: one row per text.
+    Matrix { rows: usize, columns: usize, data: Vec<f32> },
+    /// One entry per text.
+    Tokens(Vec<TokenScores>),
+}
+
+pub struct Bundle {
+    tokenizer: TextTokenizer,
+    encoder: Encoder,
+    config: EncoderConfig,
+    heads: Vec<(String, Head)>,
+    device: Device,
+    dtype: DType,
+}
+
+impl Bundle {
+    /// Load `model_dir` (config.json, model.safetensors, tokenizer.json) with the heads described
+    /// by `heads_json` (an object of name -> HeadSpec).
+    pub fn load(
+        model_dir: &Path,
+        heads_json: &str,
+        device: &str,
+        dtype: Option<&str>,
+        max_length: Option<usize>,
+    ) -> Result<Self> {
+        if !model_dir.is_dir() {
+            return Err(Error::load(model_dir, "model directory not found"));
+        }
+        let device = parse_device(device)?;
+        let dtype = parse_dtype(dtype, &device)?;
+        let config_path = model_dir.join("config.json");
+        if !config_path.is_file() {
+            return Err(Error::load(&config_path, "file not found (expected the model's config.json)"));
+        }
+        let config = EncoderConfig::from_file(&config_path)?;
+        let specs: Vec<(String, HeadSpec)> = parse_head_specs(heads_json)?;
+        let max_length = match max_length {
+            None => config.max_positions,
+            Some(n) if (2..=config.max_positions).contains(&n) => n,
+            Some(n) => {
+                return Err(Error::Argument(format!(
+                    "max_length {n} must be between 2 and the model's max_position_embeddings {}",
+                    config.max_positions
+                )))
+            }
+        };
+        let tokenizer = TextTokenizer::load(&model_dir.join("tokenizer.json"), max_length, config.pad_token_id)?;
+        let weights = Weights::open(&model_dir.join("model.safetensors"), dtype, &device)?;
+        let (encoder, weights) = Encoder::load(&config, weights)?;
+        let heads = specs
+            .iter()
+            .map(|(name, spec)| Ok((name.clone(), Head::load(spec, &config, &weights, &config_path)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let bundle = Bundle { tokenizer, encoder, config, heads, device, dtype };
+        // The first forward pays one-off costs (CUDA kernel JIT, allocator growth); pay them now
+        // rather than on the first request.
+        bundle.run(&["warm up".to_string()], None)?;
+        Ok(bundle)
+    }
+
+    pub fn hidden_size(&self) -> usize {
+        self.config.hidden_size
+    }
+    pub fn max_length(&self) -> usize {
+        self.tokenizer.max_length()
+    }
+    pub fn device_name(&self) -> String {
+        device_name(&self.device)
+    }
+    pub fn dtype_name(&self) -> &'static str {
+        dtype_name(self.dtype)
+    }
+    pub fn architecture(&self) -> &'static str {
+        self.config.architecture.name()
+    }
+    pub fn head_names(&self) -> Vec<String> {
+        self.heads.iter().map(|(name, _)| name.clone()).collect()
+    }
+
+    pub fn count_tokens(&self, texts: &[String]) -> Result<Vec<usize>> {
+        self.tokenizer.count(texts)
+    }
+
+    /// Run the named heads (all when `None`) over `texts`; outputs keep the input order.
+    pub fn run(&self, texts: &[String], names: Option<&[String]>) -> Result<Vec<(String, HeadOutput)>> {
+        let selected: Vec<&(String, Head)> = match names {
+            None => self.heads.iter().collect(),
+            Some(names) => names
+                .iter()
+                .map(|name| {
+                    self.heads.iter().find(|(n, _)| n == name).ok_or_else(|| {
+                        Error::Argument(format!("no head {name:?}; heads: {:?}", self.head_names()))
+                    })
+                })
+                .collect::<Result<_>>()?,
+        };
+        let mut outputs: Vec<Vec<Option<RowOutput>>> = selected.iter().map(|_| (0..texts.len()).map(|_| None).collect()).collect();
+        for chunk in length_sorted_chunks(&self.tokenizer, texts)? {
+            let (ids, mask) = self.batch_tensors(&chunk.batch)?;
+            let hidden = self.encoder.forward(&ids, &mask)?;
+            for (slot, (_, head)) in selected.iter().enumerate() {
+                let rows = split_rows(head.forward(&hidden, &mask)?, &chunk.batch)?;
+                for (row, index) in rows.into_iter().zip(&chunk.indices) {
+                    outputs[slot][*index] = Some(row);
+                }
+            }
+        }
+        selected
+            .iter()
+            .zip(outputs)
+            .map(|((name, head), rows)| Ok((name.clone(), assemble(head, self.config.hidden_size, rows)?)))
+            .collect()
+    }
+
+    fn batch_tensors(&self, batch: &TokenBatch) -> Result<(Tensor, Tensor)> {
+        let rows = batch.texts.len();
+        let ids = Tensor::from_slice(&batch.ids, (rows, batch.seq_len), &self.device)?;
+        let mask = Tensor::from_slice(&batch.mask, (rows, batch.seq_len), &self.device)?;
+        Ok((ids, mask))
+    }
+}
+
+fn parse_head_specs(heads_json: &str) -> Result<Vec<(String, HeadSpec)>> {
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(heads_json)
+        .map_err(|e| Error::Argument(format!("heads must be a JSON object of name -> spec ({e})")))?;
+    if map.is_empty() {
+        return Err(Error::Argument("at least one head is needed".into()));
+    }
+    map.into_iter()
+        .map(|(name, value)| {
+            let spec: HeadSpec = serde_json::from_value(value)
+                .map_err(|e| Error::Argument(format!("head {name:?}: {e}")))?;
+            Ok((name, spec))
+        })
+        .collect()
+}
+
+struct Chunk {
+    indices: Vec<usize>,
+    batch: TokenBatch,
+}
+
+/// Tokenize, order by length, and cut into chunks bounded in texts and padded tokens.
+fn length_sorted_chunks(tokenizer: &TextTokenizer, texts: &[String]) -> Result<Vec<Chunk>> {
+    if texts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let batch = tokenizer.tokenize(texts)?;
+    let lengths: Vec<usize> = batch.texts.iter().map(|t| t.ids.len()).collect();
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| lengths[i]);
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    for index in order {
+        // Sorted ascending, so this text is the longest of the group so far.
+        let padded = (current.len() + 1) * lengths[index].max(1);
+        if !current.is_empty() && (current.len() == MAX_CHUNK_TEXTS || padded > MAX_CHUNK_TOKENS) {
+            groups.push(std::mem::take(&mut current));
+        }
+        current.push(index);
+    }
+    groups.push(current);
+    if groups.len() == 1 && groups[0].iter().enumerate().all(|(i, &j)| i == j) {
+        return Ok(vec![Chunk { indices: groups.remove(0), batch }]);
+    }
+    let mut slots: Vec<Option<crate::tokenize::TokenizedText>> = batch.texts.into_iter().map(Some).collect();
+    Ok(groups
+        .into_iter()
+        .map(|indices| {
+            let members = indices.iter().filter_map(|&i| slots[i].take()).collect();
+            Chunk { batch: TokenBatch::from_texts(members, tokenizer.pad_id()), indices }
+        })
+        .collect())
+}
+
+enum RowOutput {
+    Row(Vec<f32>),
+    Tokens(TokenScores),
+}
+
+fn split_rows(output: HeadBatch, batch: &TokenBatch) -> Result<Vec<RowOutput>> {
+    match output {
+        HeadBatch::Rows(matrix) => Ok(matrix.to_vec2::<f32>()?.into_iter().map(RowOutput::Row).collect()),
+        HeadBatch::Tokens(scores) => {
+            let (_, _, labels) = scores.dims3()?;
+            let scores = scores.to_vec3::<f32>()?;
+            Ok(scores
+                .into_iter()
+                .zip(&batch.texts)
+                .map(|(rows, text)| {
+                    let mut probabilities = Vec::new();
+                    let mut offsets = Vec::new();
+                    for (position, row) in rows.into_iter().enumerate().take(text.ids.len()) {
+                        if !text.special[position] {
+                            probabilities.extend(row);
+                            offsets.push(text.offsets[position]);
+                        }
+                    }
+                    RowOutput::Tokens(TokenScores { labels, probabilities, offsets })
+                })
+                .collect())
+        }
+    }
+}
+
+fn assemble(head: &Head, hidden_size: usize, rows: Vec<Option<RowOutput>>) -> Result<HeadOutput> {
+    let columns = head.width(hidden_size);
+    let missing = || Error::Inference("a text produced no output".into());
+    if matches!(head, Head::Token { .. }) {
+        let tokens = rows
+            .into_iter()
+            .map(|row| match row {
+                Some(RowOutput::Tokens(scores)) => Ok(scores),
+                _ => Err(missing()),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        return Ok(HeadOutput::Tokens(tokens));
+    }
+    let count = rows.len();
+    let mut data = Vec::with_capacity(count * columns);
+    for row in rows {
+        match row {
+            Some(RowOutput::Row(values)) => data.extend(values),
+            _ => return Err(missing()),
+        }
+    }
+    Ok(HeadOutput::Matrix { rows: count, columns, data })
+}
+
+impl Bundle {
+    /// Each loaded head's kind ("embedding", "sequence" or "token"), in load order.
+    pub fn head_kinds(&self) -> Vec<(String, &'static str)> {
+        self.heads.iter().map(|(name, head)| (name.clone(), head.kind().name())).collect()
+    }
+}

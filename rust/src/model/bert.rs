@@ -1,0 +1,98 @@
+//! BERT (covers MiniLM, BERT-base, bge/e5-style encoders): post-norm transformer with absolute
+//! position embeddings. Q, K and V are fused into one matmul at load time.
+
+use candle_core::{Module, Tensor};
+use candle_nn::{Embedding, LayerNorm, Linear};
+
+use crate::error::Result;
+use crate::model::config::EncoderConfig;
+use crate::model::layers::{attention, linear, layer_norm, padding_bias, split_qkv, Activation};
+use crate::weights::Weights;
+
+struct BertLayer {
+    qkv: Linear,
+    attention_output: Linear,
+    attention_norm: LayerNorm,
+    intermediate: Linear,
+    output: Linear,
+    output_norm: LayerNorm,
+}
+
+pub struct Bert {
+    word_embeddings: Embedding,
+    position_embeddings: Tensor,
+    token_type_embedding: Tensor,
+    embeddings_norm: LayerNorm,
+    layers: Vec<BertLayer>,
+    num_heads: usize,
+    activation: Activation,
+}
+
+impl BertLayer {
+    fn load(config: &EncoderConfig, weights: &Weights, index: usize) -> Result<Self> {
+        let h = config.hidden_size;
+        let name = |suffix: &str| format!("encoder.layer.{index}.{suffix}");
+        let part = |which: &str| linear(weights, &name(&format!("attention.self.{which}")), h, h, true);
+        let (query, key, value) = (part("query")?, part("key")?, part("value")?);
+        let weight = Tensor::cat(&[query.weight(), key.weight(), value.weight()], 0)?;
+        let bias = match (query.bias(), key.bias(), value.bias()) {
+            (Some(q), Some(k), Some(v)) => Some(Tensor::cat(&[q, k, v], 0)?),
+            _ => None,
+        };
+        Ok(BertLayer {
+            qkv: Linear::new(weight, bias),
+            attention_output: linear(weights, &name("attention.output.dense"), h, h, true)?,
+            attention_norm: layer_norm(weights, &name("attention.output.LayerNorm"), h, config.norm_eps, true)?,
+            intermediate: linear(weights, &name("intermediate.dense"), h, config.intermediate_size, true)?,
+            output: linear(weights, &name("output.dense"), config.intermediate_size, h, true)?,
+            output_norm: layer_norm(weights, &name("output.LayerNorm"), h, config.norm_eps, true)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, bias: &Tensor, num_heads: usize, activation: Activation) -> Result<Tensor> {
+        let (q, k, v) = split_qkv(&self.qkv.forward(x)?, num_heads)?;
+        let context = attention(&q, &k, &v, bias)?;
+        let x = self.attention_norm.forward(&(self.attention_output.forward(&context)? + x)?)?;
+        let inner = activation.apply(&self.intermediate.forward(&x)?)?;
+        Ok(self.output_norm.forward(&(self.output.forward(&inner)? + &x)?)?)
+    }
+}
+
+impl Bert {
+    pub fn load(config: &EncoderConfig, weights: &Weights) -> Result<Self> {
+        let h = config.hidden_size;
+        let word = weights.get("embeddings.word_embeddings.weight", &[config.vocab_size, h])?;
+        let layers = (0..config.num_layers)
+            .map(|index| BertLayer::load(config, weights, index))
+            .collect::<Result<Vec<_>>>()?;
+        let token_types =
+            weights.get("embeddings.token_type_embeddings.weight", &[config.type_vocab_size, h])?;
+        Ok(Bert {
+            word_embeddings: Embedding::new(word, h),
+            position_embeddings: weights
+                .get("embeddings.position_embeddings.weight", &[config.max_positions, h])?,
+            // Every text is a single segment: token type 0, added as one row.
+            token_type_embedding: token_types.narrow(0, 0, 1)?,
+            embeddings_norm: layer_norm(weights, "embeddings.LayerNorm", h, config.norm_eps, true)?,
+            layers,
+            num_heads: config.num_heads,
+            activation: config.hidden_act,
+        })
+    }
+
+    pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let (_, seq) = ids.dims2()?;
+        let embeddings = self
+            .word_embeddings
+            .forward(ids)?
+            .broadcast_add(&self.position_embeddings.narrow(0, 0, seq)?)?
+            .broadcast_add(&self.token_type_embedding)?;
+        let mut x = self.embeddings_norm.forward(&embeddings)?;
+        let bias = padding_bias(mask, x.dtype())?;
+        for layer in &self.layers {
+            x = layer.forward(&x, &bias, self.num_heads, self.activation)?;
+        }
+        Ok(x)
+    }
+}
+

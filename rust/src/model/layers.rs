@@ -1,0 +1,114 @@
+//! Building blocks shared by the encoders: activations, linear/norm loading, masked attention.
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{LayerNorm, Linear};
+
+use crate::error::Result;
+use crate::weights::Weights;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// The exact erf form, what Hugging Face calls "gelu".
+    Gelu,
+    /// The tanh approximation ("gelu_new", "gelu_pytorch_tanh", "gelu_fast").
+    GeluTanh,
+    Relu,
+    Silu,
+    Tanh,
+    Identity,
+}
+
+impl Activation {
+    pub const SUPPORTED: &'static str =
+        "gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu, silu, swish, tanh, identity";
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "gelu" => Activation::Gelu,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
+            "relu" => Activation::Relu,
+            "silu" | "swish" => Activation::Silu,
+            "tanh" => Activation::Tanh,
+            "identity" | "linear" | "none" => Activation::Identity,
+            _ => return None,
+        })
+    }
+
+    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Activation::Gelu => x.gelu_erf()?,
+            Activation::GeluTanh => x.gelu()?,
+            Activation::Relu => x.relu()?,
+            Activation::Silu => x.silu()?,
+            Activation::Tanh => x.tanh()?,
+            Activation::Identity => x.clone(),
+        })
+    }
+}
+
+/// A linear layer `name.weight` (out, in) and, if `bias`, `name.bias` (out).
+pub fn linear(weights: &Weights, name: &str, in_dim: usize, out_dim: usize, bias: bool) -> Result<Linear> {
+    let weight = weights.get(&format!("{name}.weight"), &[out_dim, in_dim])?;
+    let bias = if bias { Some(weights.get(&format!("{name}.bias"), &[out_dim])?) } else { None };
+    Ok(Linear::new(weight, bias))
+}
+
+/// A layer norm; without a stored bias we pass zeros, which keeps candle's fused kernel.
+pub fn layer_norm(weights: &Weights, name: &str, size: usize, eps: f64, bias: bool) -> Result<LayerNorm> {
+    let weight = weights.get(&format!("{name}.weight"), &[size])?;
+    let bias = if bias {
+        weights.get(&format!("{name}.bias"), &[size])?
+    } else {
+        Tensor::zeros(size, weights.dtype(), weights.device())?
+    };
+    Ok(LayerNorm::new(weight, bias, eps))
+}
+
+/// The most negative value we add to masked attention scores. It must be finite: `(1 - m) * -inf`
+/// is NaN where m = 1, and f32::MIN itself overflows float16.
+fn mask_value(dtype: DType) -> f64 {
+    match dtype {
+        DType::F16 => -65_504.0,
+        DType::BF16 => -3.0e38,
+        _ => f32::MIN as f64,
+    }
+}
+
+/// Additive attention bias (batch, 1, 1, seq): 0 for real tokens, a large negative for padding.
+/// Built with a select, not a multiply, so no 0 * inf can appear in half precision.
+pub fn padding_bias(mask: &Tensor, dtype: DType) -> Result<Tensor> {
+    let (batch, seq) = mask.dims2()?;
+    let zeros = Tensor::zeros((batch, seq), dtype, mask.device())?;
+    let blocked = Tensor::full(mask_value(dtype) as f32, (batch, seq), mask.device())?.to_dtype(dtype)?;
+    Ok(mask.where_cond(&zeros, &blocked)?.reshape((batch, 1, 1, seq))?)
+}
+
+/// A (seq, seq) bias that blocks keys farther than `half_window` from the query.
+pub fn window_bias(seq: usize, half_window: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+    let blocked = mask_value(dtype) as f32;
+    let values: Vec<f32> = (0..seq)
+        .flat_map(|i| (0..seq).map(move |j| if i.abs_diff(j) <= half_window { 0.0 } else { blocked }))
+        .collect();
+    Ok(Tensor::from_vec(values, (seq, seq), device)?.to_dtype(dtype)?)
+}
+
+/// Split fused QKV (batch, seq, 3 * hidden) into q, k, v of shape (batch, heads, seq, head_dim).
+pub fn split_qkv(qkv: &Tensor, num_heads: usize) -> Result<(Tensor, Tensor, Tensor)> {
+    let (batch, seq, three_hidden) = qkv.dims3()?;
+    let head_dim = three_hidden / 3 / num_heads;
+    let qkv = qkv.reshape((batch, seq, 3, num_heads, head_dim))?.permute((2, 0, 3, 1, 4))?;
+    let q = qkv.get(0)?.contiguous()?;
+    let k = qkv.get(1)?.contiguous()?;
+    let v = qkv.get(2)?.contiguous()?;
+    Ok((q, k, v))
+}
+
+/// softmax(q k^T / sqrt(d) + bias) v, returned as (batch, seq, heads * head_dim).
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    let (batch, heads, seq, head_dim) = q.dims4()?;
+    let q = (q * (1.0 / (head_dim as f64).sqrt()))?;
+    let scores = q.matmul(&k.t()?)?.broadcast_add(bias)?;
+    let probabilities = candle_nn::ops::softmax_last_dim(&scores)?;
+    let context = probabilities.matmul(v)?;
+    Ok(context.transpose(1, 2)?.reshape((batch, seq, heads * head_dim))?)
+}

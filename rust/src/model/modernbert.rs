@@ -1,0 +1,138 @@
+//! ModernBERT: pre-norm transformer with rotary position embeddings, a gated GELU MLP and
+//! alternating global / sliding-window attention, without bias terms by default.
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{Embedding, LayerNorm, Linear};
+
+use crate::error::{Error, Result};
+use crate::model::config::EncoderConfig;
+use crate::model::layers::{attention, layer_norm, linear, padding_bias, split_qkv, window_bias, Activation};
+use crate::weights::Weights;
+
+/// cos/sin tables (max_positions, head_dim / 2) for one rope theta.
+struct Rotary {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rotary {
+    fn new(theta: f64, head_dim: usize, max_positions: usize, dtype: DType, device: &Device) -> Result<Self> {
+        let half = head_dim / 2;
+        let inverse: Vec<f32> =
+            (0..half).map(|i| (1.0 / theta.powf(2.0 * i as f64 / head_dim as f64)) as f32).collect();
+        let inverse = Tensor::from_vec(inverse, (1, half), device)?;
+        let positions = Tensor::arange(0u32, max_positions as u32, device)?
+            .to_dtype(DType::F32)?
+            .reshape((max_positions, 1))?;
+        let angles = positions.broadcast_mul(&inverse)?;
+        Ok(Rotary { cos: angles.cos()?.to_dtype(dtype)?, sin: angles.sin()?.to_dtype(dtype)? })
+    }
+
+    fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        let seq = x.dim(2)?;
+        let cos = self.cos.narrow(0, 0, seq)?;
+        let sin = self.sin.narrow(0, 0, seq)?;
+        Ok(candle_nn::rotary_emb::rope(x, &cos, &sin)?)
+    }
+}
+
+struct ModernBertLayer {
+    /// Layer 0 has no attention norm: the embedding norm already normalised its input.
+    attention_norm: Option<LayerNorm>,
+    qkv: Linear,
+    attention_output: Linear,
+    mlp_norm: LayerNorm,
+    mlp_in: Linear,
+    mlp_out: Linear,
+    global: bool,
+}
+
+pub struct ModernBert {
+    embeddings: Embedding,
+    embeddings_norm: LayerNorm,
+    layers: Vec<ModernBertLayer>,
+    final_norm: LayerNorm,
+    global_rotary: Rotary,
+    local_rotary: Rotary,
+    half_window: usize,
+    num_heads: usize,
+    max_positions: usize,
+    activation: Activation,
+}
+
+impl ModernBertLayer {
+    fn forward(&self, x: &Tensor, model: &ModernBert, global_bias: &Tensor, local_bias: &Tensor) -> Result<Tensor> {
+        let normed = match &self.attention_norm {
+            Some(norm) => norm.forward(x)?,
+            None => x.clone(),
+        };
+        let (q, k, v) = split_qkv(&self.qkv.forward(&normed)?, model.num_heads)?;
+        let rotary = if self.global { &model.global_rotary } else { &model.local_rotary };
+        let (q, k) = (rotary.apply(&q)?, rotary.apply(&k)?);
+        let bias = if self.global { global_bias } else { local_bias };
+        let x = (x + self.attention_output.forward(&attention(&q, &k, &v, bias)?)?)?;
+        let projected = self.mlp_in.forward(&self.mlp_norm.forward(&x)?)?;
+        let half = projected.dim(2)? / 2;
+        // Wi holds [input; gate]: the MLP is act(input) * gate.
+        let gated = (model.activation.apply(&projected.narrow(2, 0, half)?)? * projected.narrow(2, half, half)?)?;
+        Ok((x + self.mlp_out.forward(&gated)?)?)
+    }
+}
+
+impl ModernBert {
+    pub fn load(config: &EncoderConfig, weights: &Weights) -> Result<Self> {
+        let local = config.local.as_ref().ok_or_else(|| Error::Argument("ModernBERT needs attention settings".into()))?;
+        let h = config.hidden_size;
+        let eps = config.norm_eps;
+        let layers = (0..config.num_layers)
+            .map(|index| {
+                let name = |suffix: &str| format!("layers.{index}.{suffix}");
+                Ok(ModernBertLayer {
+                    attention_norm: if index == 0 && !weights.contains(&name("attn_norm.weight"), true) {
+                        None
+                    } else {
+                        Some(layer_norm(weights, &name("attn_norm"), h, eps, config.norm_bias)?)
+                    },
+                    qkv: linear(weights, &name("attn.Wqkv"), h, 3 * h, config.attention_bias)?,
+                    attention_output: linear(weights, &name("attn.Wo"), h, h, config.attention_bias)?,
+                    mlp_norm: layer_norm(weights, &name("mlp_norm"), h, eps, config.norm_bias)?,
+                    mlp_in: linear(weights, &name("mlp.Wi"), h, 2 * config.intermediate_size, config.mlp_bias)?,
+                    mlp_out: linear(weights, &name("mlp.Wo"), config.intermediate_size, h, config.mlp_bias)?,
+                    global: local.global_layers[index],
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let embeddings = weights.get("embeddings.tok_embeddings.weight", &[config.vocab_size, h])?;
+        let rotary = |theta| Rotary::new(theta, config.head_dim(), config.max_positions, weights.dtype(), weights.device());
+        Ok(ModernBert {
+            embeddings: Embedding::new(embeddings, h),
+            embeddings_norm: layer_norm(weights, "embeddings.norm", h, eps, config.norm_bias)?,
+            layers,
+            final_norm: layer_norm(weights, "final_norm", h, eps, config.norm_bias)?,
+            global_rotary: rotary(local.global_rope_theta)?,
+            local_rotary: rotary(local.local_rope_theta)?,
+            half_window: local.window / 2,
+            num_heads: config.num_heads,
+            max_positions: config.max_positions,
+            activation: config.hidden_act,
+        })
+    }
+
+    pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let (_, seq) = ids.dims2()?;
+        if seq > self.max_positions {
+            return Err(Error::Argument(format!("{seq} tokens exceed max_position_embeddings {}", self.max_positions)));
+        }
+        let mut x = self.embeddings_norm.forward(&self.embeddings.forward(ids)?)?;
+        let global_bias = padding_bias(mask, x.dtype())?;
+        let local_bias = if seq > self.half_window + 1 {
+            global_bias.broadcast_add(&window_bias(seq, self.half_window, x.dtype(), x.device())?)?
+        } else {
+            global_bias.clone()
+        };
+        for layer in &self.layers {
+            x = layer.forward(&x, self, &global_bias, &local_bias)?;
+        }
+        Ok(self.final_norm.forward(&x)?)
+    }
+}
