@@ -25,7 +25,9 @@ COMMANDS: tuple[str, ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vsr", description="vsr: a semantic router for LLM traffic")
+    parser = argparse.ArgumentParser(
+        prog="vsr", description="vsr: a semantic router for LLM traffic"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"vsr.commands.{name}").register(subparsers)

