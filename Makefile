@@ -67,7 +67,7 @@ lint: setup ## ruff, mypy, stubtest, rustfmt, clippy
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest vsr._core
 	cargo fmt --check
-	cargo clippy --release --all-targets -- -D warnings
+	cargo clippy --release --all-targets --features python -- -D warnings
 
 bench: build ## CPU benchmarks of the core against ONNX Runtime and PyTorch (see benches/README.md)
 	bash benches/setup_reference.sh

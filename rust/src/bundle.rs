@@ -73,7 +73,8 @@ impl Bundle {
                 )))
             }
         };
-        let tokenizer = TextTokenizer::load(&model_dir.join("tokenizer.json"), max_length, config.pad_token_id)?;
+        let tokenizer =
+            TextTokenizer::load(&model_dir.join("tokenizer.json"), max_length, config.pad_token_id)?;
         let weights = Weights::open(&model_dir.join("model.safetensors"), dtype, &device)?;
         let (encoder, weights) = Encoder::load(&config, weights)?;
         let heads = specs
@@ -123,7 +124,8 @@ impl Bundle {
                 })
                 .collect::<Result<_>>()?,
         };
-        let mut outputs: Vec<Vec<Option<RowOutput>>> = selected.iter().map(|_| (0..texts.len()).map(|_| None).collect()).collect();
+        let mut outputs: Vec<Vec<Option<RowOutput>>> =
+            selected.iter().map(|_| (0..texts.len()).map(|_| None).collect()).collect();
         for chunk in length_sorted_chunks(&self.tokenizer, texts)? {
             let (ids, mask) = self.batch_tensors(&chunk.batch)?;
             let hidden = self.encoder.forward(&ids, &mask)?;
@@ -157,8 +159,8 @@ fn parse_head_specs(heads_json: &str) -> Result<Vec<(String, HeadSpec)>> {
     }
     map.into_iter()
         .map(|(name, value)| {
-            let spec: HeadSpec = serde_json::from_value(value)
-                .map_err(|e| Error::Argument(format!("head {name:?}: {e}")))?;
+            let spec: HeadSpec =
+                serde_json::from_value(value).map_err(|e| Error::Argument(format!("head {name:?}: {e}")))?;
             Ok((name, spec))
         })
         .collect()

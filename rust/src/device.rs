@@ -16,16 +16,15 @@ pub fn parse_device(name: &str) -> Result<Device> {
     };
     match ordinal {
         Some(ordinal) => cuda_device(ordinal),
-        None => Err(Error::Device(format!(
-            "unknown device {name:?}: expected \"cpu\", \"cuda\" or \"cuda:N\""
-        ))),
+        None => {
+            Err(Error::Device(format!("unknown device {name:?}: expected \"cpu\", \"cuda\" or \"cuda:N\"")))
+        }
     }
 }
 
 #[cfg(feature = "cuda")]
 fn cuda_device(ordinal: usize) -> Result<Device> {
-    Device::new_cuda(ordinal)
-        .map_err(|e| Error::Device(format!("cannot open cuda:{ordinal}: {e}")))
+    Device::new_cuda(ordinal).map_err(|e| Error::Device(format!("cannot open cuda:{ordinal}: {e}")))
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -57,9 +56,7 @@ pub fn parse_dtype(name: Option<&str>, device: &Device) -> Result<DType> {
             "float32" | "f32" | "fp32" => Ok(DType::F32),
             "float16" | "f16" | "fp16" | "half" => Ok(DType::F16),
             "bfloat16" | "bf16" => Ok(DType::BF16),
-            _ => Err(Error::Argument(format!(
-                "unknown dtype {n:?}: expected float32, float16 or bfloat16"
-            ))),
+            _ => Err(Error::Argument(format!("unknown dtype {n:?}: expected float32, float16 or bfloat16"))),
         },
     }
 }

@@ -6,7 +6,7 @@ use candle_nn::{Embedding, LayerNorm, Linear};
 
 use crate::error::Result;
 use crate::model::config::EncoderConfig;
-use crate::model::layers::{attention, linear, layer_norm, padding_bias, split_qkv, Activation};
+use crate::model::layers::{attention, layer_norm, linear, padding_bias, split_qkv, Activation};
 use crate::weights::Weights;
 
 struct BertLayer {
@@ -42,7 +42,13 @@ impl BertLayer {
         Ok(BertLayer {
             qkv: Linear::new(weight, bias),
             attention_output: linear(weights, &name("attention.output.dense"), h, h, true)?,
-            attention_norm: layer_norm(weights, &name("attention.output.LayerNorm"), h, config.norm_eps, true)?,
+            attention_norm: layer_norm(
+                weights,
+                &name("attention.output.LayerNorm"),
+                h,
+                config.norm_eps,
+                true,
+            )?,
             intermediate: linear(weights, &name("intermediate.dense"), h, config.intermediate_size, true)?,
             output: linear(weights, &name("output.dense"), config.intermediate_size, h, true)?,
             output_norm: layer_norm(weights, &name("output.LayerNorm"), h, config.norm_eps, true)?,
@@ -95,4 +101,3 @@ impl Bert {
         Ok(x)
     }
 }
-

@@ -82,7 +82,9 @@ impl Fields<'_> {
 
     fn bool(&self, key: &str, default: bool) -> Result<bool> {
         match self.get(key) {
-            Some(v) => v.as_bool().ok_or_else(|| Error::load(self.path, format!("{key} must be true or false"))),
+            Some(v) => {
+                v.as_bool().ok_or_else(|| Error::load(self.path, format!("{key} must be true or false")))
+            }
             None => Ok(default),
         }
     }
@@ -100,7 +102,10 @@ impl Fields<'_> {
     fn activation(&self, key: &str, default: &str) -> Result<Activation> {
         let name = self.str(key, default)?;
         Activation::parse(&name).ok_or_else(|| {
-            Error::unsupported(self.path, format!("{key} {name:?} is not supported ({})", Activation::SUPPORTED))
+            Error::unsupported(
+                self.path,
+                format!("{key} {name:?} is not supported ({})", Activation::SUPPORTED),
+            )
         })
     }
 }
@@ -109,8 +114,8 @@ impl EncoderConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::load(path, format!("cannot read config.json ({e})")))?;
-        let value: Value = serde_json::from_str(&text)
-            .map_err(|e| Error::load(path, format!("not valid JSON ({e})")))?;
+        let value: Value =
+            serde_json::from_str(&text).map_err(|e| Error::load(path, format!("not valid JSON ({e})")))?;
         Self::from_value(path, &value)
     }
 
@@ -179,7 +184,10 @@ fn local_attention(f: &Fields<'_>, num_layers: usize) -> Result<LocalAttention> 
     let global_layers = match f.get("layer_types").and_then(Value::as_array) {
         Some(types) => {
             if types.len() != num_layers {
-                return Err(Error::load(f.path, format!("layer_types has {} entries, expected {num_layers}", types.len())));
+                return Err(Error::load(
+                    f.path,
+                    format!("layer_types has {} entries, expected {num_layers}", types.len()),
+                ));
             }
             types.iter().map(|t| t.as_str() != Some("sliding_attention")).collect()
         }

@@ -137,7 +137,12 @@ pub enum HeadBatch {
 }
 
 impl Head {
-    pub fn load(spec: &HeadSpec, config: &EncoderConfig, model: &Weights, config_path: &Path) -> Result<Self> {
+    pub fn load(
+        spec: &HeadSpec,
+        config: &EncoderConfig,
+        model: &Weights,
+        config_path: &Path,
+    ) -> Result<Self> {
         let pooling = Pooling::parse(&spec.pooling)?;
         if spec.kind == HeadKind::Embedding {
             return Ok(Head::Embedding { pooling, normalize: spec.normalize });
@@ -204,7 +209,12 @@ impl Head {
     }
 }
 
-fn load_transform(name: &str, config: &EncoderConfig, model: &Weights, config_path: &Path) -> Result<Transform> {
+fn load_transform(
+    name: &str,
+    config: &EncoderConfig,
+    model: &Weights,
+    config_path: &Path,
+) -> Result<Transform> {
     let h = config.hidden_size;
     match (name, config.architecture) {
         ("bert_pooler", Architecture::Bert) => {
@@ -214,7 +224,11 @@ fn load_transform(name: &str, config: &EncoderConfig, model: &Weights, config_pa
         }
         ("modernbert_head", Architecture::ModernBert) => {
             let weight = model.get_root("head.dense.weight", Some(&[h, h]))?;
-            let bias = if config.classifier_bias { Some(model.get_root("head.dense.bias", Some(&[h]))?) } else { None };
+            let bias = if config.classifier_bias {
+                Some(model.get_root("head.dense.bias", Some(&[h]))?)
+            } else {
+                None
+            };
             let norm_weight = model.get_root("head.norm.weight", Some(&[h]))?;
             let norm_bias = if config.norm_bias {
                 model.get_root("head.norm.bias", Some(&[h]))?
@@ -239,16 +253,23 @@ fn load_layers(file: &Weights, prefix: &str, hidden_size: usize, spec: &HeadSpec
     let names: Vec<String> = if file.contains(&format!("{prefix}.weight"), false) {
         vec![prefix.to_string()]
     } else {
-        (0..).map(|i| format!("{prefix}.{i}")).take_while(|n| file.contains(&format!("{n}.weight"), false)).collect()
+        (0..)
+            .map(|i| format!("{prefix}.{i}"))
+            .take_while(|n| file.contains(&format!("{n}.weight"), false))
+            .collect()
     };
     if names.is_empty() {
-        return Err(Error::load(file.path(), format!("no head weights {prefix}.weight or {prefix}.0.weight")));
+        return Err(Error::load(
+            file.path(),
+            format!("no head weights {prefix}.weight or {prefix}.0.weight"),
+        ));
     }
     let mut layers = Vec::with_capacity(names.len());
     let mut in_dim = hidden_size;
     for name in names {
         let weight = file.get_root(&format!("{name}.weight"), None)?.to_dtype(DType::F32)?;
-        let (out_dim, got_in) = weight.dims2().map_err(|_| Error::load(file.path(), format!("{name}.weight must be 2-D")))?;
+        let (out_dim, got_in) =
+            weight.dims2().map_err(|_| Error::load(file.path(), format!("{name}.weight must be 2-D")))?;
         if got_in != in_dim {
             return Err(Error::load(
                 file.path(),
@@ -273,7 +294,11 @@ fn load_layers(file: &Weights, prefix: &str, hidden_size: usize, spec: &HeadSpec
         "softmax" => Output::Softmax,
         "sigmoid" => Output::Sigmoid,
         "none" | "identity" => Output::Identity,
-        other => return Err(Error::Argument(format!("unknown output activation {other:?}: softmax, sigmoid or none"))),
+        other => {
+            return Err(Error::Argument(format!(
+                "unknown output activation {other:?}: softmax, sigmoid or none"
+            )))
+        }
     };
     Ok(Layers { layers, hidden_activation: parse(&spec.hidden_activation)?, output })
 }

@@ -24,15 +24,12 @@ impl Encoder {
     pub fn load(config: &EncoderConfig, weights: Weights) -> Result<(Self, Weights)> {
         match config.architecture {
             Architecture::Bert => {
-                let weights = weights.find_prefix(
-                    "embeddings.word_embeddings.weight",
-                    &["", "bert.", "model.", "encoder."],
-                )?;
+                let weights = weights
+                    .find_prefix("embeddings.word_embeddings.weight", &["", "bert.", "model.", "encoder."])?;
                 Ok((Encoder::Bert(bert::Bert::load(config, &weights)?), weights))
             }
             Architecture::ModernBert => {
-                let weights =
-                    weights.find_prefix("embeddings.tok_embeddings.weight", &["model.", ""])?;
+                let weights = weights.find_prefix("embeddings.tok_embeddings.weight", &["model.", ""])?;
                 Ok((Encoder::ModernBert(modernbert::ModernBert::load(config, &weights)?), weights))
             }
         }

@@ -61,7 +61,13 @@ pub struct ModernBert {
 }
 
 impl ModernBertLayer {
-    fn forward(&self, x: &Tensor, model: &ModernBert, global_bias: &Tensor, local_bias: &Tensor) -> Result<Tensor> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        model: &ModernBert,
+        global_bias: &Tensor,
+        local_bias: &Tensor,
+    ) -> Result<Tensor> {
         let normed = match &self.attention_norm {
             Some(norm) => norm.forward(x)?,
             None => x.clone(),
@@ -74,14 +80,18 @@ impl ModernBertLayer {
         let projected = self.mlp_in.forward(&self.mlp_norm.forward(&x)?)?;
         let half = projected.dim(2)? / 2;
         // Wi holds [input; gate]: the MLP is act(input) * gate.
-        let gated = (model.activation.apply(&projected.narrow(2, 0, half)?)? * projected.narrow(2, half, half)?)?;
+        let gated =
+            (model.activation.apply(&projected.narrow(2, 0, half)?)? * projected.narrow(2, half, half)?)?;
         Ok((x + self.mlp_out.forward(&gated)?)?)
     }
 }
 
 impl ModernBert {
     pub fn load(config: &EncoderConfig, weights: &Weights) -> Result<Self> {
-        let local = config.local.as_ref().ok_or_else(|| Error::Argument("ModernBERT needs attention settings".into()))?;
+        let local = config
+            .local
+            .as_ref()
+            .ok_or_else(|| Error::Argument("ModernBERT needs attention settings".into()))?;
         let h = config.hidden_size;
         let eps = config.norm_eps;
         let layers = (0..config.num_layers)
@@ -96,14 +106,22 @@ impl ModernBert {
                     qkv: linear(weights, &name("attn.Wqkv"), h, 3 * h, config.attention_bias)?,
                     attention_output: linear(weights, &name("attn.Wo"), h, h, config.attention_bias)?,
                     mlp_norm: layer_norm(weights, &name("mlp_norm"), h, eps, config.norm_bias)?,
-                    mlp_in: linear(weights, &name("mlp.Wi"), h, 2 * config.intermediate_size, config.mlp_bias)?,
+                    mlp_in: linear(
+                        weights,
+                        &name("mlp.Wi"),
+                        h,
+                        2 * config.intermediate_size,
+                        config.mlp_bias,
+                    )?,
                     mlp_out: linear(weights, &name("mlp.Wo"), config.intermediate_size, h, config.mlp_bias)?,
                     global: local.global_layers[index],
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         let embeddings = weights.get("embeddings.tok_embeddings.weight", &[config.vocab_size, h])?;
-        let rotary = |theta| Rotary::new(theta, config.head_dim(), config.max_positions, weights.dtype(), weights.device());
+        let rotary = |theta| {
+            Rotary::new(theta, config.head_dim(), config.max_positions, weights.dtype(), weights.device())
+        };
         Ok(ModernBert {
             embeddings: Embedding::new(embeddings, h),
             embeddings_norm: layer_norm(weights, "embeddings.norm", h, eps, config.norm_bias)?,
@@ -121,7 +139,10 @@ impl ModernBert {
     pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let (_, seq) = ids.dims2()?;
         if seq > self.max_positions {
-            return Err(Error::Argument(format!("{seq} tokens exceed max_position_embeddings {}", self.max_positions)));
+            return Err(Error::Argument(format!(
+                "{seq} tokens exceed max_position_embeddings {}",
+                self.max_positions
+            )));
         }
         let mut x = self.embeddings_norm.forward(&self.embeddings.forward(ids)?)?;
         let global_bias = padding_bias(mask, x.dtype())?;

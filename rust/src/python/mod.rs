@@ -53,7 +53,8 @@ impl PyEncoder {
         max_length: Option<usize>,
     ) -> PyResult<Self> {
         let device = device.to_string();
-        let bundle = detached(py, move || Bundle::load(&model_dir, &heads, &device, dtype.as_deref(), max_length))?;
+        let bundle =
+            detached(py, move || Bundle::load(&model_dir, &heads, &device, dtype.as_deref(), max_length))?;
         Ok(PyEncoder { bundle })
     }
 
@@ -90,7 +91,12 @@ impl PyEncoder {
     /// Run `heads` (all when None) on one encoder pass over `texts`. Returns a dict: per head a
     /// float32 array (n, columns), or for token heads a list of (probabilities, offsets) arrays.
     #[pyo3(signature = (texts, heads = None))]
-    fn run<'py>(&self, py: Python<'py>, texts: Vec<String>, heads: Option<Vec<String>>) -> PyResult<Bound<'py, PyDict>> {
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<String>,
+        heads: Option<Vec<String>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let outputs = detached(py, || self.bundle.run(&texts, heads.as_deref()))?;
         let result = PyDict::new(py);
         for (name, output) in outputs {
@@ -104,7 +110,8 @@ impl PyEncoder {
                         .map(|scores| {
                             let tokens = scores.offsets.len();
                             let probabilities = matrix(py, tokens, scores.labels, scores.probabilities)?;
-                            let flat: Vec<i64> = scores.offsets.iter().flat_map(|&(s, e)| [s as i64, e as i64]).collect();
+                            let flat: Vec<i64> =
+                                scores.offsets.iter().flat_map(|&(s, e)| [s as i64, e as i64]).collect();
                             let offsets = matrix(py, tokens, 2, flat)?;
                             PyTuple::new(py, [probabilities, offsets])
                         })
@@ -127,7 +134,12 @@ impl PyEncoder {
     }
 }
 
-fn matrix<T: numpy::Element>(py: Python<'_>, rows: usize, columns: usize, data: Vec<T>) -> PyResult<Bound<'_, PyAny>> {
+fn matrix<T: numpy::Element>(
+    py: Python<'_>,
+    rows: usize,
+    columns: usize,
+    data: Vec<T>,
+) -> PyResult<Bound<'_, PyAny>> {
     let array = Array2::from_shape_vec((rows, columns), data)
         .map_err(|e| InferenceError::new_err(format!("output shape mismatch: {e}")))?;
     Ok(array.into_pyarray(py).into_any())
