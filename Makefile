@@ -13,7 +13,7 @@ ENVOY    := .venv-envoy/bin/envoy
 RUST_SRC := Cargo.toml Cargo.lock $(shell find rust/src -name '*.rs' 2>/dev/null)
 
 .PHONY: help setup build test test-rust test-python lint bench fixtures clean deploy-tools helm-check
-.PHONY: run envoy bench-extproc
+.PHONY: run envoy bench-extproc build-cuda
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ $(EXT): $(STAMP) $(RUST_SRC)
 	test -f $@ && touch $@
 
 build: $(EXT) ## build the native extension (release) into python/vsr
+
+build-cuda: $(STAMP) ## CUDA wheel (sm_90, abi3) into dist/cuda/, no GPU needed (scripts/cuda_build.sh)
+	bash scripts/cuda_build.sh
 
 $(ENVOY):
 	test -x .venv-envoy/bin/python || python3 -m venv .venv-envoy

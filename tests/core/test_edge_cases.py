@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.core.conftest import MODELS
+from tests.core.conftest import DEVICE, MODELS, ON_DEVICE
 
 from vsr import _core
 from vsr.errors import DeviceError, ModelLoadError, VsrError
@@ -18,7 +18,7 @@ from vsr.models import Embedder, EncoderBundle, SequenceClassifier, TokenClassif
 
 @pytest.fixture(scope="module")
 def classifier() -> SequenceClassifier:
-    return SequenceClassifier.load(MODELS / "bert-seq")
+    return SequenceClassifier.load(MODELS / "bert-seq", **ON_DEVICE)
 
 
 def copy_model(tmp_path: Path, name: str) -> Path:
@@ -121,7 +121,7 @@ def test_half_precision_on_cpu_has_no_nan_and_stays_close(classifier: SequenceCl
     texts = ["short", "a much longer sentence that pads the short one " * 4]
     reference = classifier.predict(texts)
     for dtype in ("float16", "bfloat16"):
-        half = SequenceClassifier.load(MODELS / "bert-seq", dtype=dtype)
+        half = SequenceClassifier.load(MODELS / "bert-seq", device=DEVICE, dtype=dtype)
         probabilities = half.predict(texts)
         assert np.isfinite(probabilities).all()
         # Random tiny weights with large gains are harsher than trained models; bf16 keeps
@@ -170,13 +170,13 @@ def test_bundle_runs_every_head_in_one_pass(tmp_path: Path) -> None:
             }
         )
     )
-    bundle = EncoderBundle.load(bundle_dir)
+    bundle = EncoderBundle.load(bundle_dir, **ON_DEVICE)
     texts = ["Alice went to Paris", "東京で会いましょう"]
     outputs = bundle.run(texts)
     embeddings = outputs["embedding"]
     assert isinstance(embeddings, np.ndarray)
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
-    single = TokenClassifier.load(MODELS / "bert-token").predict(texts)
+    single = TokenClassifier.load(MODELS / "bert-token", **ON_DEVICE).predict(texts)
     assert outputs["entities"] == single
     assert set(bundle.run(texts, heads=["embedding"])) == {"embedding"}
     with pytest.raises(KeyError, match="nope"):

@@ -1,4 +1,5 @@
-"""Numerical parity of the native core with Hugging Face transformers (fp32, CPU, max abs <= 1e-4).
+"""Numerical parity of the native core with Hugging Face transformers (fp32, max abs <= 1e-4), on
+the CPU or the device named by VSR_TEST_DEVICE.
 
 Each reference was computed by transformers on the whole batch at once (padded), mixing the empty
 string, non-ASCII text and a text far beyond the model's maximum length, which must be truncated.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.core.conftest import MODELS, TOLERANCE, reference
+from tests.core.conftest import MODELS, ON_DEVICE, TOLERANCE, reference
 
 from vsr.models import Embedder, SequenceClassifier, TokenClassifier
 
@@ -25,7 +26,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("name", SEQUENCE_MODELS)
 def test_sequence_classifier_matches_transformers(name: str) -> None:
     ref = reference(name)
-    model = SequenceClassifier.load(MODELS / name)
+    model = SequenceClassifier.load(MODELS / name, **ON_DEVICE)
     probabilities = model.predict(ref["texts"])
     assert probabilities.dtype == np.float32
     assert probabilities.shape == (len(ref["texts"]), len(model.labels))
@@ -38,7 +39,7 @@ def test_sequence_classifier_matches_transformers(name: str) -> None:
 @pytest.mark.parametrize("pooling", ["mean", "cls"])
 def test_pooled_hidden_states_match_transformers(name: str, pooling: str) -> None:
     ref = reference(name)
-    embedder = Embedder.load(MODELS / name, pooling=pooling, normalize=False)
+    embedder = Embedder.load(MODELS / name, pooling=pooling, normalize=False, **ON_DEVICE)
     expected = np.array(ref["mean_pooled" if pooling == "mean" else "cls"])
     np.testing.assert_allclose(embedder.embed(ref["texts"]), expected, rtol=0, atol=TOLERANCE)
 
@@ -46,7 +47,7 @@ def test_pooled_hidden_states_match_transformers(name: str, pooling: str) -> Non
 @pytest.mark.parametrize("name", TOKEN_MODELS)
 def test_token_classifier_matches_transformers(name: str) -> None:
     ref = reference(name)
-    model = TokenClassifier.load(MODELS / name)
+    model = TokenClassifier.load(MODELS / name, **ON_DEVICE)
     outputs = model.predict_tokens(ref["texts"])
     for text, token_ref, (probabilities, offsets) in zip(
         ref["texts"], ref["tokens"], outputs, strict=True
@@ -70,7 +71,7 @@ def test_labels_come_from_id2label_or_vsr_mapping_files() -> None:
 
 def test_sentence_transformers_defaults_are_read_from_the_directory() -> None:
     ref = reference("bert-embedder")
-    embedder = Embedder.load(MODELS / "bert-embedder")
+    embedder = Embedder.load(MODELS / "bert-embedder", **ON_DEVICE)
     # modules.json asks for CLS pooling and no Normalize module; sentence_bert_config says 64.
     assert embedder.max_length == 64
     vectors = embedder.embed(ref["texts"])
@@ -80,7 +81,7 @@ def test_sentence_transformers_defaults_are_read_from_the_directory() -> None:
 
 def test_minilm_matches_sentence_transformers() -> None:
     ref = reference("minilm")
-    embedder = Embedder.load("all-MiniLM-L6-v2")
+    embedder = Embedder.load("all-MiniLM-L6-v2", **ON_DEVICE)
     assert embedder.max_length == ref["max_seq_length"] == 256
     vectors = embedder.embed(ref["texts"])
     assert vectors.shape == (len(ref["texts"]), 384)
@@ -91,7 +92,7 @@ def test_minilm_matches_sentence_transformers() -> None:
 def test_batching_does_not_change_results() -> None:
     """A text alone and the same text inside a padded batch of longer texts agree."""
     ref = reference("modernbert-seq")
-    model = SequenceClassifier.load(MODELS / "modernbert-seq")
+    model = SequenceClassifier.load(MODELS / "modernbert-seq", **ON_DEVICE)
     batch = model.predict(ref["texts"])
     alone = np.vstack([model.predict([text]) for text in ref["texts"]])
     np.testing.assert_allclose(batch, alone, rtol=0, atol=TOLERANCE)
