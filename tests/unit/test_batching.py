@@ -1,0 +1,264 @@
+"""Dynamic batching in the inference pool, driven through a fake encoder (no native core).
+
+The fake can hold its first call open (``hold_first``) so tests decide exactly which requests
+queue behind a running batch; assertions are about which texts went into which native call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from vsr.inference import InferencePool, ModelRegistry
+from vsr.inference.batching import BatchingConfig, BatchQueue, estimate_tokens
+from vsr.inference.registry import EncoderKey, EncoderModel, HeadDescription
+
+
+class FakeEncoder:
+    """Heads: ``length`` -> (n, 1) text lengths; ``upper`` -> list of upper-cased texts."""
+
+    def __init__(self, *, hold_first: bool = False, fail: bool = False) -> None:
+        self.calls: list[tuple[list[str], list[str]]] = []
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self._hold_first = hold_first
+        self._fail = fail
+
+    @property
+    def heads(self) -> Mapping[str, HeadDescription]:
+        return {
+            "length": HeadDescription("length", "sequence", ("n",)),
+            "upper": HeadDescription("upper", "token", ()),
+        }
+
+    def run(self, texts: Sequence[str], heads: Sequence[str]) -> dict[str, Any]:
+        self.calls.append((list(texts), list(heads)))
+        self.started.set()
+        if self._hold_first and len(self.calls) == 1:
+            assert self.release.wait(5), "test never released the first call"
+        if self._fail:
+            raise RuntimeError("encoder exploded")
+        outputs: dict[str, Any] = {}
+        if "length" in heads:
+            outputs["length"] = np.array([[len(t)] for t in texts], dtype=np.float32)
+        if "upper" in heads:
+            outputs["upper"] = [t.upper() for t in texts]
+        return outputs
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(t.split()) + 2 for t in texts]
+
+
+def make_pool(encoder: FakeEncoder, **batching: Any) -> tuple[InferencePool, EncoderKey]:
+    def load(path: Path, device: str) -> EncoderModel:
+        return encoder
+
+    registry = ModelRegistry(resolver=Path, loader=load)
+    pool = InferencePool(registry, max_workers=4, batching=BatchingConfig(**batching))
+    return pool, registry.key("fake")
+
+
+async def hold_then_submit(
+    pool: InferencePool, key: EncoderKey, encoder: FakeEncoder, later: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Start one request that holds the encoder, queue ``later`` behind it, then release."""
+    first = asyncio.ensure_future(pool.run(key, ["first"], ["length"]))
+    await asyncio.to_thread(encoder.started.wait, 5)
+    queued = [asyncio.ensure_future(pool.run(key, [text], ["length"])) for text in later]
+    await asyncio.sleep(0)  # let every queued request reach the batcher
+    encoder.release.set()
+    return await asyncio.gather(first, *queued)
+
+
+def test_lone_request_runs_at_once_even_with_a_long_max_wait() -> None:
+    encoder = FakeEncoder()
+    pool, key = make_pool(encoder, max_wait_ms=100)
+
+    async def scenario() -> float:
+        started = time.perf_counter()
+        await pool.run(key, ["hello"], ["length"])
+        return time.perf_counter() - started
+
+    elapsed = asyncio.run(scenario())
+    assert encoder.calls == [(["hello"], ["length"])]
+    assert elapsed < 0.1, f"a lone request waited {elapsed * 1000:.1f} ms"
+    pool.close()
+
+
+def test_requests_queued_behind_a_running_batch_share_one_call() -> None:
+    encoder = FakeEncoder(hold_first=True)
+    pool, key = make_pool(encoder, max_concurrent_batches=1, max_wait_ms=0)
+    later = ["a", "bb", "ccc", "dddd"]
+    results = asyncio.run(hold_then_submit(pool, key, encoder, later))
+    assert [texts for texts, _ in encoder.calls] == [["first"], later]
+    # Each caller gets its own rows back.
+    assert [r["length"].tolist() for r in results] == [[[5.0]], [[1.0]], [[2.0]], [[3.0]], [[4.0]]]
+    pool.close()
+
+
+def test_batches_respect_the_text_limit() -> None:
+    encoder = FakeEncoder(hold_first=True)
+    pool, key = make_pool(encoder, max_concurrent_batches=1, max_batch_texts=2, max_wait_ms=0)
+    asyncio.run(hold_then_submit(pool, key, encoder, ["a", "b", "c", "d", "e"]))
+    assert [len(texts) for texts, _ in encoder.calls] == [1, 2, 2, 1]
+    assert sorted(t for texts, _ in encoder.calls[1:] for t in texts) == ["a", "b", "c", "d", "e"]
+    pool.close()
+
+
+def test_batches_respect_the_token_budget() -> None:
+    encoder = FakeEncoder(hold_first=True)
+    text = "x" * 40  # 10 + 2 estimated tokens
+    pool, key = make_pool(encoder, max_concurrent_batches=1, max_batch_tokens=30, max_wait_ms=0)
+    asyncio.run(hold_then_submit(pool, key, encoder, [text] * 5))
+    assert [len(texts) for texts, _ in encoder.calls] == [1, 2, 2, 1]
+    pool.close()
+
+
+def test_similar_lengths_are_grouped_and_the_oldest_goes_first() -> None:
+    encoder = FakeEncoder(hold_first=True)
+    pool, key = make_pool(encoder, max_concurrent_batches=1, max_batch_texts=2, max_wait_ms=0)
+    short_a, long_a, short_b, long_b = "s1", "L" * 300 + "1", "s2", "L" * 300 + "2"
+    asyncio.run(hold_then_submit(pool, key, encoder, [short_a, long_a, short_b, long_b]))
+    assert [texts for texts, _ in encoder.calls[1:]] == [[short_a, short_b], [long_a, long_b]]
+    pool.close()
+
+
+def test_a_free_worker_waits_briefly_for_company_while_another_batch_runs() -> None:
+    encoder = FakeEncoder(hold_first=True)
+    pool, key = make_pool(encoder, max_concurrent_batches=2, max_wait_ms=20)
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(pool.run(key, ["first"], ["length"]))
+        await asyncio.to_thread(encoder.started.wait, 5)
+        # The encoder is busy but a slot is free: these two wait up to 20 ms and go together.
+        pair = await asyncio.gather(
+            pool.run(key, ["p"], ["length"]), pool.run(key, ["q"], ["length"])
+        )
+        assert [r["length"].tolist() for r in pair] == [[[1.0]], [[1.0]]]
+        encoder.release.set()
+        await first
+
+    asyncio.run(scenario())
+    assert [texts for texts, _ in encoder.calls] == [["first"], ["p", "q"]]
+    pool.close()
+
+
+def test_a_full_batch_does_not_wait_for_the_timer() -> None:
+    encoder = FakeEncoder(hold_first=True)
+    pool, key = make_pool(encoder, max_concurrent_batches=2, max_batch_texts=2, max_wait_ms=100)
+
+    async def scenario() -> float:
+        first = asyncio.ensure_future(pool.run(key, ["first"], ["length"]))
+        await asyncio.to_thread(encoder.started.wait, 5)
+        started = time.perf_counter()
+        await asyncio.gather(pool.run(key, ["p"], ["length"]), pool.run(key, ["q"], ["length"]))
+        elapsed = time.perf_counter() - started
+        encoder.release.set()
+        await first
+        return elapsed
+
+    elapsed = asyncio.run(scenario())
+    assert [texts for texts, _ in encoder.calls] == [["first"], ["p", "q"]]
+    assert elapsed < 0.09, f"a full batch waited {elapsed * 1000:.1f} ms"
+    pool.close()
+
+
+def test_each_request_gets_only_its_heads_from_a_shared_call() -> None:
+    encoder = FakeEncoder(hold_first=True)
+    pool, key = make_pool(encoder, max_concurrent_batches=1, max_wait_ms=0)
+
+    async def scenario() -> list[dict[str, Any]]:
+        first = asyncio.ensure_future(pool.run(key, ["first"], ["length"]))
+        await asyncio.to_thread(encoder.started.wait, 5)
+        a = asyncio.ensure_future(pool.run(key, ["ab", "cd"], ["upper"]))
+        b = asyncio.ensure_future(pool.run(key, ["xyz"], ["length", "upper"]))
+        await asyncio.sleep(0)
+        encoder.release.set()
+        return await asyncio.gather(first, a, b)
+
+    _, a, b = asyncio.run(scenario())
+    assert encoder.calls[1] == (["ab", "cd", "xyz"], ["length", "upper"])
+    assert a == {"upper": ["AB", "CD"]}
+    assert b["upper"] == ["XYZ"] and b["length"].tolist() == [[3.0]]
+    pool.close()
+
+
+def test_a_failed_call_fails_every_request_it_served() -> None:
+    encoder = FakeEncoder(fail=True)
+    pool, key = make_pool(encoder)
+
+    async def scenario() -> list[BaseException | dict[str, Any]]:
+        return await asyncio.gather(
+            pool.run(key, ["a"], ["length"]),
+            pool.run(key, ["b"], ["length"]),
+            return_exceptions=True,
+        )
+
+    results = asyncio.run(scenario())
+    assert all(isinstance(r, RuntimeError) and "exploded" in str(r) for r in results)
+    pool.close()
+
+
+def test_a_cancelled_request_is_not_run() -> None:
+    encoder = FakeEncoder(hold_first=True)
+    pool, key = make_pool(encoder, max_concurrent_batches=1, max_wait_ms=0)
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(pool.run(key, ["first"], ["length"]))
+        await asyncio.to_thread(encoder.started.wait, 5)
+        gone = asyncio.ensure_future(pool.run(key, ["gone"], ["length"]))
+        kept = asyncio.ensure_future(pool.run(key, ["kept"], ["length"]))
+        await asyncio.sleep(0)
+        gone.cancel()
+        await asyncio.sleep(0)
+        encoder.release.set()
+        await asyncio.gather(first, kept)
+
+    asyncio.run(scenario())
+    assert [texts for texts, _ in encoder.calls] == [["first"], ["kept"]]
+    pool.close()
+
+
+def test_disabled_batching_runs_each_request_alone() -> None:
+    encoder = FakeEncoder()
+    pool, key = make_pool(encoder, enabled=False)
+
+    async def scenario() -> None:
+        await asyncio.gather(*(pool.run(key, [t], ["length"]) for t in "abc"))
+
+    asyncio.run(scenario())
+    assert sorted(texts[0] for texts, _ in encoder.calls) == ["a", "b", "c"]
+    assert all(len(texts) == 1 for texts, _ in encoder.calls)
+    pool.close()
+
+
+def test_queue_takes_an_oversized_request_alone_and_keeps_arrival_order() -> None:
+    queue = BatchQueue(BatchingConfig(max_batch_texts=2, max_batch_tokens=100))
+    big = queue.add(["w " * 1000], ["h"], None)
+    small = [queue.add([f"t{i}"], ["h"], None) for i in range(3)]
+    assert queue.full()
+    assert queue.take() == [big]
+    assert queue.take() == small[:2]
+    assert queue.take() == small[2:]
+    assert queue.take() == [] and not queue.full()
+
+
+def test_token_estimate_counts_characters_and_special_tokens() -> None:
+    assert estimate_tokens([""]) == 2
+    assert estimate_tokens(["abcd", "abcde"]) == (1 + 2) + (2 + 2)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("max_batch_texts", 0), ("max_batch_tokens", 0), ("max_wait_ms", -1), ("max_wait_ms", 500)],
+)
+def test_config_rejects_out_of_range_values(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=field):
+        BatchingConfig(**{field: value})
