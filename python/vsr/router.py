@@ -35,7 +35,7 @@ class Router:
     ) -> None:
         self.config = config
         self.registry = registry or ModelRegistry(config.device)
-        self._pool = InferencePool(self.registry, max_workers=max_workers)
+        self._pool = InferencePool(self.registry, max_workers=max_workers, batching=config.batching)
         try:
             self._engine = RoutingEngine(config, self._pool)
         except BaseException:

@@ -262,3 +262,28 @@ def test_token_estimate_counts_characters_and_special_tokens() -> None:
 def test_config_rejects_out_of_range_values(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
         BatchingConfig(**{field: value})
+
+
+def test_router_config_carries_batching_with_path_qualified_errors() -> None:
+    from vsr.config import parse_config_text
+    from vsr.errors import ConfigError
+
+    base = "default_model: a\nmodels: [{name: a}]\n"
+    config = parse_config_text(base + "batching: {max_batch_texts: 8, max_wait_ms: 0.25}\n")
+    assert config.batching == BatchingConfig(max_batch_texts=8, max_wait_ms=0.25)
+    assert parse_config_text(base).batching == BatchingConfig()
+    with pytest.raises(ConfigError, match=r"batching\.max_wait_ms"):
+        parse_config_text(base + "batching: {max_wait_ms: 1000}\n")
+    with pytest.raises(ConfigError, match=r"batching\.max_bach_texts"):
+        parse_config_text(base + "batching: {max_bach_texts: 8}\n")
+
+
+def test_router_builds_its_pool_with_the_config_batching() -> None:
+    from vsr import Router
+    from vsr.config import parse_config_text
+
+    config = parse_config_text(
+        "default_model: a\nmodels: [{name: a}]\nbatching: {enabled: false, max_batch_texts: 4}\n"
+    )
+    with Router(config) as router:
+        assert router._pool.batching == config.batching

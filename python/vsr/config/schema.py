@@ -14,6 +14,7 @@ from pydantic import Field
 from vsr.config.base import StrictModel
 from vsr.config.decisions import Decision, PluginConfig, ReasoningEffort
 from vsr.config.signals import SignalConfig
+from vsr.inference.batching import BatchingConfig
 
 
 class ChatTemplateKwargsFamily(StrictModel):
@@ -82,6 +83,10 @@ class RouterConfig(StrictModel):
     default_reasoning_effort: ReasoningEffort = "medium"
     strategy: Literal["priority", "confidence"] = "priority"
     device: str = "cpu"
+    batching: BatchingConfig = Field(
+        default_factory=BatchingConfig,
+        description="How concurrent requests to one encoder share a forward pass.",
+    )
     text: TextSelection = TextSelection()
     signals: tuple[SignalConfig, ...] = ()
     decisions: tuple[Decision, ...] = ()
