@@ -173,9 +173,28 @@ def benign_examples(
             }
             for variant in sorted(variants):
                 examples.append(Example(variant, BENIGN, group, f"vsr:written_{field}"))
+    examples += benign_instruction_examples(written, rng)
     for name in BENIGN_SEED_FILES:
         for index, value in enumerate(_seed_values(archive, name)):
             examples.append(Example(value.strip(), BENIGN, f"seed:{name}:{index}", f"pyrit:{name}"))
+    return examples
+
+
+def benign_instruction_examples(written: dict[str, Any], rng: random.Random) -> list[Example]:
+    """Everyday instructions: each template filled with several slot values.
+
+    The group is the template and its first slot value, so held-out groups are unseen pairs.
+    """
+    slots: dict[str, list[str]] = written["benign_slots"]
+    examples = []
+    for family, templates in written["benign_templates"].items():
+        for index, template in enumerate(templates):
+            names = re.findall(r"\{(\w+)\}", template)
+            for value in slots[names[0]]:
+                others = {name: rng.choice(slots[name]) for name in names[1:]}
+                text = template.format(**{names[0]: value, **others})
+                group = f"instruction:{family}:{index}:{value}"
+                examples.append(Example(text, BENIGN, group, "vsr:written_instructions"))
     return examples
 
 
