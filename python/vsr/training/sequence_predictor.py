@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -114,9 +113,3 @@ def load_sequence_predictor(
         safe_label=safe_label if safe_label in classifier.labels else None,
         threshold=0.5 if threshold is None else threshold,
     )
-
-
-def bundle_dir_of(model: str | None) -> Path:
-    from vsr.model_files import resolve_model_dir
-
-    return resolve_model_dir(model or DEFAULT_MODEL)
