@@ -96,3 +96,16 @@ def test_pattern_matches_replace_the_model_spans_they_overlap() -> None:
 def test_unknown_labels_and_outside_are_ignored() -> None:
     text = "hello world"
     assert detect_pii(text, [Span("B-ANIMAL", 0, 5), Span("O", 6, 11)]) == []
+
+
+def test_an_address_starts_at_the_unit_word_the_model_left_out() -> None:
+    text = "Send it to Suite 956 44 Thompson Gardens please"
+    spans = spans_of(
+        text,
+        ("B-SECONDARY_ADDRESS", "956"),
+        ("B-BUILDING_NUMBER", "44"),
+        ("B-STREET_NAME", "Thompson Gardens"),
+    )
+    assert labelled(text, model_entities(text, spans)) == [
+        ("STREET_ADDRESS", "Suite 956 44 Thompson Gardens")
+    ]

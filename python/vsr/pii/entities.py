@@ -96,6 +96,10 @@ _CONTEXT_TYPES: tuple[tuple[str, str | None], ...] = (
     (r"order|invoice|ticket|tracking|reference|\bref\b|confirmation|case", None),
 )
 _CONTEXT_WINDOW = 40
+# The model tags a unit's number but often not its word: "Suite 956 44 Elm St" starts at "Suite".
+_UNIT_BEFORE = re.compile(
+    r"(?:apt|apartment|suite|ste|unit|flat|room|rm|h\.no|no)\.?[ \t]*$", re.IGNORECASE
+)
 # The model tells passports and driving licences apart well; context does not override those.
 _SPECIFIC_ID_LABELS = frozenset({"PASSPORT", "DRIVERS_LICENSE"})
 # A piece continuing an open name or address may be less certain than one that starts an entity.
@@ -203,6 +207,13 @@ def model_entities(
         label = piece.kind
         if label == _ADDRESS_PART:
             label = STREET_ADDRESS if piece.model_labels & _STREET_PARTS else LOCATION
+            unit = _UNIT_BEFORE.search(text, max(0, piece.start - 12), piece.start)
+            if (
+                label == STREET_ADDRESS
+                and unit is not None
+                and (unit.start() == 0 or not text[unit.start() - 1].isalnum())
+            ):
+                piece.start = unit.start()
         elif (
             label in _NUMERIC_TYPES
             and not piece.model_labels <= _SPECIFIC_ID_LABELS

@@ -251,7 +251,8 @@ def _join_pieces(text: str, pieces: list[Span]) -> list[Span]:
             last_kind, last_start, last_end, has_street = joined[-1]
             gap = text[last_end : piece.start]
             person_gap = kind == "PERSON" and gap == " "
-            address_gap = kind == _ADDRESS and len(gap) <= 4 and set(gap) <= set(" ,\n")
+            # Address lines may be indented ("\n    Springfield\n    IL"): still one address.
+            address_gap = kind == _ADDRESS and len(gap) <= 8 and set(gap) <= set(" ,\n\t")
             if last_kind == kind and (person_gap or address_gap):
                 joined[-1] = (kind, last_start, piece.end, has_street or piece.label == _ADDRESS)
                 continue
