@@ -12,10 +12,20 @@ use crate::tokenize::{TextTokenizer, TokenBatch};
 use crate::weights::Weights;
 
 /// Texts are run in chunks of similar length, so one long text does not pad a whole batch and
-/// memory stays bounded for any input size: at most this many texts ...
-const MAX_CHUNK_TEXTS: usize = 64;
-/// ... and at most this many (padded) tokens per forward pass.
-const MAX_CHUNK_TOKENS: usize = 16_384;
+/// memory stays bounded for any input size: at most `texts` texts and `tokens` padded tokens per
+/// forward pass.
+#[derive(Clone, Copy, Debug)]
+struct ChunkLimits {
+    texts: usize,
+    tokens: usize,
+}
+
+/// On a CPU, 64 texts already keep every core's matrix units busy.
+const CPU_CHUNKS: ChunkLimits = ChunkLimits { texts: 64, tokens: 16_384 };
+/// A GPU needs more rows to fill its SMs (the 128-token throughput of BERT-base still grows
+/// from 64 to 256 texts). Memory stays small: the largest activation, BERT-base's attention
+/// scores at 32 k tokens of 512-token texts, is 64 x 12 x 512 x 512 x 2 bytes = 400 MB.
+const GPU_CHUNKS: ChunkLimits = ChunkLimits { texts: 256, tokens: 32_768 };
 
 /// Per-token scores of one text; special tokens are left out.
 pub struct TokenScores {
@@ -82,10 +92,30 @@ impl Bundle {
             .map(|(name, spec)| Ok((name.clone(), Head::load(spec, &config, &weights, &config_path)?)))
             .collect::<Result<Vec<_>>>()?;
         let bundle = Bundle { tokenizer, encoder, config, heads, device, dtype };
-        // The first forward pays one-off costs (CUDA kernel JIT, allocator growth); pay them now
-        // rather than on the first request.
-        bundle.run(&["warm up".to_string()], None)?;
+        bundle.warm_up()?;
         Ok(bundle)
+    }
+
+    /// The first forward pays one-off costs: on a GPU, the JIT of candle's PTX kernels (seconds
+    /// on a fresh machine), cuBLAS loading the kernels for each shape, the memory pool growing.
+    /// Pay them at load rather than on the first requests: a padded pair (padding masks), and
+    /// on a GPU a batch of the size busy traffic brings.
+    fn warm_up(&self) -> Result<()> {
+        let pair = ["warm up".to_string(), "warm up with a longer text that pads the first".repeat(3)];
+        self.run(&pair, None)?;
+        if !self.device.is_cpu() {
+            let batch: Vec<String> = (0..32).map(|i| format!("warm up text {i} ").repeat(12)).collect();
+            self.run(&batch, None)?;
+        }
+        Ok(())
+    }
+
+    fn chunk_limits(&self) -> ChunkLimits {
+        if self.device.is_cpu() {
+            CPU_CHUNKS
+        } else {
+            GPU_CHUNKS
+        }
     }
 
     pub fn hidden_size(&self) -> usize {
@@ -126,7 +156,7 @@ impl Bundle {
         };
         let mut outputs: Vec<Vec<Option<RowOutput>>> =
             selected.iter().map(|_| (0..texts.len()).map(|_| None).collect()).collect();
-        for chunk in length_sorted_chunks(&self.tokenizer, texts)? {
+        for chunk in length_sorted_chunks(&self.tokenizer, texts, self.chunk_limits())? {
             let (ids, mask) = self.batch_tensors(&chunk.batch)?;
             let hidden = self.encoder.forward(&ids, &mask)?;
             for (slot, (_, head)) in selected.iter().enumerate() {
@@ -172,7 +202,11 @@ struct Chunk {
 }
 
 /// Tokenize, order by length, and cut into chunks bounded in texts and padded tokens.
-fn length_sorted_chunks(tokenizer: &TextTokenizer, texts: &[String]) -> Result<Vec<Chunk>> {
+fn length_sorted_chunks(
+    tokenizer: &TextTokenizer,
+    texts: &[String],
+    limits: ChunkLimits,
+) -> Result<Vec<Chunk>> {
     if texts.is_empty() {
         return Ok(Vec::new());
     }
@@ -185,7 +219,7 @@ fn length_sorted_chunks(tokenizer: &TextTokenizer, texts: &[String]) -> Result<V
     for index in order {
         // Sorted ascending, so this text is the longest of the group so far.
         let padded = (current.len() + 1) * lengths[index].max(1);
-        if !current.is_empty() && (current.len() == MAX_CHUNK_TEXTS || padded > MAX_CHUNK_TOKENS) {
+        if !current.is_empty() && (current.len() == limits.texts || padded > limits.tokens) {
             groups.push(std::mem::take(&mut current));
         }
         current.push(index);

@@ -24,7 +24,40 @@ pub fn parse_device(name: &str) -> Result<Device> {
 
 #[cfg(feature = "cuda")]
 fn cuda_device(ordinal: usize) -> Result<Device> {
-    Device::new_cuda(ordinal).map_err(|e| Error::Device(format!("cannot open cuda:{ordinal}: {e}")))
+    let device =
+        Device::new_cuda(ordinal).map_err(|e| Error::Device(format!("cannot open cuda:{ordinal}: {e}")))?;
+    keep_freed_memory_in_pool(&device)
+        .map_err(|e| Error::Device(format!("cuda:{ordinal}: cannot configure the memory pool: {e}")))?;
+    Ok(device)
+}
+
+/// candle allocates every intermediate tensor with `cuMemAllocAsync` from the device's default
+/// memory pool. That pool's release threshold is 0: at each synchronisation (every forward pass
+/// ends with one, copying outputs to the host) it hands freed memory back to the driver, and the
+/// next pass maps its activations afresh. With no threshold, a pass reuses the memory of the one
+/// before, as PyTorch's caching allocator does. Memory stays bounded by the largest pass.
+#[cfg(feature = "cuda")]
+fn keep_freed_memory_in_pool(device: &Device) -> std::result::Result<(), String> {
+    use candle_core::cuda_backend::cudarc::driver::{result, sys};
+
+    let cuda = device.as_cuda_device().map_err(|e| e.to_string())?;
+    let context = cuda.cuda_stream().context().clone();
+    if !context.has_async_alloc() {
+        return Ok(()); // plain cuMemAlloc: no pool to configure
+    }
+    let mut threshold = u64::MAX;
+    // SAFETY: the device handle comes from a live context; `threshold` is the u64 that
+    // CU_MEMPOOL_ATTR_RELEASE_THRESHOLD takes and outlives the call.
+    unsafe {
+        let pool = result::device::get_default_mem_pool(context.cu_device()).map_err(|e| e.to_string())?;
+        result::mem_pool::set_attribute(
+            pool,
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+            (&mut threshold as *mut u64).cast(),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 #[cfg(not(feature = "cuda"))]
