@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Builds vsr's CUDA wheel (abi3, Python >= 3.11, features python + cuda) on a machine without a
-# GPU, for Hopper (compute capability 90). Output: dist/cuda/vsr-<version>-cp311-abi3-linux_x86_64.whl.
+# GPU, for Hopper (compute capability 90). Output: dist/cuda/vsr-<version>-cp311-abi3-linux_x86_64.whl,
+# and under dist/cuda/deps the pure-Python runtime dependencies the GPU machine's image lacks
+# (pydantic, structlog; CPython 3.12 wheels), so carrying dist/cuda is enough there
+# (scripts/gpu_check.sh installs both with pip --no-index).
 #
 # - The toolchain comes from PyPI (scripts/cuda_toolchain.sh), cached under .tools/cuda.
 # - cargo builds into target-cuda/, so the CPU build in target/ stays incremental.
@@ -49,4 +52,13 @@ print(f"{sys.argv[1]}: {len(names)} files, {size / 2**20:.1f} MiB compressed")
 PY
 echo "needs at run time: $(objdump -p "$(find "$CARGO_TARGET_DIR/release" -maxdepth 1 -name 'lib_core.so' | head -n 1)" \
     | awk '/NEEDED/ { printf "%s ", $2 }')"
+
+# The GPU image has numpy, pyyaml and torch but not these (KINDS.md's package list); versions as
+# requirements-dev.txt pins them, for the image's CPython 3.12.
+DEVICE_DEPS=(pydantic==2.14.3 pydantic-core==2.50.4 annotated-types==0.8.0 typing-inspection==0.4.5
+    typing-extensions==4.16.0 structlog==26.1.0)
+"$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+    --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 --dest "$OUT_DIR/deps" "${DEVICE_DEPS[@]}"
+du -sh "$OUT_DIR"
 echo "built in $(($(date +%s) - started)) s"
