@@ -115,7 +115,8 @@ class TorchRunner:
         self._compiled = torch.compile(model) if mode == "compile" else None
 
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        model = self._compiled or self.model
+        # `or` would call len() on the module; compare with None.
+        model = self._compiled if self._compiled is not None else self.model
         hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(1) / weights.sum(1)

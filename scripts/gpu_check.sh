@@ -11,7 +11,8 @@
 #      references, float16/bfloat16 bounds and no NaN (tests/core/test_device.py). The MiniLM
 #      parity tests need the 90 MB packaged model, which cannot travel; they are deselected.
 #   4. benches/bench_gpu.py: vsr against PyTorch eager / CUDA graph / torch.compile.
-# The summary table comes last. SKIP_BENCH=1 stops after the tests; BENCH_ARGS adds arguments.
+# The summary table comes last. SKIP_BENCH=1 stops after the tests; BENCH_ARGS adds arguments;
+# PROFILE=1 also lists the CUDA kernels of a vsr forward (PROFILE_ARGS for benches/profile_gpu.py).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,6 +60,11 @@ warmup_status=${PIPESTATUS[0]}
     2>&1 | tee "$OUT/tests_core.log"
 core_status=${PIPESTATUS[0]}
 tests_done=$(date +%s)
+
+# PROFILE=1: every CUDA kernel of a vsr forward (benches/profile_gpu.py), before the benchmark.
+if [[ ${PROFILE:-0} == 1 ]]; then
+    "$PYTHON" benches/profile_gpu.py ${PROFILE_ARGS:-} 2>&1 | tee "$OUT/profile.log"
+fi
 
 bench_status=skipped
 if [[ ${SKIP_BENCH:-0} != 1 ]]; then

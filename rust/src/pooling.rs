@@ -27,7 +27,8 @@ impl Pooling {
     pub fn pool(self, hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let hidden = hidden.to_dtype(DType::F32)?;
         match self {
-            Pooling::Cls => Ok(hidden.narrow(1, 0, 1)?.squeeze(1)?),
+            // contiguous: a strided row view is fine for the CPU's gemm, not for cuBLAS.
+            Pooling::Cls => Ok(hidden.narrow(1, 0, 1)?.squeeze(1)?.contiguous()?),
             Pooling::Mean => {
                 // Padding must be masked out, or short prompts in a long batch drift toward the
                 // pad vector.
