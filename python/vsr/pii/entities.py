@@ -77,6 +77,7 @@ MODEL_LABEL_TYPES: dict[str, str] = {
 }
 # An address needs a street: "Paris" or "CA 94105" alone is a place, not where someone lives.
 _STREET_PARTS = frozenset({"BUILDING_NUMBER", "STREET_NAME", "SECONDARY_ADDRESS"})
+_NUMBER_PARTS = frozenset({"BUILDING_NUMBER", "SECONDARY_ADDRESS"})
 # What may stand between two pieces of one entity: "John Smith", "12 Elm St, Apt 4, Springfield"
 # (the model often leaves a unit word such as "Apt." untagged inside an address).
 _PERSON_GAP = re.compile(r" ?")
@@ -206,6 +207,10 @@ def model_entities(
     for piece in pieces:
         label = piece.kind
         if label == _ADDRESS_PART:
+            if piece.model_labels <= _NUMBER_PARTS:
+                # A number the model took for a house or flat number, with no street beside it
+                # ("2+2 * (5-1)"), is arithmetic or a quantity, not an address.
+                continue
             label = STREET_ADDRESS if piece.model_labels & _STREET_PARTS else LOCATION
             unit = _UNIT_BEFORE.search(text, max(0, piece.start - 12), piece.start)
             if (
