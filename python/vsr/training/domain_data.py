@@ -6,6 +6,14 @@ written by the project. They are combined with category-independent templates in
 preamble) so the head learns a category from its *content* words: the templates are shared by all
 categories and carry no label information.
 
+Besides exam stems, each category has ``tasks``: short, direct requests as people type them into a
+chat ("Prove that ...", "Simplify ...", "Balance ...", "Explain ...", code snippets, quantities
+with units). Each task, with its variants (casual, with a preamble, with a shared suffix), is one
+group.
+
+A category may appear in several vocabulary files: their lists are concatenated in file order, so
+adding a file only appends (earlier examples keep their text; tasks use their own random stream).
+
 Each example's ``group`` is its topic or stem, so the validation split holds out whole topics.
 Generation is seeded: the same vocabulary and seed give the same file.
 
@@ -69,6 +77,24 @@ PREAMBLES: tuple[str, ...] = (
     "answer. ",
 )
 
+# Ways a short request is wrapped; shared by every category, so they carry no label.
+TASK_PREFIXES: tuple[str, ...] = (
+    "Quick one: ",
+    "Can you help me with this? ",
+    "Homework help: ",
+    "Please answer: ",
+    "",
+)
+TASK_SUFFIXES: tuple[str, ...] = (
+    " Keep it brief.",
+    " Show your steps.",
+    " Explain your answer.",
+    " Be concise, please.",
+    "",
+)
+
+FIELDS = ("topics", "questions", "answers", "scenarios", "tasks")
+
 EXAM_HEADERS: tuple[str, ...] = (
     "",
     "",
@@ -89,12 +115,12 @@ def load_vocabulary(data_dir: Path) -> dict[str, dict[str, list[str]]]:
     for path in files:
         loaded: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
         for category, fields in loaded.items():
-            if category in vocabulary:
-                raise ValueError(f"{path}: category {category!r} is defined twice")
-            vocabulary[str(category)] = {
-                key: [str(item) for item in fields.get(key, [])]
-                for key in ("topics", "questions", "answers", "scenarios")
-            }
+            unknown = set(fields) - set(FIELDS)
+            if unknown:
+                raise ValueError(f"{path}: {category!r} has unknown fields {sorted(unknown)}")
+            merged = vocabulary.setdefault(str(category), {key: [] for key in FIELDS})
+            for key in FIELDS:
+                merged[key].extend(str(item) for item in fields.get(key) or [])
     return vocabulary
 
 
@@ -193,12 +219,29 @@ def _category_examples(
             yield Example(text, category, group, SOURCE)
 
 
+def _task_examples(
+    rng: random.Random, category: str, fields: dict[str, list[str]]
+) -> Iterator[Example]:
+    """Short direct requests: the request as written, plus three wrapped variants."""
+    topics = fields["topics"]
+    for index, task in enumerate(fields["tasks"]):
+        group = f"task:{category}:{index}"
+        yield Example(task, category, group, SOURCE)
+        yield Example(task.lower().rstrip("?.!"), category, group, SOURCE)
+        prefix, suffix = rng.choice(TASK_PREFIXES[:-1]), rng.choice(TASK_SUFFIXES)
+        yield Example(prefix + task + suffix, category, group, SOURCE)
+        preamble = rng.choice(PREAMBLES).format(other=rng.choice(topics))
+        yield Example(preamble + task, category, group, SOURCE)
+
+
 def generate(vocabulary: dict[str, dict[str, list[str]]], seed: int = 0) -> list[Example]:
     """All categories' examples, deterministic for a given vocabulary and seed."""
     examples: list[Example] = []
     for category in sorted(vocabulary):
         rng = random.Random(f"{seed}:{category}")
         examples.extend(_category_examples(rng, category, vocabulary[category]))
+        task_rng = random.Random(f"{seed}:{category}:tasks")
+        examples.extend(_task_examples(task_rng, category, vocabulary[category]))
     return examples
 
 
