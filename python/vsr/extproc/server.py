@@ -29,6 +29,9 @@ from vsr.observability import metrics
 from vsr.runtime import GenerationBuilder, Runtime, watch_config_directory
 from vsr.settings import Settings
 
+# Headers and protobuf framing around a request body in one ext_proc message.
+_MESSAGE_OVERHEAD_BYTES = 1 << 20
+
 log = structlog.get_logger(__name__)
 
 EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
@@ -66,7 +69,16 @@ class RouterServer:
         http_port = _bound_port(self._http, settings.http_port)
 
         # SO_REUSEPORT (grpc's default) would let a stale server share the port and take streams.
-        self._grpc = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        # gRPC's default 4 MiB message limit would reject a buffered body before vsr can answer
+        # 413 itself: allow the body limit plus room for the headers and framing.
+        message_limit = settings.max_body_bytes + _MESSAGE_OVERHEAD_BYTES
+        self._grpc = grpc.aio.server(
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.max_receive_message_length", message_limit),
+                ("grpc.max_send_message_length", message_limit),
+            ]
+        )
         external_processor_pb2_grpc.add_ExternalProcessorServicer_to_server(
             ExternalProcessor(
                 self.runtime,
