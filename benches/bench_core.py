@@ -29,10 +29,38 @@ Engine = Callable[[Sequence[str]], np.ndarray]
 
 BATCH1_TOKENS = (16, 64, 128)
 THROUGHPUT_SHAPE = (32, 128)
-FILLER = (
-    "the court held that the contract was void because the seller knew the engine was broken "
-    "and the buyer asked about interest rates inflation and the derivative of a polynomial"
-).split()
+FILLER = [
+    "the",
+    "court",
+    "held",
+    "that",
+    "the",
+    "contract",
+    "was",
+    "void",
+    "because",
+    "the",
+    "seller",
+    "knew",
+    "the",
+    "engine",
+    "was",
+    "broken",
+    "and",
+    "the",
+    "buyer",
+    "asked",
+    "about",
+    "interest",
+    "rates",
+    "inflation",
+    "and",
+    "the",
+    "derivative",
+    "of",
+    "a",
+    "polynomial",
+]
 
 
 def machine() -> str:
@@ -224,7 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         counter = Embedder.load(model_dir)
         texts = {
-            n: text_with_tokens(lambda t: counter.count_tokens([t])[0], n) for n in BATCH1_TOKENS
+            n: text_with_tokens(lambda t, c=counter: c.count_tokens([t])[0], n)
+            for n in BATCH1_TOKENS
         }
         # The engines must compute the same thing before their speed is compared.
         sample = [texts[16], texts[128]]
@@ -234,18 +263,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{label}: {name} vs pytorch, max abs difference {difference:.2e}")
         for n in BATCH1_TOKENS:
             rows.append(
-                Row(label, f"batch 1, {n} tokens", "ms", {
-                    name: statistics.median(time_call(engine, [texts[n]], args.repeats)) * 1e3
-                    for name, engine in engines.items()
-                })
+                Row(
+                    label,
+                    f"batch 1, {n} tokens",
+                    "ms",
+                    {
+                        name: statistics.median(time_call(engine, [texts[n]], args.repeats)) * 1e3
+                        for name, engine in engines.items()
+                    },
+                )
             )
         batch, length = THROUGHPUT_SHAPE
         batch_texts = [texts[length]] * batch
         rows.append(
-            Row(label, f"{batch} x {length} tokens", "tokens/s", {
-                name: batch * length / statistics.median(time_call(engine, batch_texts, 5))
-                for name, engine in engines.items()
-            })
+            Row(
+                label,
+                f"{batch} x {length} tokens",
+                "tokens/s",
+                {
+                    name: batch * length / statistics.median(time_call(engine, batch_texts, 5))
+                    for name, engine in engines.items()
+                },
+            )
         )
 
     print()
@@ -254,7 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         vsr_value, ort_value, torch_value = (
-            row.values["vsr"], row.values["onnxruntime"], row.values["pytorch"]
+            row.values["vsr"],
+            row.values["onnxruntime"],
+            row.values["pytorch"],
         )
         # Ratios read "how many times faster vsr is" (>1 = vsr faster) for both units.
         faster = (lambda a, b: b / a) if row.unit == "ms" else (lambda a, b: a / b)

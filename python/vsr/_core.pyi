@@ -51,8 +51,6 @@ class Encoder:
         self, texts: list[str], heads: list[str] | None = None
     ) -> dict[
         str,
-        npt.NDArray[np.float32]
-        | list[tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]],
+        npt.NDArray[np.float32] | list[tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]],
     ]: ...
     def __repr__(self) -> str: ...
-

@@ -2,11 +2,12 @@
 
 Every class here wraps one ``vsr._core.Encoder``: a model loaded by the native core (candle)
 that encodes a batch of texts once and runs one or more *heads* on the same hidden states. The
-native core returns numbers (probabilities, vectors, token offsets); this module turns them into what a caller
-wants (labels, entities) and decides nothing else.
+native core returns numbers (probabilities, vectors, token offsets); this module turns them into
+what a caller wants (labels, entities) and decides nothing else.
 
 - ``Embedder``: pooled sentence vectors (mean or CLS, optionally L2-normalised); defaults come
-  from the directory's sentence-transformers files, so all-MiniLM-L6-v2 gives its usual normalised vectors.
+  from the directory's sentence-transformers files, so all-MiniLM-L6-v2 gives its usual
+  normalised vectors.
 - ``SequenceClassifier``: a Hugging Face ``*ForSequenceClassification`` directory -> probabilities.
 - ``TokenClassifier``: a ``*ForTokenClassification`` directory -> entities (BIO tags aggregated).
 - ``EncoderBundle``: one encoder with several heads (``bundle.json``); one call, one encoder pass.
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -189,8 +190,10 @@ class Embedder(_EncoderModel):
         return vectors
 
 
-class SequenceClassifier(_EncoderModel):
-    """A Hugging Face ``*ForSequenceClassification`` directory (BERT or ModernBERT)."""
+class _Classifier(_EncoderModel):
+    """A Hugging Face ``*For{Sequence,Token}Classification`` directory and its label names."""
+
+    _KIND = ""  # "sequence" or "token": which head the directory must have
 
     def __init__(self, encoder: _core.Encoder, path: Path, labels: list[str]) -> None:
         super().__init__(encoder, path)
@@ -204,13 +207,19 @@ class SequenceClassifier(_EncoderModel):
         *,
         max_length: int | None = None,
         dtype: str | None = None,
-    ) -> SequenceClassifier:
+    ) -> Self:
         model_dir = resolve_model_dir(path)
-        spec = classifier_head_spec(model_dir, "sequence")
+        spec = classifier_head_spec(model_dir, cls._KIND)
         labels = read_labels(model_dir)
         return cls(
             _load_encoder(model_dir, {_HEAD: spec}, device, dtype, max_length), model_dir, labels
         )
+
+
+class SequenceClassifier(_Classifier):
+    """A Hugging Face ``*ForSequenceClassification`` directory (BERT or ModernBERT)."""
+
+    _KIND = "sequence"
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities, float32 (len(texts), len(labels)); columns follow ``labels``."""
@@ -218,31 +227,13 @@ class SequenceClassifier(_EncoderModel):
         return probabilities
 
 
-class TokenClassifier(_EncoderModel):
+class TokenClassifier(_Classifier):
     """A Hugging Face ``*ForTokenClassification`` directory with BIO labels."""
 
-    def __init__(self, encoder: _core.Encoder, path: Path, labels: list[str]) -> None:
-        super().__init__(encoder, path)
-        self.labels = labels
-
-    @classmethod
-    def load(
-        cls,
-        path: str | Path,
-        device: str = "cpu",
-        *,
-        max_length: int | None = None,
-        dtype: str | None = None,
-    ) -> TokenClassifier:
-        model_dir = resolve_model_dir(path)
-        spec = classifier_head_spec(model_dir, "token")
-        labels = read_labels(model_dir)
-        return cls(
-            _load_encoder(model_dir, {_HEAD: spec}, device, dtype, max_length), model_dir, labels
-        )
+    _KIND = "token"
 
     def predict_tokens(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per text: (probabilities (tokens, labels), offsets (tokens, 2)), without special tokens."""
+        """Per text: (probabilities (tokens, labels), offsets (tokens, 2)); no special tokens."""
         outputs: list[tuple[np.ndarray, np.ndarray]] = self._run(texts)
         return outputs
 

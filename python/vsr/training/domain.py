@@ -9,26 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vsr.config.signals import MMLU_PRO_CATEGORIES
 from vsr.training.dataset import Example, read_examples
 from vsr.training.model_card import CardText
 from vsr.training.sequence_task import SequenceHeadTask, SequenceTaskSpec
 
-LABELS = (
-    "biology",
-    "business",
-    "chemistry",
-    "computer science",
-    "economics",
-    "engineering",
-    "health",
-    "history",
-    "law",
-    "math",
-    "other",
-    "philosophy",
-    "physics",
-    "psychology",
-)
+# The labels are the categories the routing config accepts for the default domain classifier.
+LABELS = MMLU_PRO_CATEGORIES
 
 SPEC = SequenceTaskSpec(
     name="domain",
