@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -178,7 +179,8 @@ class DevStack:
         self.ports = ports or StackPorts()
         self.envoy_bin = envoy_bin or find_envoy()
         self.log_dir = log_dir
-        self.work_dir = work_dir or log_dir or Path.cwd()
+        # The rendered Envoy config goes to a temp dir, not the user's checkout.
+        self.work_dir = work_dir or log_dir or Path(tempfile.mkdtemp(prefix="vsr-dev-"))
         self.failure_mode_allow = failure_mode_allow
         self.extra_serve_args = list(extra_serve_args)
         self.with_vsr = with_vsr
