@@ -157,7 +157,10 @@ async def running_server(
         build or default_build,
     )
     ports = await server.start(with_metrics=False)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{ports.grpc}")
+    # Like Envoy's gRPC client, accept the large body mutations vsr may send back.
+    channel = grpc.aio.insecure_channel(
+        f"127.0.0.1:{ports.grpc}", options=[("grpc.max_receive_message_length", 64 << 20)]
+    )
     try:
         yield server, external_processor_pb2_grpc.ExternalProcessorStub(channel)
     finally:

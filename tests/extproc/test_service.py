@@ -311,3 +311,23 @@ def test_stop_lets_an_open_stream_finish_within_the_grace_period() -> None:
             )["x-selected-model"]
 
     assert run(scenario()) == ("request_body", "phi4-mini")
+
+
+def test_bodies_past_grpc_default_limit_reach_vsr() -> None:
+    """A 5 MiB body is under the 8 MiB default limit: routed, not refused by gRPC's 4 MiB cap;
+    a body over the limit gets vsr's own 413."""
+    five_mib = chat("a math question: " + "x" * (5 << 20))
+    too_big = chat("x" * (9 << 20))
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        async with running_server() as (_, stub):
+            routed = await exchange(stub, [request_headers(), request_body(five_mib)])
+            refused = await exchange(stub, [request_headers(), request_body(too_big)])
+            return routed, refused
+
+    routed, refused = run(scenario())
+    edits = set_headers(routed[1].request_body.response.header_mutation)
+    assert edits["x-selected-model"] == "phi4-mini"
+    status, _, body = immediate(refused[1])
+    assert status == 413
+    assert json.loads(body)["error"]["code"] == "request_too_large"

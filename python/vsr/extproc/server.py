@@ -29,8 +29,8 @@ from vsr.observability import metrics
 from vsr.runtime import GenerationBuilder, Runtime, watch_config_directory
 from vsr.settings import Settings
 
-# Headers and protobuf framing around a request body in one ext_proc message.
-_MESSAGE_OVERHEAD_BYTES = 1 << 20
+# Room past the body limit for one ext_proc message: headers, framing, and bodies vsr refuses.
+_MESSAGE_OVERHEAD_BYTES = 64 << 20
 
 log = structlog.get_logger(__name__)
 
@@ -70,7 +70,9 @@ class RouterServer:
 
         # SO_REUSEPORT (grpc's default) would let a stale server share the port and take streams.
         # gRPC's default 4 MiB message limit would reject a buffered body before vsr can answer
-        # 413 itself: allow the body limit plus room for the headers and framing.
+        # 413 itself, and with failure_mode_allow Envoy would then forward it unclassified. Accept
+        # well past the body limit (Envoy's own buffer limit bounds what it sends), so vsr sees
+        # every body and refuses the oversize ones itself.
         message_limit = settings.max_body_bytes + _MESSAGE_OVERHEAD_BYTES
         self._grpc = grpc.aio.server(
             options=[
