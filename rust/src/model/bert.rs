@@ -2,7 +2,9 @@
 //! position embeddings. Q, K and V are fused into one matmul at load time.
 
 use candle_core::{Module, Tensor};
-use candle_nn::{Embedding, LayerNorm, Linear};
+use candle_nn::{Embedding, LayerNorm};
+
+use crate::model::dense::Dense;
 
 use crate::error::Result;
 use crate::model::config::EncoderConfig;
@@ -10,11 +12,11 @@ use crate::model::layers::{attention, layer_norm, linear, padding_bias, split_qk
 use crate::weights::Weights;
 
 struct BertLayer {
-    qkv: Linear,
-    attention_output: Linear,
+    qkv: Dense,
+    attention_output: Dense,
     attention_norm: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
+    intermediate: Dense,
+    output: Dense,
     output_norm: LayerNorm,
 }
 
@@ -40,7 +42,7 @@ impl BertLayer {
             _ => None,
         };
         Ok(BertLayer {
-            qkv: Linear::new(weight, bias),
+            qkv: Dense::new(weight, bias)?,
             attention_output: linear(weights, &name("attention.output.dense"), h, h, true)?,
             attention_norm: layer_norm(
                 weights,

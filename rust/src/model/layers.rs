@@ -1,7 +1,9 @@
 //! Building blocks shared by the encoders: activations, linear/norm loading, masked attention.
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{LayerNorm, Linear};
+use candle_nn::LayerNorm;
+
+use crate::model::dense::Dense;
 
 use crate::error::Result;
 use crate::weights::Weights;
@@ -47,10 +49,10 @@ impl Activation {
 }
 
 /// A linear layer `name.weight` (out, in) and, if `bias`, `name.bias` (out).
-pub fn linear(weights: &Weights, name: &str, in_dim: usize, out_dim: usize, bias: bool) -> Result<Linear> {
+pub fn linear(weights: &Weights, name: &str, in_dim: usize, out_dim: usize, bias: bool) -> Result<Dense> {
     let weight = weights.get(&format!("{name}.weight"), &[out_dim, in_dim])?;
     let bias = if bias { Some(weights.get(&format!("{name}.bias"), &[out_dim])?) } else { None };
-    Ok(Linear::new(weight, bias))
+    Dense::new(weight, bias)
 }
 
 /// A layer norm; without a stored bias we pass zeros, which keeps candle's fused kernel.

@@ -4,6 +4,9 @@
 
 mod bert;
 pub mod config;
+#[cfg(feature = "cuda")]
+mod cuda_linear;
+mod dense;
 pub mod heads;
 mod layers;
 mod modernbert;

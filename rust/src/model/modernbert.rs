@@ -2,7 +2,9 @@
 //! alternating global / sliding-window attention, without bias terms by default.
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Embedding, LayerNorm, Linear};
+use candle_nn::{Embedding, LayerNorm};
+
+use crate::model::dense::Dense;
 
 use crate::error::{Error, Result};
 use crate::model::config::EncoderConfig;
@@ -39,11 +41,11 @@ impl Rotary {
 struct ModernBertLayer {
     /// Layer 0 has no attention norm: the embedding norm already normalised its input.
     attention_norm: Option<LayerNorm>,
-    qkv: Linear,
-    attention_output: Linear,
+    qkv: Dense,
+    attention_output: Dense,
     mlp_norm: LayerNorm,
-    mlp_in: Linear,
-    mlp_out: Linear,
+    mlp_in: Dense,
+    mlp_out: Dense,
     global: bool,
 }
 
