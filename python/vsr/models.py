@@ -15,6 +15,7 @@ what a caller wants (labels, entities) and decides nothing else.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,8 +146,6 @@ def _load_encoder(
     dtype: str | None,
     max_length: int | None,
 ) -> _core.Encoder:
-    import json
-
     return _core.Encoder.load(
         str(path),
         json.dumps({name: spec.to_native() for name, spec in heads.items()}),

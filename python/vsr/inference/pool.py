@@ -55,7 +55,8 @@ class InferencePool:
         """Per head name: its output for ``texts`` (see ``vsr.models``), from one encoder pass."""
         model = self.registry.get(key)
         # A single-head model answers to whichever names its signals used.
-        native = sorted({self.registry.resolve_head(key, head).name for head in heads})
+        native_names = {head: self.registry.resolve_head(key, head).name for head in heads}
+        native = sorted(set(native_names.values()))
         started = time.perf_counter()
         outputs = model.run(list(texts), native)
         log.debug(
@@ -65,7 +66,7 @@ class InferencePool:
             heads=native,
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
         )
-        return {head: outputs[self.registry.resolve_head(key, head).name] for head in heads}
+        return {head: outputs[native_names[head]] for head in heads}
 
     def count_tokens_sync(self, key: EncoderKey, texts: Sequence[str]) -> list[int]:
         return self.registry.get(key).count_tokens(list(texts))
