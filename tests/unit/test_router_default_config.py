@@ -95,3 +95,13 @@ def test_obvious_jailbreak_is_blocked(router: Any) -> None:
     )
     result = router.route(ask(prompt))
     assert result.blocked is not None and result.blocked.kind == "jailbreak"
+
+
+def test_pii_past_the_first_512_tokens_is_blocked(router: Any) -> None:
+    # ~1,100 tokens of filler: the address sits past the model's 512-token window, and only the
+    # model (no pattern) finds street addresses, so this holds only if the signal reads windows.
+    filler = "This paragraph is about gardening and the weather in spring. " * 100
+    clean = router.route(ask(filler + "What should I plant in April?"))
+    assert clean.blocked is None
+    result = router.route(ask(filler + "Ship the seeds to my home, 42 Elm Street, Springfield."))
+    assert result.blocked is not None and "STREET_ADDRESS" in result.blocked.entity_types

@@ -8,7 +8,7 @@ canonical types and adds the pattern recognisers' matches over the full text.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from vsr.pii.entities import ModelSpan, PiiEntity, detect_pii
@@ -17,6 +17,10 @@ from vsr.pii.entities import ModelSpan, PiiEntity, detect_pii
 # size its authors found it detects best in.
 WINDOW_CHARS = 1200
 WINDOW_OVERLAP = 200
+# Bounds the model's cost on huge prompts (a 4 MiB body would be ~3,500 windows): past this many
+# windows the model reads the start and the end (where a question and its data usually are);
+# the pattern recognisers still read every character. 16 windows are ~19k characters, ~5k tokens.
+MAX_WINDOWS = 16
 
 TokenHead = Callable[[list[str]], Sequence[Sequence[ModelSpan]]]
 
@@ -30,11 +34,19 @@ class ShiftedSpan:
 
 
 def plan_windows(
-    text: str, window: int = WINDOW_CHARS, overlap: int = WINDOW_OVERLAP
+    text: str,
+    window: int = WINDOW_CHARS,
+    overlap: int = WINDOW_OVERLAP,
+    max_windows: int = MAX_WINDOWS,
 ) -> list[tuple[int, int]]:
-    """Overlapping ``(start, end)`` character windows covering ``text``, cut at whitespace."""
+    """Overlapping ``(start, end)`` character windows covering ``text``, cut at whitespace.
+
+    More than ``max_windows`` windows: the first ``max_windows - 1`` and the last one.
+    """
     if overlap >= window:
         raise ValueError(f"overlap ({overlap}) must be smaller than the window ({window})")
+    if max_windows < 2:
+        raise ValueError(f"max_windows must be at least 2, got {max_windows}")
     if len(text) <= window:
         return [(0, len(text))]
     windows = []
@@ -46,9 +58,23 @@ def plan_windows(
             end = cut if cut > start else end
         windows.append((start, end))
         if end >= len(text):
-            return windows
+            break
         next_start = text.find(" ", max(end - overlap, start + 1), end)
         start = next_start + 1 if next_start != -1 else end
+    if len(windows) > max_windows:
+        return [*windows[: max_windows - 1], windows[-1]]
+    return windows
+
+
+def spans_over_windows(windows: Iterable[tuple[int, Sequence[ModelSpan]]]) -> list[ShiftedSpan]:
+    """One text's spans from the spans of its windows (``(window start, spans)`` pairs)."""
+    return _merge_window_spans(
+        [
+            ShiftedSpan(span.label, span.start + offset, span.end + offset, span.score)
+            for offset, spans in windows
+            for span in spans
+        ]
+    )
 
 
 def _merge_window_spans(spans: list[ShiftedSpan]) -> list[ShiftedSpan]:
@@ -103,14 +129,11 @@ class PiiDetector:
             for start, end in plan_windows(text):
                 pieces.append(text[start:end])
                 owners.append((index, start))
-        results: list[list[ShiftedSpan]] = [[] for _ in texts]
-        if not pieces:
-            return results
-        for (index, offset), spans in zip(owners, self.token_head(pieces), strict=True):
-            results[index].extend(
-                ShiftedSpan(s.label, s.start + offset, s.end + offset, s.score) for s in spans
-            )
-        return [_merge_window_spans(spans) for spans in results]
+        per_text: list[list[tuple[int, Sequence[ModelSpan]]]] = [[] for _ in texts]
+        if pieces:
+            for (index, offset), spans in zip(owners, self.token_head(pieces), strict=True):
+                per_text[index].append((offset, spans))
+        return [spans_over_windows(windows) for windows in per_text]
 
     def detect(self, texts: Sequence[str]) -> list[list[PiiEntity]]:
         return [

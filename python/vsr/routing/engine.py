@@ -42,10 +42,17 @@ class _EncoderOutputs:
     keys: Mapping[str, EncoderKey]
     heads: dict[EncoderKey, dict[str, Any]] = field(default_factory=dict)
     token_counts: dict[EncoderKey, int] = field(default_factory=dict)
+    # Character offset of each text an encoder read, when it read the request in windows.
+    window_offsets: dict[EncoderKey, list[int]] = field(default_factory=dict)
 
     def head(self, model: str, head: str) -> Any:
         output = self.heads[self.keys[model]][head]
         return output[0]
+
+    def head_windows(self, model: str, head: str) -> list[tuple[int, Any]]:
+        key = self.keys[model]
+        output = self.heads[key][head]
+        return list(zip(self.window_offsets.get(key, [0]), output, strict=True))
 
     def token_count(self, model: str) -> int:
         return self.token_counts[self.keys[model]]
@@ -83,6 +90,18 @@ class RoutingEngine:
             self._keys[model] = self.pool.registry.key(model)
         return self._keys[model]
 
+    def _encoder_texts(self, key: EncoderKey, text: str, outputs: _EncoderOutputs) -> list[str]:
+        """The text, or the windows of it that a signal reading this encoder asked for."""
+        for signal in self.signals:
+            for need in signal.head_needs():
+                if self._keys[need.model] != key:
+                    continue
+                windows = signal.text_windows(need.model, text)
+                if windows is not None and len(windows) > 1:
+                    outputs.window_offsets[key] = [start for start, _ in windows]
+                    return [text[start:end] for start, end in windows]
+        return [text]
+
     @property
     def encoders(self) -> dict[EncoderKey, tuple[str, ...]]:
         """The encoders a request runs, with the heads read from each."""
@@ -96,7 +115,8 @@ class RoutingEngine:
         outputs = _EncoderOutputs(self._keys)
         if text:
             for key, heads in self._encoder_heads.items():
-                outputs.heads[key] = self.pool.run_sync(key, [text], sorted(heads))
+                texts = self._encoder_texts(key, text, outputs)
+                outputs.heads[key] = self.pool.run_sync(key, texts, sorted(heads))
             for key in self._token_encoders:
                 outputs.token_counts[key] = self.pool.count_tokens_sync(key, [text])[0]
         return self._finish(body, text, outputs, started, headers)
@@ -111,7 +131,10 @@ class RoutingEngine:
             encoders = list(self._encoder_heads.items())
             counted = list(self._token_encoders)
             results = await asyncio.gather(
-                *(self.pool.run(key, [text], sorted(heads)) for key, heads in encoders),
+                *(
+                    self.pool.run(key, self._encoder_texts(key, text, outputs), sorted(heads))
+                    for key, heads in encoders
+                ),
                 *(self.pool.count_tokens(key, [text]) for key in counted),
             )
             for (key, _), head_outputs in zip(encoders, results[: len(encoders)], strict=True):

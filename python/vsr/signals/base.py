@@ -9,7 +9,7 @@ outputs over through ``SignalInputs``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -35,7 +35,13 @@ class SignalInputs(Protocol):
     """The encoder outputs for one request's text."""
 
     def head(self, model: str, head: str) -> Any:
-        """The head's output for the text: a vector, a probability row, or a list of entities."""
+        """The head's output for the text: a vector, a probability row, or a list of entities.
+
+        Where a signal asked for ``model`` to be read in windows, this is the first window's."""
+        ...
+
+    def head_windows(self, model: str, head: str) -> list[tuple[int, Any]]:
+        """``(character offset, output)`` per window the text was read in (one for most)."""
         ...
 
     def token_count(self, model: str) -> int: ...
@@ -61,6 +67,11 @@ class Signal(ABC, Generic[ConfigT]):
     def token_count_models(self) -> tuple[str, ...]:
         """Models whose tokenizer must count the text's tokens for this signal."""
         return ()
+
+    def text_windows(self, model: str, text: str) -> Sequence[tuple[int, int]] | None:
+        """``(start, end)`` character windows in which ``model`` should read ``text``, for heads
+        that must see all of a text longer than the encoder's token limit; None: read it once."""
+        return None
 
     def prepare(self, pool: InferencePool) -> None:
         """Load what the signal needs and check it fits (heads exist, kinds and labels match)."""

@@ -3,13 +3,18 @@
 The token classifier's spans are mapped to canonical types (``PERSON``, ``EMAIL_ADDRESS``,
 ``US_SSN``...) and, unless ``use_patterns`` is off, joined with validated pattern matches (credit
 cards, SSNs, IBANs) that a token model guesses less reliably. Configs name the canonical types.
+
+The token model sees 512 tokens at a time, so the signal asks the engine to read a long prompt in
+overlapping windows (``vsr.pii.detector.plan_windows``, at most ``MAX_WINDOWS`` of them, batched
+into one encoder call) and shifts every window's spans back onto the whole text.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 from vsr.config.signals import PiiSignal
+from vsr.pii.detector import plan_windows, spans_over_windows
 from vsr.pii.entities import detect_pii
 from vsr.routing.result import SignalResult
 from vsr.signals.base import HeadNeed, Signal, SignalInputs, register
@@ -32,8 +37,11 @@ class PiiDetectorSignal(Signal[PiiSignal]):
     def head_needs(self) -> tuple[HeadNeed, ...]:
         return (HeadNeed(self.config.model, self.config.head, "token"),)
 
+    def text_windows(self, model: str, text: str) -> Sequence[tuple[int, int]] | None:
+        return plan_windows(text) if model == self.config.model else None
+
     def evaluate(self, text: str, inputs: SignalInputs) -> SignalResult:
-        spans: list[Any] = inputs.head(self.config.model, self.config.head)
+        spans = spans_over_windows(inputs.head_windows(self.config.model, self.config.head))
         found = detect_pii(
             text, spans, min_score=self.config.threshold, use_patterns=self.config.use_patterns
         )
