@@ -97,11 +97,14 @@ def test_obvious_jailbreak_is_blocked(router: Any) -> None:
     assert result.blocked is not None and result.blocked.kind == "jailbreak"
 
 
-def test_pii_past_the_first_512_tokens_is_blocked(router: Any) -> None:
-    # ~1,100 tokens of filler: the address sits past the model's 512-token window, and only the
-    # model (no pattern) finds street addresses, so this holds only if the signal reads windows.
-    filler = "This paragraph is about gardening and the weather in spring. " * 100
-    clean = router.route(ask(filler + "What should I plant in April?"))
-    assert clean.blocked is None
-    result = router.route(ask(filler + "Ship the seeds to my home, 42 Elm Street, Springfield."))
-    assert result.blocked is not None and "STREET_ADDRESS" in result.blocked.entity_types
+def test_pii_past_the_first_512_tokens_is_found(router: Any) -> None:
+    # Ordinary paragraphs (data/pii/filler.txt, twice: ~800 tokens) put the address past the
+    # model's 512-token window; only the model (no pattern) finds street addresses, so this
+    # holds only if the signal reads the prompt in windows. The PII signal is read directly:
+    # the jailbreak guard, which blocks first, is not what this test is about.
+    filler = (DEFAULT_CONFIG.parents[1] / "data" / "pii" / "filler.txt").read_text() * 2
+    clean = router.route(ask(filler + "\n\nWhat should I plant in April?")).signal("pii", "pii")
+    assert clean is not None and not clean.matched
+    address = "\n\nShip the seeds to my home, 42 Elm Street, Springfield."
+    found = router.route(ask(filler + address)).signal("pii", "pii")
+    assert found is not None and found.entity_types == ("STREET_ADDRESS",)
