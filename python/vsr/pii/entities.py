@@ -31,7 +31,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from vsr.pii.patterns import PatternMatch, find_patterns
+from vsr.pii.address import UNIT_WORD, address_extent, starts_street_line
+from vsr.pii.patterns import PHONE_KIND_AFTER, PatternMatch, find_patterns
+from vsr.pii.person import is_firm_name, person_extent
+from vsr.pii.words import WordSpan, whole_word_spans
 
 PERSON = "PERSON"
 STREET_ADDRESS = "STREET_ADDRESS"
@@ -82,9 +85,7 @@ _NUMBER_PARTS = frozenset({"BUILDING_NUMBER", "SECONDARY_ADDRESS"})
 # (the model often leaves a unit word such as "Apt." untagged inside an address).
 _PERSON_GAP = re.compile(r" ?")
 _ADDRESS_GAP = re.compile(
-    r"[ ,\t\n]{0,6}(?:(?:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|no|h\.no|#)\.?"
-    r"[ ,\t\n]{0,3})?",
-    re.IGNORECASE,
+    rf"\.?[ ,\t\n]{{0,8}}(?:(?:{UNIT_WORD}|[A-Z]{{2,3}}\.?)[ ,\t\n]{{0,4}})?", re.IGNORECASE
 )
 # A number the model gives one ID-like type is often another (the model's numeric types blur):
 # the nearest keyword before it decides, as a reader would. "order 1234567" is not PII at all.
@@ -97,10 +98,8 @@ _CONTEXT_TYPES: tuple[tuple[str, str | None], ...] = (
     (r"order|invoice|ticket|tracking|reference|\bref\b|confirmation|case", None),
 )
 _CONTEXT_WINDOW = 40
-# The model tags a unit's number but often not its word: "Suite 956 44 Elm St" starts at "Suite".
-_UNIT_BEFORE = re.compile(
-    r"(?:apt|apartment|suite|ste|unit|flat|room|rm|h\.no|no)\.?[ \t]*$", re.IGNORECASE
-)
+# A number right after an email is the same person's contact: "(jo@example.org, 6196258243)".
+_AFTER_EMAIL = re.compile(r"@[\w-]+(?:\.[\w-]+)+[ ]?[,;/|][ ]?$")
 # The model tells passports and driving licences apart well; context does not override those.
 _SPECIFIC_ID_LABELS = frozenset({"PASSPORT", "DRIVERS_LICENSE"})
 # A piece continuing an open name or address may be less certain than one that starts an entity.
@@ -188,14 +187,20 @@ def model_entities(
 ) -> list[PiiEntity]:
     """The model's spans as canonical entities: pieces of a name or an address joined."""
     pieces: list[_Piece] = []
-    for span in sorted(spans, key=lambda s: s.start):
-        raw_label = _strip_bio(span.label)
+    unprefixed = (WordSpan(_strip_bio(s.label), s.start, s.end, s.score) for s in spans)
+    for span in whole_word_spans(text, unprefixed):
+        raw_label = span.label
         kind = MODEL_LABEL_TYPES.get(raw_label)
         if kind is None or span.end <= span.start:
             continue
         piece = _Piece(kind, span.start, span.end, [span.score], {raw_label})
         continues = bool(pieces) and _joinable(text, pieces[-1], piece)
         if span.score < (min_score * _CONTINUE_SCORE_FACTOR if continues else min_score):
+            continue
+        if continues and starts_street_line(text, pieces[-1].start, piece.start, raw_label):
+            # "Anmol Kade\n699 Basak Zila": the line before a number-and-street line with no
+            # number of its own is a name or a company the model took for a street.
+            pieces[-1] = piece
             continue
         if continues:
             pieces[-1].end = piece.end
@@ -212,27 +217,35 @@ def model_entities(
                 # ("2+2 * (5-1)"), is arithmetic or a quantity, not an address.
                 continue
             label = STREET_ADDRESS if piece.model_labels & _STREET_PARTS else LOCATION
-            unit = _UNIT_BEFORE.search(text, max(0, piece.start - 12), piece.start)
-            if (
-                label == STREET_ADDRESS
-                and unit is not None
-                and (unit.start() == 0 or not text[unit.start() - 1].isalnum())
-            ):
-                piece.start = unit.start()
-        elif (
-            label in _NUMERIC_TYPES
-            and not piece.model_labels <= _SPECIFIC_ID_LABELS
-            and any(char.isdigit() for char in text[piece.start : piece.end])
-        ):
+            if label == STREET_ADDRESS:
+                piece.start, piece.end = address_extent(text, piece.start, piece.end)
+        elif label == PERSON:
+            if is_firm_name(text, piece.start, piece.end):
+                continue
+            piece.start, piece.end = person_extent(text, piece.start, piece.end)
+        elif label in _NUMERIC_TYPES and any(c.isdigit() for c in text[piece.start : piece.end]):
             retyped = _type_from_context(text, piece.start, label)
             if retyped is None:
-                continue
+                continue  # "order 4867614", "invoice 6119727"
+            if PHONE_KIND_AFTER.match(text, piece.end) or _AFTER_EMAIL.search(
+                text, max(0, piece.start - 60), piece.start
+            ):
+                retyped = "PHONE_NUMBER"  # "3451450612 office", "(jo@example.org, 6196258243)"
+            elif piece.model_labels <= _SPECIFIC_ID_LABELS:
+                retyped = label
             label = retyped
         score = sum(piece.scores) / len(piece.scores)
         entities.append(
             PiiEntity(label, piece.start, piece.end, score, text[piece.start : piece.end], "model")
         )
-    return entities
+    # Pieces inside a widened address are its parts (a postcode the model took for an ID).
+    addresses = [e for e in entities if e.label == STREET_ADDRESS]
+    return [
+        entity
+        for entity in entities
+        if entity.label == STREET_ADDRESS
+        or all(entity.end <= a.start or entity.start >= a.end for a in addresses)
+    ]
 
 
 def merge_with_patterns(

@@ -119,10 +119,19 @@ def find_ip_addresses(text: str) -> Iterator[PatternMatch]:
             yield PatternMatch("IP_ADDRESS", match.start(), end, VALIDATED_SCORE)
 
 
+# Maestro cards have 12 digits: a Luhn-valid 12-digit number is a card only when called one.
+_CARD_CONTEXT = re.compile(r"\b(?:card|maestro|debit)\b[^\d\n]{0,20}$", re.IGNORECASE)
+
+
 def find_credit_cards(text: str) -> Iterator[PatternMatch]:
     for match in _CARD.finditer(text):
         digits = re.sub(r"[ -]", "", match.group())
-        if 13 <= len(digits) <= 19 and luhn_valid(digits) and len(set(digits)) > 1:
+        if not luhn_valid(digits) or len(set(digits)) == 1:
+            continue
+        if 13 <= len(digits) <= 19 or (
+            len(digits) == 12
+            and _CARD_CONTEXT.search(text, max(0, match.start() - 40), match.start())
+        ):
             yield PatternMatch("CREDIT_CARD", match.start(), match.end(), VALIDATED_SCORE)
 
 
@@ -141,11 +150,16 @@ def find_ibans(text: str) -> Iterator[PatternMatch]:
             yield PatternMatch("BANK_ACCOUNT", match.start(), match.end(), VALIDATED_SCORE)
 
 
-# Phone numbers with separators: "+1-907-358-3009x855", "(415) 555-0132", "+44 161 496 0776".
+# Phone numbers with separators: "+1-907-358-3009x855", "(415) 555-0132", "+44 161 496 0776",
+# "+31(0)274 080844", "1 (661) 041-0014", "+61.7.6425.3200", "(0280)-830360", "+917884828884".
 _PHONE = re.compile(
-    r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,5}){1,4}"
-    r"(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?(?![\w-])",
+    r"(?<![\w+(])(?:\+\d{1,3}(?:[ ]?\(0\))?[ .-]?|1[ .-](?=\())?(?:\(\d{1,5}\)[ .-]?)?"
+    r"\d{1,5}(?:[ .-]\d{1,5}){0,4}(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?(?![\w-]|\.\d)",
     re.IGNORECASE,
+)
+# Contact lists say what a number is after it: "0665 664183 office", "8842 5939 (mobile)".
+PHONE_KIND_AFTER = re.compile(
+    r"[ \t]*[(\[]?(?:office|fax|mobile|cell|home|work|phone|tel|landline)\b", re.IGNORECASE
 )
 
 
@@ -160,10 +174,15 @@ def find_phone_numbers(text: str) -> Iterator[PatternMatch]:
             len(separators) >= 2
             or main_part.startswith("+")
             or (len(separators) == 1 and separators[0] in "-.")
+            or PHONE_KIND_AFTER.match(text, match.end()) is not None
         )
         # Dates, amounts and version numbers share the shape; a phone has 7-15 digits and is not
-        # a date ("2024-03-01") or a dotted quad (an IP, left to its own recogniser).
+        # a date ("2024-03-01") or a dotted quad (an IP).
         if not 7 <= len(digits) <= 15 or not has_separator or _DATE.fullmatch(candidate):
+            continue
+        groups = re.findall(r"\d+", main_part)
+        # A country code or one area digit stands alone; "1.2.3.4000" is a version number.
+        if max(map(len, groups)) < 3 or sum(len(group) == 1 for group in groups) > 1:
             continue
         if re.fullmatch(r"\d{1,3}(?:\.\d{1,3}){3}", candidate):
             continue

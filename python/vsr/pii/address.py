@@ -1,0 +1,101 @@
+"""Street-address extents: the number-street-city-state-postcode shape a reader would mark.
+
+The model tags address pieces well but their edges poorly: it leaves a unit ("Suite 600") or a
+postcode ("NSW, 2776", "M9R1T4", "Ludhiana-909669") untagged or tagged as an ID, and runs an
+address on from a name or company line above it ("Anmol Kade\\n699 Basak Zila"). These rules move
+the edges of an address the model found; they never create one. A few regular expressions over
+at most a line of text each: microseconds per address.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Unit words, as in "Apt. 4", "Suite 600", "H.No. 174", "Piso 6", "# 12".
+UNIT_WORD = (
+    r"(?:apt|apartment|suite|ste|unit|flat|floor|fl|level|room|rm|piso|puerta|box|h\.\s?no|no|#)\.?"
+)
+# Before an address: a house number the model left out ("1258 Jacob Station"), and before that
+# a unit ("Apt. 560 1258 Jacob Station", "Unit 99 90 Harris River"), or a bare unit word.
+_UNIT_BEFORE = re.compile(
+    rf"(?<![\w.])(?:(?:{UNIT_WORD}[ \t]*[\w/-]*\d[\w/-]*[ \t,]+)?\d[\w/-]*[ \t,]+"
+    rf"|{UNIT_WORD}[ \t]*(?:[\w/-]*\d[\w/-]*[ \t,]+)?)$",
+    re.IGNORECASE,
+)
+_NUMBER_LINE = re.compile(rf"[ \t]*(?:{UNIT_WORD}[ \t]*)?\d", re.IGNORECASE)
+_LINE_STARTING_PARTS = frozenset({"BUILDING_NUMBER", "SECONDARY_ADDRESS", "STREET_NAME"})
+
+# Postcode shapes of the countries prompts mention most, longest first: PT 1234-567, US 12345-6789,
+# NL 1234 AB, CA A1B 2C3, UK SW1A 1AA, IE D02 X285, PL 12-345, then 3-6 digits (most others).
+_POSTCODE = (
+    r"(?:\d{4}-\d{3}|\d{5}-\d{4}|\d{4}[ ]?[A-Za-z]{2}|[A-Za-z]\d[A-Za-z][ ]?\d[A-Za-z]\d"
+    r"|[A-Za-z]{1,2}\d[A-Za-z\d]?[ ]\d[A-Za-z]{2}|[A-Za-z]\d{2}[ ]?[A-Za-z\d]{4}|\d{2}-\d{3}"
+    r"|\d{3,6})"
+)
+_BREAK = r"(?:,?[ \t]{1,4}|,|\n[ \t]{0,8})"
+_POSTCODE_AFTER = re.compile(
+    rf"(?:,?[ \t]{{0,4}}|-|(?P<newline>\n)[ \t]{{0,8}})(?:(?P<state>[A-Za-z]{{2,3}})\.?{_BREAK})?"
+    rf"{_POSTCODE}(?![\w-]|\.\d)"
+)
+# "5183BB\nEdam": where the postcode has a line of its own, the town follows on the next.
+_TOWN_LINE_AFTER = re.compile(r"\n[ \t]{0,8}[A-Z][\w'-]+(?:[ -][A-Z][\w'-]+)?[ \t]*(?=\n|$|[?.!,])")
+# Short words that look like a state abbreviation but join a sentence, not an address.
+_NOT_STATES = frozenset(
+    [
+        "in",
+        "on",
+        "at",
+        "to",
+        "by",
+        "of",
+        "or",
+        "and",
+        "the",
+        "for",
+        "is",
+        "it",
+        "as",
+        "if",
+        "so",
+        "we",
+        "be",
+        "my",
+        "our",
+        "its",
+        "are",
+        "was",
+    ]
+)
+
+
+def starts_street_line(text: str, open_start: int, part_start: int, part_label: str) -> bool:
+    """True when an address part begins a street line (one with a number) below lines of the
+    open address that have none: those lines were a name or a company ("Anmol Kade\n699 Basak
+    Zila", "Aznar y asociados S.L.\nAvenida Paola Burgos 37"), and the address starts here."""
+    before = text[open_start:part_start]
+    if "\n" not in before or any(char.isdigit() for char in before):
+        return False
+    if part_label not in _LINE_STARTING_PARTS:
+        return False
+    line_start = text.rfind("\n", 0, part_start) + 1
+    if text[line_start:part_start].strip() and not _NUMBER_LINE.match(text, line_start):
+        return False  # the part does not begin its line
+    line_end = text.find("\n", part_start)
+    return any(char.isdigit() for char in text[line_start : line_end if line_end != -1 else None])
+
+
+def address_extent(text: str, start: int, end: int) -> tuple[int, int]:
+    """The ``(start, end)`` of an address the model found, widened to an untagged unit or house
+    number before it and an untagged state, postcode (and a town under it) after it."""
+    unit = _UNIT_BEFORE.search(text, max(0, start - 32), start)
+    if unit is not None:
+        start = unit.start()
+    after = _POSTCODE_AFTER.match(text, end)
+    state = after["state"] if after is not None else None
+    # "in 2024" is no state and postcode, but "ON K1A 0B1" (Ontario) is.
+    if after is not None and (not state or state.isupper() or state.lower() not in _NOT_STATES):
+        end = after.end()
+        town = _TOWN_LINE_AFTER.match(text, end) if after["newline"] else None
+        if town is not None:
+            end = town.end()
+    return start, end

@@ -1,0 +1,64 @@
+"""Person-name extents: the words a reader would mark as the name, and names that are firms.
+
+The model finds names well but draws their edges loosely: it runs a name on into a verb ("Camila
+shouted"), stops before a particle ("Tess" of "Tess van de Eerenbeemt") or a suffix ("Jason
+Schmidt" of "Jason Schmidt PhD"), and tags surnames that name a firm ("Guerra Inc", "Moore, Berry
+and Fisher"). Titles before a name (Mr., Dr.) are not part of it, as in most NER annotation.
+Each rule is one anchored regular expression next to the span: microseconds per name.
+"""
+
+from __future__ import annotations
+
+import re
+
+_PARTICLES = r"(?:van|von|de|der|den|del|della|degli|di|da|das|dos|du|la|le|ter|ten|y|bin|al|el)"
+_PARTICLE_TAIL = re.compile(rf"(?:[ ]{_PARTICLES}){{1,3}}[ ][A-Z][\w'-]+")
+_SUFFIX_AFTER = re.compile(r",?[ ](?:Jr|Sr|II|III|IV|MD|DDS|PhD|DVM|Esq)\.?(?![\w])")
+_TITLE_BEFORE = re.compile(r"(?:mr|mrs|ms|miss|mx|dr|prof)\.?[ ]+", re.IGNORECASE)
+_FIRM_AFTER = re.compile(
+    r"[ ]*,?[ ]*(?:inc|ltd|llc|plc|gmbh|group|corp|co|ag|bv|nv|s\.?l|s\.?a|s\.?coop|sas|srl"
+    r"|(?:and|&)[ ]sons)\b\.?",
+    re.IGNORECASE,
+)
+# "Moore, Berry and Fisher", "Garcia, Anderson & Torres": surnames listed as a firm's name.
+_FIRM_LIST = re.compile(r"[\w'-]+,[ ][\w'-]+,?[ ](?:and|&)[ ][\w'-]+")
+_WORD = re.compile(r"[^\s]+")
+
+
+def _trim_lowercase_edges(text: str, start: int, end: int) -> tuple[int, int]:
+    """Drop leading and trailing all-lowercase words from a name that has capitals elsewhere."""
+    words = [(m.start() + start, m.end() + start) for m in _WORD.finditer(text[start:end])]
+    capitalised = [any(c.isupper() for c in text[a:b]) for a, b in words]
+    if not any(capitalised):
+        return start, end  # a lower-cased prompt: case says nothing
+    first = capitalised.index(True)
+    last = len(words) - 1 - capitalised[::-1].index(True)
+    return words[first][0], words[last][1]
+
+
+def is_firm_name(text: str, start: int, end: int) -> bool:
+    """True when the name is part of a company's name ("Lopez PLC", "Moore, Berry and Fisher")."""
+    if _FIRM_AFTER.match(text, end):
+        return True
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line = text[line_start : line_end if line_end != -1 else len(text)]
+    return any(
+        m.start() + line_start <= start and end <= m.end() + line_start
+        for m in _FIRM_LIST.finditer(line)
+    )
+
+
+def person_extent(text: str, start: int, end: int) -> tuple[int, int]:
+    """A name's ``(start, end)``: lowercase edge words and titles off, particles and suffixes on."""
+    start, end = _trim_lowercase_edges(text, start, end)
+    title = _TITLE_BEFORE.match(text, start, end)
+    if title is not None and title.end() < end:
+        start = title.end()
+    tail = _PARTICLE_TAIL.match(text, end)
+    if tail is not None:
+        end = tail.end()
+    suffix = _SUFFIX_AFTER.match(text, end)
+    if suffix is not None:
+        end = suffix.end()
+    return start, end
