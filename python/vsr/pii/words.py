@@ -34,10 +34,18 @@ class WordSpan:
     score: float
 
 
+_JOINERS = "-./"
+
+
 def _widen(text: str, start: int, end: int) -> tuple[int, int]:
     while start > 0 and text[start - 1].isalnum() and text[start].isalnum():
         start -= 1
-    while end < len(text) and text[end].isalnum() and text[end - 1].isalnum():
+    # A span that stops on a joiner stopped mid-word: "+1-907-358-" of "+1-907-358-3009".
+    while (
+        end < len(text)
+        and text[end].isalnum()
+        and (text[end - 1].isalnum() or text[end - 1] in _JOINERS)
+    ):
         end += 1
     return start, end
 

@@ -1,0 +1,160 @@
+"""The span rules between the token model and canonical entities: whole words, address and
+person edges, firm names, numbers read by their neighbours (``vsr.pii.words``, ``address``,
+``person``, ``entities``). Model output is written by hand, in the shapes Rampart returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vsr.pii.address import address_extent
+from vsr.pii.entities import detect_pii, model_entities
+from vsr.pii.person import is_firm_name, person_extent
+from vsr.pii.words import whole_word_spans
+
+
+@dataclass(frozen=True)
+class Span:
+    label: str
+    start: int
+    end: int
+    score: float = 0.95
+
+
+def spans_of(text: str, *pieces: tuple[str, str] | tuple[str, str, float]) -> list[Span]:
+    """Spans for (label, substring[, score]) tuples, found left to right."""
+    out, position = [], 0
+    for label, value, *score in pieces:
+        start = text.index(value, position)
+        out.append(Span(label, start, start + len(value), *score))
+        position = start + len(value)
+    return out
+
+
+def labelled(text: str, entities: list) -> list[tuple[str, str]]:  # type: ignore[type-arg]
+    return [(e.label, e.text) for e in entities]
+
+
+def cut(text: str, extent: tuple[int, int]) -> str:
+    return text[extent[0] : extent[1]]
+
+
+def test_sub_word_pieces_become_one_word_under_the_majority_label() -> None:
+    text = "pay invoice 6119727 now"
+    pieces = spans_of(
+        text, ("ZIP_CODE", "61"), ("ZIP_CODE", "19"), ("ZIP_CODE", "7"), ("DRIVERS_LICENSE", "27")
+    )
+    (word,) = whole_word_spans(text, pieces)
+    assert (word.label, cut(text, (word.start, word.end))) == ("ZIP_CODE", "6119727")
+
+
+def test_a_span_running_over_a_line_break_is_cut_there() -> None:
+    text = "Rachel Nielsen\nGuerra Inc"
+    words = whole_word_spans(text, spans_of(text, ("SURNAME", "Nielsen\nGuerra")))
+    assert [cut(text, (w.start, w.end)) for w in words] == ["Nielsen", "Guerra"]
+
+
+def test_a_phone_cut_mid_number_is_widened() -> None:
+    text = "call +1-907-358-3009x855 now"
+    entities = model_entities(text, spans_of(text, ("PHONE", "+1-907-358-")))
+    assert labelled(text, entities) == [("PHONE_NUMBER", "+1-907-358-3009x855")]
+
+
+def test_address_takes_unit_and_house_number_before_and_state_postcode_after() -> None:
+    text = "Mrs. Laura Gonzales Apt. 560 1258 Jacob Station\nDonnaberg, NV 80931 thanks"
+    start = text.index("Jacob")
+    assert cut(text, address_extent(text, start, text.index("Donnaberg") + 9)) == (
+        "Apt. 560 1258 Jacob Station\nDonnaberg, NV 80931"
+    )
+    canadian = "4177 Peter Lodge\nHobbsburgh, ON C5T6K9"
+    assert cut(canadian, address_extent(canadian, 0, canadian.index(","))) == canadian
+    dutch = "send it to Hannahhof 232\n5183BB\nEdam?"
+    start = dutch.index("Hannahhof")
+    assert cut(dutch, address_extent(dutch, start, dutch.index("\n"))) == (
+        "Hannahhof 232\n5183BB\nEdam"
+    )
+
+
+def test_address_does_not_swallow_sentence_words_or_a_following_phone() -> None:
+    text = "I moved to 12 Elm Street in 2024."
+    start = text.index("12")
+    assert cut(text, address_extent(text, start, text.index(" in"))) == "12 Elm Street"
+    contact = "Lisaside, WA 13212\n332.446.8941 office"
+    assert cut(contact, address_extent(contact, 0, contact.index("\n"))) == "Lisaside, WA 13212"
+
+
+def test_address_starts_below_a_name_or_company_line() -> None:
+    text = "Billing: Bora Inc\n02/551\nBrahmbhatt Chowk, Ludhiana-909669"
+    spans = spans_of(
+        text,
+        ("STREET_NAME", "Bora Inc"),
+        ("BUILDING_NUMBER", "02/551"),
+        ("STREET_NAME", "Brahmbhatt Chowk"),
+        ("CITY", "Ludhiana"),
+    )
+    assert labelled(text, model_entities(text, spans)) == [
+        ("STREET_ADDRESS", "02/551\nBrahmbhatt Chowk, Ludhiana-909669")
+    ]
+
+
+def test_postcode_the_model_called_an_id_is_part_of_the_address() -> None:
+    text = "Ship to 88 Moss Lane\nLake Pennybury, NSW, 2776 please"
+    spans = spans_of(
+        text,
+        ("BUILDING_NUMBER", "88"),
+        ("STREET_NAME", "Moss Lane"),
+        ("CITY", "Lake Pennybury"),
+        ("GOVERNMENT_ID", "2776"),
+    )
+    assert labelled(text, model_entities(text, spans)) == [
+        ("STREET_ADDRESS", "88 Moss Lane\nLake Pennybury, NSW, 2776")
+    ]
+
+
+def test_person_edges() -> None:
+    verb = "Camila shouted at Amparo"
+    assert cut(verb, person_extent(verb, 0, len("Camila shouted"))) == "Camila"
+    titled = "Dear Dr. Aaron Owens,"
+    start = titled.index("Dr.")
+    assert cut(titled, person_extent(titled, start, titled.index(","))) == "Aaron Owens"
+    particle = "this is Tess van de Eerenbeemt. Who"
+    start = particle.index("Tess")
+    assert cut(particle, person_extent(particle, start, start + 4)) == "Tess van de Eerenbeemt"
+    suffix = "Name: Jason Schmidt PhD\n"
+    start = suffix.index("Jason")
+    assert cut(suffix, person_extent(suffix, start, suffix.index(" PhD"))) == "Jason Schmidt PhD"
+    lowered = "said gertrudis to teo"
+    assert cut(lowered, person_extent(lowered, 0, 14)) == "said gertrudis"  # case says nothing
+
+
+def test_surnames_naming_a_firm_are_not_people() -> None:
+    text = "Looking to support Moore, Berry and Fisher in Lake Michael. Lopez PLC agreed."
+    for name in ("Moore", "Berry", "Fisher", "Lopez"):
+        start = text.index(name)
+        assert is_firm_name(text, start, start + len(name)), name
+    people = "Lumbreras and Sedano were precision engineers."
+    assert not is_firm_name(people, 0, len("Lumbreras"))
+
+
+def test_numbers_read_by_their_neighbours() -> None:
+    text = "customer Adam Carroll (dmoore@example.org, 9373825056) reports that order 7159799 never arrived; 0665 664183 office"
+    spans = spans_of(
+        text,
+        ("GIVEN_NAME", "Adam"),
+        ("SURNAME", "Carroll"),
+        ("DRIVERS_LICENSE", "9373825056"),
+        ("DRIVERS_LICENSE", "7159799"),
+        ("TAX_ID", "0665"),
+    )
+    assert labelled(text, detect_pii(text, spans)) == [
+        ("PERSON", "Adam Carroll"),
+        ("EMAIL_ADDRESS", "dmoore@example.org"),
+        ("PHONE_NUMBER", "9373825056"),
+        ("PHONE_NUMBER", "0665 664183"),
+    ]
+
+
+def test_twelve_digit_maestro_card_needs_card_context() -> None:
+    assert labelled("my card 501833907576", detect_pii("my card 501833907576", [])) == [
+        ("CREDIT_CARD", "501833907576")
+    ]
+    assert detect_pii("tracking 501833907576", []) == []
