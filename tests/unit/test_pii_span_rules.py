@@ -136,7 +136,10 @@ def test_surnames_naming_a_firm_are_not_people() -> None:
 
 
 def test_numbers_read_by_their_neighbours() -> None:
-    text = "customer Adam Carroll (dmoore@example.org, 9373825056) reports that order 7159799 never arrived; 0665 664183 office"
+    text = (
+        "customer Adam Carroll (dmoore@example.org, 9373825056) reports that order 7159799 "
+        "never arrived; 0665 664183 office"
+    )
     spans = spans_of(
         text,
         ("GIVEN_NAME", "Adam"),
