@@ -13,7 +13,17 @@ import re
 
 _PARTICLES = r"(?:van|von|de|der|den|del|della|degli|di|da|das|dos|du|la|le|ter|ten|y|bin|al|el)"
 _PARTICLE_TAIL = re.compile(rf"(?:[ ]{_PARTICLES}){{1,3}}[ ][A-Z][\w'-]+")
-_SUFFIX_AFTER = re.compile(r",?[ ](?:Jr|Sr|II|III|IV|MD|DDS|PhD|DVM|Esq)\.?(?![\w])")
+# A period after MD or PhD may end the sentence; after Jr. or Sr. it belongs to the name.
+_SUFFIX_AFTER = re.compile(r",?[ ](?:(?:Jr|Sr|Esq)\.?|II|III|IV|MD|DDS|PhD|DVM)(?![\w])")
+# A line that is nothing but a name, as in a letter's signature or an address block: the model
+# often tags only part of "Rafael Contreras Mayol" or "Pastora Tormo Chaves".
+_NAME_LINE = re.compile(
+    rf"[ \t]*(?P<name>[A-Z][\w'-]+(?:[ ](?:[A-Z][\w'-]+|{_PARTICLES})){{1,4}})[ \t]*"
+)
+_NOT_NAME_WORDS = frozenset(
+    {"dear", "hi", "hello", "hey", "thanks", "thank", "regards", "best", "from", "to", "name"}
+    | {"customer", "user", "bot", "re", "fwd", "the"}
+)
 _TITLE_BEFORE = re.compile(r"(?:mr|mrs|ms|miss|mx|dr|prof)\.?[ ]+", re.IGNORECASE)
 _FIRM_AFTER = re.compile(
     r"[ ]*,?[ ]*(?:inc|ltd|llc|plc|gmbh|group|corp|co|ag|bv|nv|s\.?l|s\.?a|s\.?coop|sas|srl"
@@ -49,8 +59,20 @@ def is_firm_name(text: str, start: int, end: int) -> bool:
     )
 
 
+def _whole_name_line(text: str, start: int, end: int) -> tuple[int, int]:
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end == -1 else line_end
+    line = _NAME_LINE.fullmatch(text, line_start, line_end)
+    if line is None or line["name"].split(" ", 1)[0].lower() in _NOT_NAME_WORDS:
+        return start, end
+    return line.start("name"), line.end("name")
+
+
 def person_extent(text: str, start: int, end: int) -> tuple[int, int]:
-    """A name's ``(start, end)``: lowercase edge words and titles off, particles and suffixes on."""
+    """A name's ``(start, end)``: lowercase edge words and titles off, particles and suffixes on,
+    and the whole line where the line is only a name."""
+    start, end = _whole_name_line(text, start, end)
     start, end = _trim_lowercase_edges(text, start, end)
     title = _TITLE_BEFORE.match(text, start, end)
     if title is not None and title.end() < end:

@@ -5,7 +5,8 @@ with presidio-evaluator were generated elsewhere, in 30 name sets and 40 countri
 61", "21 259 903 5696", "P.O. Box 255"). The held-out ``fresh``/``reserve`` splits fill a prompt's
 person, address, email, phone and birth-date slots from one row, so values are consistent within a
 prompt and come from a generator no rule was tuned on. Rows are divided between the two splits by
-their number, so neither split shares a row with the other.
+their number, so neither split shares a row with the other. The ``tune`` split (for developing
+rules) fills the same slots from ``faker_identity`` rows instead.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import random
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 IDENTITY_FILE = Path(__file__).resolve().parents[3] / "data" / "pii" / "identities"
 IDENTITY_CSV = IDENTITY_FILE / "fakenamegenerator_3000.csv"
@@ -29,6 +31,29 @@ def load_identities(split: str, path: Path = IDENTITY_CSV) -> list[IdentityRow]:
         rows = list(csv.DictReader(handle))
     parity = 1 if split == "fresh" else 0
     return [row for index, row in enumerate(rows, 1) if index % 2 == parity]
+
+
+def faker_identity(fake: Any, rng: random.Random) -> IdentityRow:
+    """An identity row made by faker, in the identity file's columns: the ``tune`` split gets the
+    same kind of prompt (one consistent person, identity-style address and phone) without
+    reading a row that the held-out splits use."""
+    born = fake.date_of_birth(minimum_age=18, maximum_age=90)
+    return {
+        "GivenName": str(fake.first_name()),
+        "MiddleInitial": rng.choice("ABCDEFGHJKLMNPRSTW"),
+        "Surname": str(fake.last_name()),
+        "Title": rng.choice(("Mr.", "Mrs.", "Ms.", "Dr.")),
+        "StreetAddress": str(fake.street_address()),
+        "City": str(fake.city()),
+        "State": "".join(rng.choice("ABCDEFGHIJKLMNOPRSTUVWZ") for _ in range(2)),
+        "ZipCode": str(fake.postcode()),
+        "EmailAddress": str(fake.email()),
+        "TelephoneNumber": str(fake.phone_number()),
+        "TelephoneCountryCode": str(rng.randint(1, 420)),
+        "Birthday": born.strftime("%m/%d/%Y"),
+        "Occupation": str(fake.job()),
+        "Company": str(fake.company()),
+    }
 
 
 def identity_fillers(
