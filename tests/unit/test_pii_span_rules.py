@@ -161,3 +161,11 @@ def test_twelve_digit_maestro_card_needs_card_context() -> None:
         ("CREDIT_CARD", "501833907576")
     ]
     assert detect_pii("tracking 501833907576", []) == []
+
+
+def test_a_number_named_as_something_else_is_no_phone() -> None:
+    for text in ("My national ID number is 640929-8673.", "Reference 0612-445 8812 attached"):
+        assert [e.label for e in detect_pii(text, [])] == [], text
+    assert labelled("call me on 0612-445 8812", detect_pii("call me on 0612-445 8812", [])) == [
+        ("PHONE_NUMBER", "0612-445 8812")
+    ]

@@ -163,8 +163,30 @@ PHONE_KIND_AFTER = re.compile(
 )
 
 
+# The nearest of these words before a number says what it is: "national ID 640929-8673" and
+# "order 555-0132" are no phones, "call me on 555-0132" is.
+_PHONE_WORDS = re.compile(
+    r"phone|call|\btel\b|mobile|cell|fax|\btext|whatsapp|reach|contact", re.IGNORECASE
+)
+_NOT_PHONE_WORDS = re.compile(
+    r"\bid\b|identity|identification|national|passport|licen[cs]e|\btax|\bssn\b|social security"
+    r"|account|iban|routing|order|invoice|ticket|tracking|reference|\bref\b",
+    re.IGNORECASE,
+)
+
+
+def _named_other_than_phone(text: str, start: int) -> bool:
+    window = text[max(0, start - 40) : start]
+    other = [m.start() for m in _NOT_PHONE_WORDS.finditer(window)]
+    phone = [m.start() for m in _PHONE_WORDS.finditer(window)]
+    return bool(other) and (not phone or max(other) > max(phone))
+
+
 def find_phone_numbers(text: str) -> Iterator[PatternMatch]:
     for match in _PHONE.finditer(text):
+        kind_after = PHONE_KIND_AFTER.match(text, match.end()) is not None
+        if not kind_after and _named_other_than_phone(text, match.start()):
+            continue
         candidate = match.group()
         main_part = re.split(r"(?i)\s?(?:x|ext)", candidate)[0]
         digits = re.sub(r"\D", "", main_part)
@@ -174,7 +196,7 @@ def find_phone_numbers(text: str) -> Iterator[PatternMatch]:
             len(separators) >= 2
             or main_part.startswith("+")
             or (len(separators) == 1 and separators[0] in "-.")
-            or PHONE_KIND_AFTER.match(text, match.end()) is not None
+            or kind_after
         )
         # Dates, amounts and version numbers share the shape; a phone has 7-15 digits and is not
         # a date ("2024-03-01") or a dotted quad (an IP).
