@@ -107,6 +107,7 @@ def fit_mlp_head(
     *,
     hidden: int = 256,
     alpha: float = 1e-3,
+    sample_weight: np.ndarray | None = None,
     seed: int = 0,
 ) -> HeadFit:
     """One hidden ReLU layer, trained with Adam and early stopping on a seeded inner split."""
@@ -121,7 +122,7 @@ def fit_mlp_head(
         early_stopping=True,
         random_state=seed,
     )
-    model.fit(features.astype(np.float64), targets)
+    model.fit(features.astype(np.float64), targets, sample_weight=sample_weight)
     tensors: dict[str, np.ndarray] = {}
     for index, (weight, bias) in enumerate(zip(model.coefs_, model.intercepts_, strict=True)):
         tensors[f"layers.{index}.weight"] = np.ascontiguousarray(weight.T, dtype=np.float32)

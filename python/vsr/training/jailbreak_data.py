@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from vsr.training.dataset import Example, write_examples
+from vsr.training.jailbreak_written import benign_family_examples, roleplay_attack_examples
 
 ATTACK = "jailbreak"
 BENIGN = "benign"
@@ -223,9 +224,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     heldout_shingles: set[tuple[str, ...]] = set()
     for prompt in heldout_prompts:
         heldout_shingles |= _shingles(prompt)
+    families: Any = yaml.safe_load(
+        (args.data_dir / "jailbreak/written_benign.yaml").read_text("utf-8")
+    )
+    roleplay: Any = yaml.safe_load(
+        (args.data_dir / "jailbreak/written_attacks.yaml").read_text("utf-8")
+    )
     with zipfile.ZipFile(args.pyrit_wheel) as archive:
         attacks, dropped = attack_examples(archive, written, heldout_shingles, args.seed)
+        attacks += roleplay_attack_examples(
+            roleplay["roleplay_frames"],
+            _seed_values(archive, "adv_bench.prompt"),
+            written["injection_payloads"],
+            written["benign_tasks"],
+            args.seed,
+        )
         benign = benign_examples(archive, written, args.seed)
+    benign += benign_family_examples(families, args.seed)
     out = args.data_dir / "jailbreak/examples.jsonl"
     count = write_examples(out, [*attacks, *benign])
     print(f"wrote {count} examples ({len(attacks)} attacks, {len(benign)} benign) to {out}")

@@ -49,6 +49,11 @@ class SequenceTaskSpec:
     head: str = "linear"  # linear | mlp
     regularization: float = 1.0
     features: FeatureSpec = field(default_factory=FeatureSpec)
+    # Per-example training weight (None: every example counts once; classes are still balanced).
+    example_weight: Callable[[Example], float] | None = None
+    # Which safe calibration examples the false-positive rate is measured on (None: all of them),
+    # so a bulk of easy safe examples cannot hide the hard ones.
+    calibration_filter: Callable[[Example], bool] | None = None
 
 
 ExampleLoader = Callable[[Path], list[Example]]
@@ -143,11 +148,17 @@ class SequenceHeadTask:
         def features_of(subset: Sequence[Example]) -> np.ndarray:
             return matrix[[row[e.text] for e in subset]]
 
-        fit = self._fit(features_of(train), [e.label for e in train], options.seed)
+        weights = (
+            None
+            if spec.example_weight is None
+            else np.array([spec.example_weight(e) for e in train], dtype=np.float64)
+        )
+        fit = self._fit(features_of(train), [e.label for e in train], options.seed, weights)
         threshold = 0.5
         if spec.safe_label is not None:
             safe_column = spec.labels.index(spec.safe_label)
-            safe_calibration = [e for e in calibration if e.label == spec.safe_label]
+            keep = spec.calibration_filter or (lambda _: True)
+            safe_calibration = [e for e in calibration if e.label == spec.safe_label and keep(e)]
             attack_scores = 1.0 - fit.probabilities(features_of(safe_calibration))[:, safe_column]
             threshold = max(
                 spec.min_threshold,
@@ -168,11 +179,20 @@ class SequenceHeadTask:
         files = self._write(options.out_dir, fit, threshold, metrics, examples)
         return TrainResult(options.out_dir, files, metrics)
 
-    def _fit(self, features: np.ndarray, labels: list[str], seed: int) -> HeadFit:
+    def _fit(
+        self, features: np.ndarray, labels: list[str], seed: int, weights: np.ndarray | None
+    ) -> HeadFit:
         if self.spec.head == "mlp":
-            return fit_mlp_head(features, labels, self.spec.labels, seed=seed)
+            return fit_mlp_head(
+                features, labels, self.spec.labels, sample_weight=weights, seed=seed
+            )
         return fit_linear_head(
-            features, labels, self.spec.labels, regularization=self.spec.regularization, seed=seed
+            features,
+            labels,
+            self.spec.labels,
+            regularization=self.spec.regularization,
+            sample_weight=weights,
+            seed=seed,
         )
 
     def _score(
