@@ -85,3 +85,30 @@ def test_the_committed_eval_set_is_what_the_generator_makes() -> None:
     lines = committed.read_text(encoding="utf-8").splitlines()
     regenerated = generate("eval", 50, seed=7)
     assert [json.loads(line) for line in lines[:50]] == [e.to_json() for e in regenerated]
+
+
+def test_held_out_splits_share_no_template_or_identity_with_tuning() -> None:
+    from vsr.training.pii_identities import load_identities
+
+    templates = load_templates()
+    groups = {
+        split: {t.template_id for t in templates if (t.held_out_split or t.split) == split}
+        for split in ("eval", "fresh", "reserve")
+    }
+    assert all(groups.values())
+    assert not groups["eval"] & groups["fresh"] and not groups["eval"] & groups["reserve"]
+    assert not groups["fresh"] & groups["reserve"]
+    fresh_rows = {row["EmailAddress"] for row in load_identities("fresh")}
+    reserve_rows = {row["EmailAddress"] for row in load_identities("reserve")}
+    assert len(fresh_rows) > 1400 and not fresh_rows & reserve_rows
+    tune = generate("tune", 30, seed=1)
+    assert {e.template_id for e in tune} <= groups["eval"]
+
+
+@pytest.mark.parametrize(("split", "seed"), [("fresh", 20251121), ("reserve", 20251122)])
+def test_the_committed_held_out_sets_are_what_the_generator_makes(split: str, seed: int) -> None:
+    committed = Path(__file__).resolve().parents[2] / "data" / "pii" / f"{split}.jsonl"
+    lines = committed.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1500
+    regenerated = generate(split, 40, seed=seed)
+    assert [json.loads(line) for line in lines[:40]] == [e.to_json() for e in regenerated]
