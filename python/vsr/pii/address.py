@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 
-# Unit words, as in "Apt. 4", "Suite 600", "H.No. 174", "Piso 6", "# 12".
+# Unit words, as in "Apt. 4", "Suite 600", "H.No. 174", "Piso 6", "Depto. 643", "Nr. 30", "# 12".
 UNIT_WORD = (
-    r"(?:apt|apartment|suite|ste|unit|flat|floor|fl|level|room|rm|piso|puerta|box|h\.\s?no|no|#)\.?"
+    r"(?:apt|apartment|suite|ste|unit|flat|floor|fl|level|room|rm|piso|puerta|depto|edif|interior"
+    r"|box|h\.\s?no|nr|no|ap|bl|sc|#)\.?"
 )
 # Before an address: a house number the model left out ("1258 Jacob Station"), and before that
 # a unit ("Apt. 560 1258 Jacob Station", "Unit 99 90 Harris River"), or a bare unit word.
@@ -25,18 +26,21 @@ _UNIT_BEFORE = re.compile(
 _NUMBER_LINE = re.compile(rf"[ \t]*(?:{UNIT_WORD}[ \t]*)?\d", re.IGNORECASE)
 _LINE_STARTING_PARTS = frozenset({"BUILDING_NUMBER", "SECONDARY_ADDRESS", "STREET_NAME"})
 
-# Postcode shapes of the countries prompts mention most, longest first: PT 1234-567, US 12345-6789,
-# NL 1234 AB, CA A1B 2C3, UK SW1A 1AA, IE D02 X285, PL 12-345, then 3-6 digits (most others).
+# Postcode shapes, longest first: PT 1234-567, US 12345-6789, BR 12345-678, NL 1234 AB, CA A1B 2C3,
+# UK SW1A 1AA, IE D02 X285, HU H-1234, CZ/SK 123 45, PL 12-345, then 3-6 digits (most others).
 _POSTCODE = (
-    r"(?:\d{4}-\d{3}|\d{5}-\d{4}|\d{4}[ ]?[A-Za-z]{2}|[A-Za-z]\d[A-Za-z][ ]?\d[A-Za-z]\d"
-    r"|[A-Za-z]{1,2}\d[A-Za-z\d]?[ ]\d[A-Za-z]{2}|[A-Za-z]\d{2}[ ]?[A-Za-z\d]{4}|\d{2}-\d{3}"
-    r"|\d{3,6})"
+    r"(?:\d{4}-\d{3}|\d{5}-\d{3,4}|\d{4}[ ]?[A-Za-z]{2}|[A-Za-z]\d[A-Za-z][ ]?\d[A-Za-z]\d"
+    r"|[A-Za-z]{1,2}\d[A-Za-z\d]?[ ]\d[A-Za-z]{2}|[A-Za-z]\d{2}[ ]?[A-Za-z\d]{4}|[A-Z]-\d{4}"
+    r"|\d{3}[ ]\d{2}(?![ ]?\d)|\d{2}-\d{3}|\d{3,6})"
 )
 _BREAK = r"(?:,?[ \t]{1,4}|,|\n[ \t]{0,8})"
 _POSTCODE_AFTER = re.compile(
     rf"(?:,?[ \t]{{0,4}}|-|(?P<newline>\n)[ \t]{{0,8}})(?:(?P<state>[A-Za-z]{{2,3}})\.?{_BREAK})?"
-    rf"{_POSTCODE}(?![\w-]|\.\d)"
+    rf"{_POSTCODE}(?![\w-]|\.\d|[ ]\d)"
 )
+# "6064 Murska Sobota": a line that starts with its postcode ends with the town.
+_TOWN_AFTER_POSTCODE = re.compile(r"(?:[ ][A-Z][\w'-]+){1,2}")
+_POSTCODE_LINE = re.compile(rf"[ \t]*{_POSTCODE}[ ]")
 # "5183BB\nEdam": where the postcode has a line of its own, the town follows on the next.
 _TOWN_LINE_AFTER = re.compile(r"\n[ \t]{0,8}[A-Z][\w'-]+(?:[ -][A-Z][\w'-]+)?[ \t]*(?=\n|$|[?.!,])")
 # Short words that look like a state abbreviation but join a sentence, not an address.
@@ -98,4 +102,9 @@ def address_extent(text: str, start: int, end: int) -> tuple[int, int]:
         town = _TOWN_LINE_AFTER.match(text, end) if after["newline"] else None
         if town is not None:
             end = town.end()
+    line_start = text.rfind("\n", start, end) + 1 or start
+    if _POSTCODE_LINE.match(text, line_start, end):
+        town_words = _TOWN_AFTER_POSTCODE.match(text, end)
+        if town_words is not None:
+            end = town_words.end()
     return start, end

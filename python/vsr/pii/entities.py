@@ -251,10 +251,16 @@ def model_entities(
 def merge_with_patterns(
     text: str, from_model: Sequence[PiiEntity], matches: Sequence[PatternMatch]
 ) -> list[PiiEntity]:
-    """Model entities that no pattern match overlaps, plus every pattern match, by position."""
+    """Model entities that no pattern match overlaps, plus every pattern match, by position.
+
+    Only a phone's shape backs a phone match, and an address's postcode or house number has
+    that shape too: a phone match inside an address the model found gives way to it.
+    """
+    addresses = [e for e in from_model if e.label == STREET_ADDRESS]
     from_patterns = [
         PiiEntity(m.label, m.start, m.end, m.score, text[m.start : m.end], "pattern")
         for m in matches
+        if m.label != "PHONE_NUMBER" or all(m.end <= a.start or m.start >= a.end for a in addresses)
     ]
     kept = [
         entity

@@ -151,10 +151,12 @@ def find_ibans(text: str) -> Iterator[PatternMatch]:
 
 
 # Phone numbers with separators: "+1-907-358-3009x855", "(415) 555-0132", "+44 161 496 0776",
-# "+31(0)274 080844", "1 (661) 041-0014", "+61.7.6425.3200", "(0280)-830360", "+917884828884".
+# "+31(0)274 080844", "1 (661) 041-0014", "+61.7.6425.3200", "(0280)-830360", "+917884828884",
+# "(06)27/458-2874", "(+358) 964963988", "+47 89 99 35 97".
 _PHONE = re.compile(
-    r"(?<![\w+(])(?:\+\d{1,3}(?:[ ]?\(0\))?[ .-]?|1[ .-](?=\())?(?:\(\d{1,5}\)[ .-]?)?"
-    r"\d{1,8}(?:[ .-]\d{1,8}){0,4}(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?(?![\w-]|\.\d)",
+    r"(?<![\w+(/])(?:\+\d{1,3}(?:[ ]?\(0\))?[ .-]?|\(\+\d{1,3}\)[ ]?|1[ .-](?=\())?"
+    r"(?:\(\d{1,5}\)[ ./-]?)?\d{1,8}(?:(?:[ .-]|/[ ]?)\d{1,8}){0,4}"
+    r"(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?(?![\w/-]|\.\d)",
     re.IGNORECASE,
 )
 # Contact lists say what a number is after it: "0665 664183 office", "8842 5939 (mobile)".
@@ -191,7 +193,7 @@ def find_phone_numbers(text: str) -> Iterator[PatternMatch]:
         main_part = re.split(r"(?i)\s?(?:x|ext)", candidate)[0]
         digits = re.sub(r"\D", "", main_part)
         # "555-0132" is a phone; "200 2326" (two numbers side by side) needs more to be one.
-        separators = re.findall(r"[ .()-]+", main_part.strip())
+        separators = re.findall(r"[ .()/-]+", main_part.strip())
         has_separator = (
             len(separators) >= 2
             or main_part.startswith("+")
@@ -204,7 +206,7 @@ def find_phone_numbers(text: str) -> Iterator[PatternMatch]:
             continue
         groups = re.findall(r"\d+", main_part)
         # A country code or one area digit stands alone; "1.2.3.4000" is a version number.
-        if max(map(len, groups)) < 3 or sum(len(group) == 1 for group in groups) > 1:
+        if sum(len(group) == 1 for group in groups) > 1:
             continue
         if re.fullmatch(r"\d{1,3}(?:\.\d{1,3}){3}", candidate):
             continue

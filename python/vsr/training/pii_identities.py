@@ -49,7 +49,7 @@ def faker_identity(fake: Any, rng: random.Random) -> IdentityRow:
         "ZipCode": str(fake.postcode()),
         "EmailAddress": str(fake.email()),
         "TelephoneNumber": str(fake.phone_number()),
-        "TelephoneCountryCode": str(rng.randint(1, 420)),
+        "TelephoneCountryCode": "",  # faker's numbers carry their own prefix, or none
         "Birthday": born.strftime("%m/%d/%Y"),
         "Occupation": str(fake.job()),
         "Company": str(fake.company()),
@@ -68,8 +68,10 @@ def identity_fillers(
         return f"{given} {surname}"
 
     def phone() -> str:
-        number = row["TelephoneNumber"]
-        return f"+{row['TelephoneCountryCode']} {number}" if rng.random() < 0.3 else number
+        number, code = row["TelephoneNumber"], row["TelephoneCountryCode"]
+        if code and not number.startswith("+") and rng.random() < 0.3:
+            return f"+{code} {number}"
+        return number
 
     def address() -> str:
         street, city, state, zipcode = (
