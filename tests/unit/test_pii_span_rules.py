@@ -169,3 +169,38 @@ def test_a_number_named_as_something_else_is_no_phone() -> None:
     assert labelled("call me on 0612-445 8812", detect_pii("call me on 0612-445 8812", [])) == [
         ("PHONE_NUMBER", "0612-445 8812")
     ]
+
+
+def test_middle_initials_join_a_name() -> None:
+    for text, pieces in (
+        ("customer Rebecca K. King (a)", (("GIVEN_NAME", "Rebecca"), ("SURNAME", "King"))),
+        ("Name: Anka A. Simonič\n", (("GIVEN_NAME", "Anka A"), ("SURNAME", "Simonič"))),
+    ):
+        (person,) = model_entities(text, spans_of(text, *pieces))
+        assert person.label == "PERSON" and person.text in text and ". " in person.text, text
+
+
+def test_surname_taken_for_a_street_line_goes_back_to_the_name() -> None:
+    text = "Billing address: Zuzana Kovářová\n    151 Slivenecká Suite 880\n"
+    spans = spans_of(
+        text,
+        ("GIVEN_NAME", "Zuzana"),
+        ("STREET_NAME", "Kovářová"),
+        ("BUILDING_NUMBER", "151"),
+        ("STREET_NAME", "Slivenecká"),
+        ("SECONDARY_ADDRESS", "Suite 880"),
+    )
+    assert labelled(text, model_entities(text, spans)) == [
+        ("PERSON", "Zuzana Kovářová"),
+        ("STREET_ADDRESS", "151 Slivenecká Suite 880"),
+    ]
+
+
+def test_firm_legal_forms_and_lists_in_other_languages() -> None:
+    for text, name in (
+        ("support Tóth Németh Kft. in Cegléd", "Németh"),
+        ("During 2006, Tejeda, Sánchez y Ávalos invested", "Sánchez"),
+        ("at Mašková s.r.o. today", "Mašková"),
+    ):
+        start = text.index(name)
+        assert is_firm_name(text, start, start + len(name)), text

@@ -83,7 +83,8 @@ _STREET_PARTS = frozenset({"BUILDING_NUMBER", "STREET_NAME", "SECONDARY_ADDRESS"
 _NUMBER_PARTS = frozenset({"BUILDING_NUMBER", "SECONDARY_ADDRESS"})
 # What may stand between two pieces of one entity: "John Smith", "12 Elm St, Apt 4, Springfield"
 # (the model often leaves a unit word such as "Apt." untagged inside an address).
-_PERSON_GAP = re.compile(r" ?")
+# "Rebecca K. King": a middle initial may sit between two pieces of a name.
+_PERSON_GAP = re.compile(r" ?|[ ][A-Z]\.[ ]")
 _ADDRESS_GAP = re.compile(
     rf"\.?[ ,\t\n]{{0,8}}(?:(?:{UNIT_WORD}|[A-Z]{{2,3}}\.?)[ ,\t\n]{{0,4}})?", re.IGNORECASE
 )
@@ -160,7 +161,9 @@ def _joinable(text: str, left: _Piece, right: _Piece) -> bool:
         return False
     gap = text[left.end : right.start]
     if left.kind == PERSON:
-        return _PERSON_GAP.fullmatch(gap) is not None
+        # "Anka A" + ". " + "Simonič": the left piece ended on the initial itself.
+        initial = gap == ". " and left.end - left.start >= 3 and text[left.end - 2] == " "
+        return _PERSON_GAP.fullmatch(gap) is not None or (initial and text[left.end - 1].isupper())
     if left.kind == _ADDRESS_PART:
         return _ADDRESS_GAP.fullmatch(gap) is not None
     # Sub-word pieces of one number or address touch; anything else stays separate.
@@ -199,8 +202,17 @@ def model_entities(
             continue
         if continues and starts_street_line(text, pieces[-1].start, piece.start, raw_label):
             # "Anmol Kade\n699 Basak Zila": the line before a number-and-street line with no
-            # number of its own is a name or a company the model took for a street.
-            pieces[-1] = piece
+            # number of its own is a name or a company the model took for a street; right
+            # after a name's first piece, it is that name's surname.
+            dropped = pieces.pop()
+            person = pieces[-1] if pieces and pieces[-1].kind == PERSON else None
+            if (
+                person is not None
+                and text[person.end : dropped.start] == " "
+                and "\n" not in text[dropped.start : dropped.end]
+            ):
+                person.end = dropped.end
+            pieces.append(piece)
             continue
         if continues:
             pieces[-1].end = piece.end

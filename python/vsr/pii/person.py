@@ -25,13 +25,15 @@ _NOT_NAME_WORDS = frozenset(
     | {"customer", "user", "bot", "re", "fwd", "the"}
 )
 _TITLE_BEFORE = re.compile(r"(?:mr|mrs|ms|miss|mx|dr|prof)\.?[ ]+", re.IGNORECASE)
+# Company legal forms of the languages prompts are written or addressed in.
 _FIRM_AFTER = re.compile(
-    r"[ ]*,?[ ]*(?:inc|ltd|llc|plc|gmbh|group|corp|co|ag|bv|nv|s\.?l|s\.?a|s\.?coop|sas|srl"
-    r"|(?:and|&)[ ]sons)\b\.?",
+    r"[ ]*,?[ ]*(?:inc|ltd|llc|plc|gmbh|group|corp|co|ag|bv|nv|s\.?l|s\.?a|s\.?coop|sas|srl|spa"
+    r"|s\.p\.a|ltda|kft|zrt|bt|d\.d|d\.o\.o|s\.r\.o|sro|a\.s|k\.s|oy|ab|aps|asa|sca"
+    r"|(?:and|&)[ ]sons|e[ ]hijos|y[ ]asociados)\b\.?",
     re.IGNORECASE,
 )
-# "Moore, Berry and Fisher", "Garcia, Anderson & Torres": surnames listed as a firm's name.
-_FIRM_LIST = re.compile(r"[\w'-]+,[ ][\w'-]+,?[ ](?:and|&)[ ][\w'-]+")
+# "Moore, Berry and Fisher", "Tejeda, Sánchez y Ávalos": surnames listed as a firm's name.
+_FIRM_LIST = re.compile(r"[\w'-]+,[ ][\w'-]+,?[ ](?:and|&|y|e|und|et|en|és|i)[ ][\w'-]+")
 _WORD = re.compile(r"[^\s]+")
 
 
