@@ -204,3 +204,14 @@ def test_firm_legal_forms_and_lists_in_other_languages() -> None:
     ):
         start = text.index(name)
         assert is_firm_name(text, start, start + len(name)), text
+
+
+def test_address_takes_a_missed_town_line_with_its_postcode() -> None:
+    text = "I now live in Hugstrasse 1\nLugano, JZ 4151"
+    start = text.index("Hug")
+    assert (
+        cut(text, address_extent(text, start, text.index("\n"))) == "Hugstrasse 1\nLugano, JZ 4151"
+    )
+    sentence = "I live at Hugstrasse 1\nthe code is 4151"
+    start = sentence.index("Hug")
+    assert cut(sentence, address_extent(sentence, start, sentence.index("\n"))) == "Hugstrasse 1"

@@ -27,16 +27,19 @@ _NUMBER_LINE = re.compile(rf"[ \t]*(?:{UNIT_WORD}[ \t]*)?\d", re.IGNORECASE)
 _LINE_STARTING_PARTS = frozenset({"BUILDING_NUMBER", "SECONDARY_ADDRESS", "STREET_NAME"})
 
 # Postcode shapes, longest first: PT 1234-567, US 12345-6789, BR 12345-678, NL 1234 AB, CA A1B 2C3,
-# UK SW1A 1AA, IE D02 X285, HU H-1234, CZ/SK 123 45, PL 12-345, then 3-6 digits (most others).
+# UK SW1A 1AA, IE D02 X285, HU H-1234, CZ/SK 123 45, PL 12-345, BR 12345678, then 3-6 digits.
 _POSTCODE = (
     r"(?:\d{4}-\d{3}|\d{5}-\d{3,4}|\d{4}[ ]?[A-Za-z]{2}|[A-Za-z]\d[A-Za-z][ ]?\d[A-Za-z]\d"
     r"|[A-Za-z]{1,2}\d[A-Za-z\d]?[ ]\d[A-Za-z]{2}|[A-Za-z]\d{2}[ ]?[A-Za-z\d]{4}|[A-Z]-\d{4}"
-    r"|\d{3}[ ]\d{2}(?![ ]?\d)|\d{2}-\d{3}|\d{3,6})"
+    r"|\d{3}[ ]\d{2}(?![ ]?\d)|\d{2}-\d{3}|\d{8}|\d{3,6})"
 )
 _BREAK = r"(?:,?[ \t]{1,4}|,|\n[ \t]{0,8})"
-_POSTCODE_AFTER = re.compile(
-    rf"(?:,?[ \t]{{0,4}}|-|(?P<newline>\n)[ \t]{{0,8}})(?:(?P<state>[A-Za-z]{{2,3}})\.?{_BREAK})?"
-    rf"{_POSTCODE}(?![\w-]|\.\d|[ ]\d)"
+_STATE_POSTCODE = rf"(?:(?P<state>[A-Za-z]{{2,3}})\.?{_BREAK})?{_POSTCODE}(?![\w-]|\.\d|[ ]\d)"
+_POSTCODE_AFTER = re.compile(rf"(?:,?[ \t]{{0,4}}|-|(?P<newline>\n)[ \t]{{0,8}}){_STATE_POSTCODE}")
+# The street line's next line, with a town the model missed: "\nLugano, JZ 4151".
+_TOWN_POSTCODE_AFTER = re.compile(
+    rf"(?P<newline>\n)[ \t]{{0,8}}"
+    rf"(?P<town>[^\W\d_][\w'-]*(?:[ ][^\W\d_][\w'-]*){{0,2}}),?[ ]{{1,3}}{_STATE_POSTCODE}"
 )
 # "6064 Murska Sobota": a line that starts with its postcode ends with the town.
 _TOWN_AFTER_POSTCODE = re.compile(r"(?:[ ][A-Z][\w'-]+){1,2}")
@@ -88,16 +91,30 @@ def starts_street_line(text: str, open_start: int, part_start: int, part_label: 
     return any(char.isdigit() for char in text[line_start : line_end if line_end != -1 else None])
 
 
+def _plausible_town_and_state(text: str, after: re.Match[str]) -> bool:
+    """ "in 2024" is no state and postcode, but "ON K1A 0B1" (Ontario) is; a town is capitalised
+    words on the line after the street (or any words, in a lower-cased prompt)."""
+    state = after["state"]
+    town = after.groupdict().get("town")
+    if state and not state.isupper() and state.lower() in _NOT_STATES:
+        return False
+    if town is None:
+        return True
+    lowered = not any(char.isupper() for char in text)
+    words_ok = all(word[0].isupper() or lowered for word in town.split())
+    return words_ok and town.lower() not in _NOT_STATES
+
+
 def address_extent(text: str, start: int, end: int) -> tuple[int, int]:
     """The ``(start, end)`` of an address the model found, widened to an untagged unit or house
     number before it and an untagged state, postcode (and a town under it) after it."""
     unit = _UNIT_BEFORE.search(text, max(0, start - 32), start)
     if unit is not None:
         start = unit.start()
-    after = _POSTCODE_AFTER.match(text, end)
-    state = after["state"] if after is not None else None
-    # "in 2024" is no state and postcode, but "ON K1A 0B1" (Ontario) is.
-    if after is not None and (not state or state.isupper() or state.lower() not in _NOT_STATES):
+    after = _POSTCODE_AFTER.match(text, end) or _TOWN_POSTCODE_AFTER.match(text, end)
+    if after is not None and not _plausible_town_and_state(text, after):
+        after = None
+    if after is not None:
         end = after.end()
         town = _TOWN_LINE_AFTER.match(text, end) if after["newline"] else None
         if town is not None:
