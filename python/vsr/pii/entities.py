@@ -84,7 +84,7 @@ _NUMBER_PARTS = frozenset({"BUILDING_NUMBER", "SECONDARY_ADDRESS"})
 # What may stand between two pieces of one entity: "John Smith", "12 Elm St, Apt 4, Springfield"
 # (the model often leaves a unit word such as "Apt." untagged inside an address).
 # "Rebecca K. King": a middle initial may sit between two pieces of a name.
-_PERSON_GAP = re.compile(r" ?|[ ][A-Z]\.[ ]")
+_PERSON_GAP = re.compile(r" ?|[ ][A-Za-z]\.[ ]")
 _ADDRESS_GAP = re.compile(
     rf"\.?[ ,\t\n]{{0,8}}(?:(?:{UNIT_WORD}|[A-Z]{{2,3}}\.?)[ ,\t\n]{{0,4}})?", re.IGNORECASE
 )
@@ -163,7 +163,7 @@ def _joinable(text: str, left: _Piece, right: _Piece) -> bool:
     if left.kind == PERSON:
         # "Anka A" + ". " + "Simonič": the left piece ended on the initial itself.
         initial = gap == ". " and left.end - left.start >= 3 and text[left.end - 2] == " "
-        return _PERSON_GAP.fullmatch(gap) is not None or (initial and text[left.end - 1].isupper())
+        return _PERSON_GAP.fullmatch(gap) is not None or (initial and text[left.end - 1].isalpha())
     if left.kind == _ADDRESS_PART:
         return _ADDRESS_GAP.fullmatch(gap) is not None
     # Sub-word pieces of one number or address touch; anything else stays separate.
@@ -209,7 +209,7 @@ def model_entities(
             if (
                 person is not None
                 and text[person.end : dropped.start] == " "
-                and "\n" not in text[dropped.start : dropped.end]
+                and text[dropped.start : dropped.end].isalpha()
             ):
                 person.end = dropped.end
             pieces.append(piece)

@@ -28,7 +28,8 @@ _TITLE_BEFORE = re.compile(r"(?:mr|mrs|ms|miss|mx|dr|prof)\.?[ ]+", re.IGNORECAS
 # Company legal forms of the languages prompts are written or addressed in.
 _FIRM_AFTER = re.compile(
     r"[ ]*,?[ ]*(?:inc|ltd|llc|plc|gmbh|group|corp|co|ag|bv|nv|s\.?l|s\.?a|s\.?coop|sas|srl|spa"
-    r"|s\.p\.a|ltda|kft|zrt|bt|d\.d|d\.o\.o|s\.r\.o|sro|a\.s|k\.s|oy|ab|aps|asa|sca"
+    r"|s\.p\.a|ltda|kft|kkt|zrt|bt|d\.d|d\.o\.o|s\.r\.o|sro|a\.s|k\.s|v\.o\.s|s\.p|oy|ab|aps|asa"
+    r"|sca|scs"
     r"|(?:and|&)[ ]sons|e[ ]hijos|y[ ]asociados)\b\.?",
     re.IGNORECASE,
 )
