@@ -215,3 +215,25 @@ def test_address_takes_a_missed_town_line_with_its_postcode() -> None:
     sentence = "I live at Hugstrasse 1\nthe code is 4151"
     start = sentence.index("Hug")
     assert cut(sentence, address_extent(sentence, start, sentence.index("\n"))) == "Hugstrasse 1"
+
+
+def test_postcode_shaped_numbers_are_phones_only_when_called_so() -> None:
+    assert detect_pii("Gracia de la Montaña, WW 67167-3355", []) == []
+    text = "call me at 67167-3355"
+    assert labelled(text, detect_pii(text, [])) == [("PHONE_NUMBER", "67167-3355")]
+
+
+def test_an_address_running_into_a_phone_line_is_cut_before_it() -> None:
+    text = "Jansenmarka 661, 8888 Eriksen\n419 01 358 office"
+    spans = spans_of(
+        text,
+        ("STREET_NAME", "Jansenmarka"),
+        ("BUILDING_NUMBER", "661"),
+        ("ZIP_CODE", "8888"),
+        ("CITY", "Eriksen"),
+        ("BUILDING_NUMBER", "419"),
+    )
+    assert labelled(text, detect_pii(text, spans)) == [
+        ("STREET_ADDRESS", "Jansenmarka 661, 8888 Eriksen"),
+        ("PHONE_NUMBER", "419 01 358"),
+    ]

@@ -260,10 +260,35 @@ def model_entities(
     ]
 
 
+_EDGE_SEPARATORS = " ,;\t\n-"
+# A name or an address that runs into a pattern match ("...8888 Eriksen\n419" before the phone
+# "419 01 358") keeps its part before the match; other model entities a match touches go.
+_TRIMMABLE = frozenset({PERSON, STREET_ADDRESS})
+
+
+def _without_matches(
+    text: str, entity: PiiEntity, matches: Sequence[PiiEntity]
+) -> PiiEntity | None:
+    overlapping = [m for m in matches if m.start < entity.end and entity.start < m.end]
+    if not overlapping:
+        return entity
+    if entity.label not in _TRIMMABLE:
+        return None
+    end = min(m.start for m in overlapping)
+    while end > entity.start and text[end - 1] in _EDGE_SEPARATORS:
+        end -= 1
+    if end - entity.start < 3 or not any(c.isalpha() for c in text[entity.start : end]):
+        return None
+    return PiiEntity(
+        entity.label, entity.start, end, entity.score, text[entity.start : end], entity.source
+    )
+
+
 def merge_with_patterns(
     text: str, from_model: Sequence[PiiEntity], matches: Sequence[PatternMatch]
 ) -> list[PiiEntity]:
-    """Model entities that no pattern match overlaps, plus every pattern match, by position.
+    """Model entities (cut short where a pattern match begins inside a name or an address, else
+    dropped where one overlaps them), plus every pattern match, by position.
 
     Only a phone's shape backs a phone match, and an address's postcode or house number has
     that shape too: a phone match inside an address the model found gives way to it.
@@ -272,12 +297,13 @@ def merge_with_patterns(
     from_patterns = [
         PiiEntity(m.label, m.start, m.end, m.score, text[m.start : m.end], "pattern")
         for m in matches
-        if m.label != "PHONE_NUMBER" or all(m.end <= a.start or m.start >= a.end for a in addresses)
+        if m.label != "PHONE_NUMBER"
+        or not any(a.start <= m.start and m.end <= a.end for a in addresses)
     ]
     kept = [
-        entity
+        trimmed
         for entity in from_model
-        if all(entity.end <= m.start or entity.start >= m.end for m in from_patterns)
+        if (trimmed := _without_matches(text, entity, from_patterns)) is not None
     ]
     return sorted([*kept, *from_patterns], key=lambda e: (e.start, e.end))
 

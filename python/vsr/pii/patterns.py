@@ -155,7 +155,7 @@ def find_ibans(text: str) -> Iterator[PatternMatch]:
 # "(06)27/458-2874", "(+358) 964963988", "+47 89 99 35 97".
 _PHONE = re.compile(
     r"(?<![\w+(/])(?:\+\d{1,3}(?:[ ]?\(0\))?[ .-]?|\(\+\d{1,3}\)[ ]?|1[ .-](?=\())?"
-    r"(?:\(\d{1,5}\)[ ./-]?)?\d{1,8}(?:(?:[ .-]|/[ ]?)\d{1,8}){0,4}"
+    r"(?:\(\d{1,5}\)[ ./-]?)?\d{1,10}(?:(?:[ .-]|/[ ]?)\d{1,10}){0,4}"
     r"(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?(?![\w/-]|\.\d)",
     re.IGNORECASE,
 )
@@ -177,6 +177,9 @@ _NOT_PHONE_WORDS = re.compile(
 )
 
 
+_POSTCODE_SHAPE = re.compile(r"\d{5}-\d{3,4}|\d{4}-\d{3}")
+
+
 def _named_other_than_phone(text: str, start: int) -> bool:
     window = text[max(0, start - 40) : start]
     other = [m.start() for m in _NOT_PHONE_WORDS.finditer(window)]
@@ -189,6 +192,11 @@ def find_phone_numbers(text: str) -> Iterator[PatternMatch]:
         kind_after = PHONE_KIND_AFTER.match(text, match.end()) is not None
         if not kind_after and _named_other_than_phone(text, match.start()):
             continue
+        if not kind_after and _POSTCODE_SHAPE.fullmatch(match.group()):
+            # "97484-2976" (ZIP+4), "41125-841" (BR), "1000-001" (PT): a phone only if called one.
+            window = text[max(0, match.start() - 40) : match.start()]
+            if not _PHONE_WORDS.search(window):
+                continue
         candidate = match.group()
         main_part = re.split(r"(?i)\s?(?:x|ext)", candidate)[0]
         digits = re.sub(r"\D", "", main_part)
