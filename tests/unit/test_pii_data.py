@@ -103,12 +103,19 @@ def test_held_out_splits_share_no_template_or_identity_with_tuning() -> None:
     assert len(fresh_rows) > 1400 and not fresh_rows & reserve_rows
     tune = generate("tune", 30, seed=1)
     assert {e.template_id for e in tune} <= groups["eval"]
+    final = {e.template_id for e in generate("final", 60, seed=1)}
+    assert len(final) == 50 and not final & set().union(*groups.values())
 
 
-@pytest.mark.parametrize(("split", "seed"), [("fresh", 20251121), ("reserve", 20251122)])
-def test_the_committed_held_out_sets_are_what_the_generator_makes(split: str, seed: int) -> None:
+@pytest.mark.parametrize(
+    ("split", "seed", "count"),
+    [("fresh", 20251121, 1500), ("reserve", 20251122, 1500), ("final", 20251123, 1000)],
+)
+def test_the_committed_held_out_sets_are_what_the_generator_makes(
+    split: str, seed: int, count: int
+) -> None:
     committed = Path(__file__).resolve().parents[2] / "data" / "pii" / f"{split}.jsonl"
     lines = committed.read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 1500
+    assert len(lines) == count
     regenerated = generate(split, 40, seed=seed)
     assert [json.loads(line) for line in lines[:40]] == [e.to_json() for e in regenerated]

@@ -23,23 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from vsr.training.pii_identities import faker_identity, identity_fillers, load_identities
+from vsr.training.pii_splits import (
+    HELD_OUT_SPLITS,
+    IDENTITY_STYLE_SPLITS,
+    SPLIT_LOCALES,
+    split_templates,
+)
 
 DATA_DIR = Path(__file__).resolve().parents[3] / "data" / "pii"
 TEMPLATE_DIR = DATA_DIR / "templates"
 FILLER_FILE = DATA_DIR / "filler.txt"
 EVAL_SHARE = 0.3  # of each source's templates, held out for evaluation
-TRAIN_LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "it_IT")
-EVAL_LOCALES = ("en_US", "en_CA", "en_AU", "en_IN", "es_ES", "nl_NL")
-# The held-out splits (made after the rules of vsr.pii were tuned on ``eval``): locales used
-# nowhere else, and most prompts' people from presidio-evaluator's identity rows.
-HELD_OUT_LOCALES = ("en_US", "en_NZ", "en_IE", "sv_SE", "pt_PT", "da_DK", "pl_PL")
-HELD_OUT_SPLITS = ("fresh", "reserve")
-# For developing rules against fresh-like prompts without reading them: the ``eval`` templates
-# (already read while tuning) filled from locales no other split uses, identity-style.
-TUNE_LOCALES = (
-    "en_US", "de_CH", "fr_CH", "cs_CZ", "hu_HU", "sk_SK", "fi_FI", "no_NO", "ro_RO", "hr_HR",
-    "sl_SI", "pt_BR", "es_MX",
-)  # fmt: skip
+FINAL_TEMPLATE_DIR = DATA_DIR / "templates_final"
 IDENTITY_SHARE = 0.6
 LONG_PROMPT_SHARE = 0.15
 
@@ -317,34 +312,21 @@ def _pad(example: Example, fillers: Sequence[str], rng: random.Random) -> Exampl
     )
 
 
-def _split_templates(split: str, templates: Sequence[Template]) -> list[Template]:
-    if split in ("train", "eval", "tune"):
-        return [t for t in templates if t.split == ("eval" if split == "tune" else split)]
-    if split in HELD_OUT_SPLITS:
-        return [t for t in templates if t.held_out_split == split]
-    raise ValueError(f"split must be 'train', 'eval', 'fresh' or 'reserve', got {split!r}")
-
-
 def generate(
     split: str, count: int, seed: int, templates: Sequence[Template] | None = None
 ) -> list[Example]:
     """``count`` examples from the ``split`` templates, reproducible by seed.
 
-    ``train`` and ``eval`` divide the templates 70/30; ``fresh`` and ``reserve`` are halves of the
-    ``train`` templates, filled from other locales and presidio-evaluator's identity rows;
-    ``tune`` is the ``eval`` templates again, filled from yet other locales, identity-style.
+    The splits, their templates and locales: ``vsr.training.pii_splits``.
     """
     from faker import Faker
 
-    chosen = _split_templates(split, templates or load_templates())
+    chosen = split_templates(split, templates or load_templates())
     if not chosen:
         raise ValueError(f"no {split} templates")
     rng = random.Random(seed)
-    held_out = split in HELD_OUT_SPLITS
-    locales = {"train": TRAIN_LOCALES, "eval": EVAL_LOCALES, "tune": TUNE_LOCALES}.get(
-        split, HELD_OUT_LOCALES
-    )
-    identities = load_identities(split) if held_out else []
+    locales = SPLIT_LOCALES[split]
+    identities = load_identities(split) if split in HELD_OUT_SPLITS else []
     us_fake = Faker("en_US")
     us_fake.seed_instance(seed)
     fakes = {}
@@ -369,7 +351,7 @@ def generate(
             template = rng.choice(by_type[types[index % len(types)]])
         fake = fakes[rng.choice(locales)]
         fillers = _slot_fillers(fake, us_fake, rng)
-        if (identities or split == "tune") and rng.random() < IDENTITY_SHARE:
+        if (identities or split in IDENTITY_STYLE_SPLITS) and rng.random() < IDENTITY_SHARE:
             row = rng.choice(identities) if identities else faker_identity(fake, rng)
             fillers |= identity_fillers(row, rng, DATE_FORMATS)
         example = fill_template(template, fillers)
