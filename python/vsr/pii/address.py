@@ -14,7 +14,7 @@ import re
 # Unit words, as in "Apt. 4", "Suite 600", "H.No. 174", "Piso 6", "Depto. 643", "Nr. 30", "# 12".
 UNIT_WORD = (
     r"(?:apt|apartment|suite|ste|unit|flat|floor|fl|level|room|rm|piso|puerta|depto|edif|interior"
-    r"|box|h\.\s?no|nr|no|ap|bl|sc|#)\.?"
+    r"|p\.?o\.?[ ]?box|postbox|box|h\.\s?no|nr|no|ap|bl|sc|ul|#)\.?"
 )
 # Before an address: a house number the model left out ("1258 Jacob Station"), and before that
 # a unit ("Apt. 560 1258 Jacob Station", "Unit 99 90 Harris River"), or a bare unit word.
@@ -35,15 +35,23 @@ _POSTCODE = (
 )
 _BREAK = r"(?:,?[ \t]{1,4}|,|\n[ \t]{0,8})"
 _STATE_POSTCODE = rf"(?:(?P<state>[A-Za-z]{{2,3}})\.?{_BREAK})?{_POSTCODE}(?![\w-]|\.\d|[ ]\d)"
-_POSTCODE_AFTER = re.compile(rf"(?:,?[ \t]{{0,4}}|-|(?P<newline>\n)[ \t]{{0,8}}){_STATE_POSTCODE}")
+# ", S/N" (Portuguese/Spanish: no house number) may stand between the street and the postcode.
+_POSTCODE_AFTER = re.compile(
+    rf"(?:,?[ ]?s/n)?(?:,?[ \t]{{0,4}}|-|(?P<newline>\n)[ \t>]{{0,8}}){_STATE_POSTCODE}",
+    re.IGNORECASE,
+)
 # The street line's next line, with a town the model missed: "\nLugano, JZ 4151".
 _TOWN_POSTCODE_AFTER = re.compile(
     rf"(?P<newline>\n)[ \t]{{0,8}}"
     rf"(?P<town>[^\W\d_][\w'-]*(?:[ ][^\W\d_][\w'-]*){{0,2}}),?[ ]{{1,3}}{_STATE_POSTCODE}"
 )
 # "6064 Murska Sobota": a line that starts with its postcode ends with the town.
-_TOWN_AFTER_POSTCODE = re.compile(r"(?:[ ][A-Z][\w'-]+){1,2}")
-_POSTCODE_LINE = re.compile(rf"[ \t]*{_POSTCODE}[ ]")
+_TOWN_AFTER_POSTCODE = re.compile(
+    r"(?:[ ](?:(?:de|da|do|dos|das|del|la|le|am|an|im|sur|en|di)[ ])?[^\W\d_][\w'-]*){1,3}"
+)
+_POSTCODE_LINE = re.compile(rf"[ \t>]*{_POSTCODE}")
+TOWN_PARTICLES = ("de", "da", "do", "dos", "das", "del", "la", "le", "am", "an", "im", "sur", "en")
+_TOWN_PARTICLES = frozenset(TOWN_PARTICLES)
 # "5183BB\nEdam": where the postcode has a line of its own, the town follows on the next.
 _TOWN_LINE_AFTER = re.compile(r"\n[ \t]{0,8}[A-Z][\w'-]+(?:[ -][A-Z][\w'-]+)?[ \t]*(?=\n|$|[?.!,])")
 # Short words that look like a state abbreviation but join a sentence, not an address.
@@ -120,8 +128,10 @@ def address_extent(text: str, start: int, end: int) -> tuple[int, int]:
         if town is not None:
             end = town.end()
     line_start = text.rfind("\n", start, end) + 1 or start
-    if _POSTCODE_LINE.match(text, line_start, end):
+    if _POSTCODE_LINE.fullmatch(text, line_start, end):
         town_words = _TOWN_AFTER_POSTCODE.match(text, end)
-        if town_words is not None:
+        if town_words is not None and all(
+            word[0].isupper() or word in _TOWN_PARTICLES for word in town_words.group().split()
+        ):
             end = town_words.end()
     return start, end

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from vsr.pii.address import UNIT_WORD, address_extent, starts_street_line
+from vsr.pii.address import TOWN_PARTICLES, UNIT_WORD, address_extent, starts_street_line
 from vsr.pii.patterns import PHONE_KIND_AFTER, PatternMatch, find_patterns
 from vsr.pii.person import is_firm_name, person_extent
 from vsr.pii.words import WordSpan, whole_word_spans
@@ -85,8 +85,14 @@ _NUMBER_PARTS = frozenset({"BUILDING_NUMBER", "SECONDARY_ADDRESS"})
 # (the model often leaves a unit word such as "Apt." untagged inside an address).
 # "Rebecca K. King": a middle initial may sit between two pieces of a name.
 _PERSON_GAP = re.compile(r" ?|[ ][A-Za-z]\.[ ]")
+# Between two pieces of one address: separators, at most one line break (an address block has
+# no blank line; a quoted one may start its lines with ">"), and an untagged unit word, "S/N"
+# (no house number), or state abbreviation (in capitals: "in" or "on" are no states).
 _ADDRESS_GAP = re.compile(
-    rf"\.?[ ,\t\n]{{0,8}}(?:(?:{UNIT_WORD}|[A-Z]{{2,3}}\.?)[ ,\t\n]{{0,4}})?", re.IGNORECASE
+    rf"\.?[ ,\t]{{0,6}}(?:\n[ \t>]{{0,8}})?"
+    rf"(?:(?:{UNIT_WORD}|s/n|(?-i:[A-Z]{{2,3}})\.?|{'|'.join(TOWN_PARTICLES)})[ ,\t]{{0,4}}"
+    rf"(?:\n[ \t>]{{0,8}})?)?",
+    re.IGNORECASE,
 )
 # A number the model gives one ID-like type is often another (the model's numeric types blur):
 # the nearest keyword before it decides, as a reader would. "order 1234567" is not PII at all.
@@ -231,6 +237,9 @@ def model_entities(
             label = STREET_ADDRESS if piece.model_labels & _STREET_PARTS else LOCATION
             if label == STREET_ADDRESS:
                 piece.start, piece.end = address_extent(text, piece.start, piece.end)
+                words = text[piece.start : piece.end].split()
+                if len(words) < 2 and not any(c.isdigit() for c in words[0]):
+                    continue  # one word, no number: "Ronda", ".A." (of "S.A."), a bridge's name
         elif label == PERSON:
             if is_firm_name(text, piece.start, piece.end):
                 continue
