@@ -237,3 +237,23 @@ def test_an_address_running_into_a_phone_line_is_cut_before_it() -> None:
         ("STREET_ADDRESS", "Jansenmarka 661, 8888 Eriksen"),
         ("PHONE_NUMBER", "419 01 358"),
     ]
+
+
+def test_phones_in_contact_lists_and_called_phones() -> None:
+    text = "062 301 57 47-Office\\,+46 (0)8 152 419 22-Fax"
+    assert labelled(text, detect_pii(text, [])) == [
+        ("PHONE_NUMBER", "062 301 57 47"),
+        ("PHONE_NUMBER", "+46 (0)8 152 419 22"),
+    ]
+    for text, number in (
+        ("fix the heating. My number is 26 825506.", "26 825506"),
+        ("and phone 95 92 16.", "95 92 16"),
+        ("at 7pm, contact 65477836.", "65477836"),
+    ):
+        assert labelled(text, detect_pii(text, [])) == [("PHONE_NUMBER", number)], text
+    assert detect_pii("we sold 26 825506 units", []) == []
+
+
+def test_lower_cased_iban_is_found() -> None:
+    text = "transfer from dk38 3705 2373 6883 28 to other bank accounts"
+    assert labelled(text, detect_pii(text, [])) == [("BANK_ACCOUNT", "dk38 3705 2373 6883 28")]

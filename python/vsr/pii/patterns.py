@@ -62,7 +62,10 @@ _CARD = re.compile(r"(?<![\d-])\d{4}(?:[ -]?\d{2,4}){2,4}(?:[ -]?\d{1,3})?(?![\d
 _SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\d-])")
 _SSN_CONTEXT = re.compile(r"\b(?:ssn|social security)\b[^\d\n]{0,20}$", re.IGNORECASE)
 _NINE_DIGITS = re.compile(r"(?<!\d)\d{9}(?!\d)")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
+_IBAN = re.compile(
+    r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",
+    re.IGNORECASE,  # lower-cased too
+)
 
 _MONTHS = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
@@ -156,12 +159,12 @@ def find_ibans(text: str) -> Iterator[PatternMatch]:
 _PHONE = re.compile(
     r"(?<![\w+(/])(?:\+\d{1,3}(?:[ ]?\(0\))?[ .-]?|\(\+\d{1,3}\)[ ]?|1[ .-](?=\())?"
     r"(?:\(\d{1,5}\)[ ./-]?)?\d{1,10}(?:(?:[ .-]|/[ ]?)\d{1,10}){0,4}"
-    r"(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?(?![\w/-]|\.\d)",
+    r"(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?(?![\w/]|-(?!(?:office|fax|mobile|home|work)\b)|\.\d)",
     re.IGNORECASE,
 )
 # Contact lists say what a number is after it: "0665 664183 office", "8842 5939 (mobile)".
 PHONE_KIND_AFTER = re.compile(
-    r"[ \t]*[(\[]?(?:office|fax|mobile|cell|home|work|phone|tel|landline)\b", re.IGNORECASE
+    r"(?:[ \t]*[(\[]?|-)(?:office|fax|mobile|cell|home|work|phone|tel|landline)\b", re.IGNORECASE
 )
 
 
@@ -177,6 +180,11 @@ _NOT_PHONE_WORDS = re.compile(
 )
 
 
+_CALLED_A_PHONE = re.compile(
+    r"(?:phone|mobile|cell|tel|call me|reach me|text me|contact|my number|number is"
+    r"|hit me up)\b[^\d\n]{0,12}$",
+    re.IGNORECASE,
+)
 _POSTCODE_SHAPE = re.compile(r"\d{5}-\d{3,4}|\d{4}-\d{3}")
 
 
@@ -202,17 +210,24 @@ def find_phone_numbers(text: str) -> Iterator[PatternMatch]:
         digits = re.sub(r"\D", "", main_part)
         # "555-0132" is a phone; "200 2326" (two numbers side by side) needs more to be one.
         separators = re.findall(r"[ .()/-]+", main_part.strip())
+        # Called a phone ("my number is 26 825506", "contact 65477836"): six digits may do.
+        called = kind_after or _CALLED_A_PHONE.search(
+            text, max(0, match.start() - 30), match.start()
+        )
         has_separator = (
             len(separators) >= 2
             or main_part.startswith("+")
             or (len(separators) == 1 and separators[0] in "-.")
-            or kind_after
+            or called is not None
         )
+        if called is not None and 6 <= len(digits) < 7:
+            yield PatternMatch("PHONE_NUMBER", match.start(), match.end(), SHAPE_SCORE)
+            continue
         # Dates, amounts and version numbers share the shape; a phone has 7-15 digits and is not
         # a date ("2024-03-01") or a dotted quad (an IP).
         if not 7 <= len(digits) <= 15 or not has_separator or _DATE.fullmatch(candidate):
             continue
-        groups = re.findall(r"\d+", main_part)
+        groups = re.findall(r"\d+", main_part.replace("(0)", ""))
         # A country code or one area digit stands alone; "1.2.3.4000" is a version number.
         if sum(len(group) == 1 for group in groups) > 1:
             continue
