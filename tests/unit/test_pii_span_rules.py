@@ -257,3 +257,33 @@ def test_phones_in_contact_lists_and_called_phones() -> None:
 def test_lower_cased_iban_is_found() -> None:
     text = "transfer from dk38 3705 2373 6883 28 to other bank accounts"
     assert labelled(text, detect_pii(text, [])) == [("BANK_ACCOUNT", "dk38 3705 2373 6883 28")]
+
+
+def test_account_and_routing_numbers_named_as_such() -> None:
+    text = "My bank account number is 0202363903 and the routing number is 091926685."
+    assert labelled(text, detect_pii(text, [])) == [
+        ("BANK_ACCOUNT", "0202363903"),
+        ("BANK_ACCOUNT", "091926685"),
+    ]
+    assert detect_pii("the routing number is 091926686.", []) == []  # ABA checksum fails
+
+
+def test_iban_followed_by_a_word_is_cut_where_the_checksum_holds() -> None:
+    text = "from PL58 8811 9958 7393 7676 4889 5996 to other bank accounts"
+    assert labelled(text, detect_pii(text, [])) == [
+        ("BANK_ACCOUNT", "PL58 8811 9958 7393 7676 4889 5996")
+    ]
+
+
+def test_an_id_split_at_a_hyphen_and_ending_a_sentence() -> None:
+    text = "license number is S437-8664-1578. My tax ID is 33-6243639."
+    spans = spans_of(
+        text,
+        ("DRIVERS_LICENSE", "S437"),
+        ("DRIVERS_LICENSE", "-8664-1578"),
+        ("TAX_ID", "33-6243639."),
+    )
+    assert labelled(text, model_entities(text, spans)) == [
+        ("GOVERNMENT_ID", "S437-8664-1578"),
+        ("GOVERNMENT_ID", "33-6243639"),
+    ]

@@ -255,6 +255,10 @@ def model_entities(
             elif piece.model_labels <= _SPECIFIC_ID_LABELS:
                 retyped = label
             label = retyped
+        if label not in (PERSON, STREET_ADDRESS, LOCATION):
+            # "33-6243639." ends a sentence; only names and addresses end in abbreviations.
+            while piece.end > piece.start + 1 and text[piece.end - 1] in ".,;:!?":
+                piece.end -= 1
         score = sum(piece.scores) / len(piece.scores)
         entities.append(
             PiiEntity(label, piece.start, piece.end, score, text[piece.start : piece.end], "model")

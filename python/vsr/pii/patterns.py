@@ -147,10 +147,48 @@ def find_us_ssns(text: str) -> Iterator[PatternMatch]:
             yield PatternMatch("US_SSN", match.start(), match.end(), SHAPE_SCORE)
 
 
+def aba_valid(digits: str) -> bool:
+    """The ABA routing-number checksum: 3, 7, 1 weights over the nine digits, sum % 10 == 0."""
+    if len(digits) != 9 or not digits.isdigit():
+        return False
+    weights = (3, 7, 1) * 3
+    return sum(int(d) * w for d, w in zip(digits, weights, strict=True)) % 10 == 0
+
+
 def find_ibans(text: str) -> Iterator[PatternMatch]:
     for match in _IBAN.finditer(text):
-        if iban_valid(match.group()):
-            yield PatternMatch("BANK_ACCOUNT", match.start(), match.end(), VALIDATED_SCORE)
+        # The last groups may be a word after the IBAN ("... 5996 to other"): shorten until the
+        # checksum holds.
+        groups = match.group().split(" ")
+        for size in range(len(groups), 0, -1):
+            candidate = " ".join(groups[:size])
+            if iban_valid(candidate):
+                end = match.start() + len(candidate)
+                yield PatternMatch("BANK_ACCOUNT", match.start(), end, VALIDATED_SCORE)
+                break
+
+
+# A number right after the words that name it: "Bank account: 2941164075", "routing number is
+# 091926685" (ABA checksum). The model is often unsure of long bare numbers; the words are not.
+_ACCOUNT_NUMBER = re.compile(
+    r"\b(?P<kind>bank account|account|acct|a/c|routing|aba)(?:[ ]+(?:number|no\.?|#))?"
+    r"(?:[ ]+is|[ ]*:|[ ]*#)?[ ]*(?P<number>\d{8,17})\b",
+    re.IGNORECASE,
+)
+
+
+def find_account_numbers(text: str) -> Iterator[PatternMatch]:
+    for match in _ACCOUNT_NUMBER.finditer(text):
+        number = match["number"]
+        if match["kind"].lower() in ("routing", "aba"):
+            if aba_valid(number):
+                yield PatternMatch(
+                    "BANK_ACCOUNT", match.start("number"), match.end("number"), VALIDATED_SCORE
+                )
+        else:
+            yield PatternMatch(
+                "BANK_ACCOUNT", match.start("number"), match.end("number"), SHAPE_SCORE
+            )
 
 
 # Phone numbers with separators: "+1-907-358-3009x855", "(415) 555-0132", "+44 161 496 0776",
@@ -249,6 +287,7 @@ RECOGNISERS: tuple[Callable[[str], Iterator[PatternMatch]], ...] = (
     find_credit_cards,
     find_us_ssns,
     find_ibans,
+    find_account_numbers,
     find_dates_of_birth,
 )
 # Matched only where no other recogniser did: a card, SSN or date also has a phone's shape.

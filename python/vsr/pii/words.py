@@ -38,7 +38,12 @@ _JOINERS = "-./"
 
 
 def _widen(text: str, start: int, end: int) -> tuple[int, int]:
-    while start > 0 and text[start - 1].isalnum() and text[start].isalnum():
+    # ... and one that starts on one started mid-word: "-8664-1578" of "S437-8664-1578".
+    while (
+        start > 0
+        and text[start - 1].isalnum()
+        and (text[start].isalnum() or text[start] in _JOINERS)
+    ):
         start -= 1
     # A span that stops on a joiner stopped mid-word: "+1-907-358-" of "+1-907-358-3009".
     while (
