@@ -287,3 +287,21 @@ def test_an_id_split_at_a_hyphen_and_ending_a_sentence() -> None:
         ("GOVERNMENT_ID", "S437-8664-1578"),
         ("GOVERNMENT_ID", "33-6243639"),
     ]
+
+
+def test_names_in_quoted_blocks_with_initials_and_firms_with_nordic_forms() -> None:
+    quoted = ">Roksana Nastały\n>Wdowczyk-Proć i syn s.c.\n"
+    start = quoted.index("Roksana")
+    assert cut(quoted, person_extent(quoted, start, start + 7)) == "Roksana Nastały"
+    icelandic = "Védís Ó. Ólafsdóttir\n\nBoezinge"
+    assert cut(icelandic, person_extent(icelandic, 0, 5)) == "Védís Ó. Ólafsdóttir"
+    heard = "have you heard Mikayla A. Weld speak yet?"
+    start = heard.index("Mikayla")
+    assert cut(heard, person_extent(heard, start, start + 7)) == "Mikayla A. Weld"
+    for text, name in (
+        ("??? Ottosson Pettersson HB\n", "Pettersson"),
+        ("??? Nørgaard & Søn A/S\n", "Nørgaard"),
+        ("Morais Esteves Lda.\n", "Esteves"),
+    ):
+        start = text.index(name)
+        assert is_firm_name(text, start, start + len(name)), text

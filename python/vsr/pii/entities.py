@@ -84,7 +84,7 @@ _NUMBER_PARTS = frozenset({"BUILDING_NUMBER", "SECONDARY_ADDRESS"})
 # What may stand between two pieces of one entity: "John Smith", "12 Elm St, Apt 4, Springfield"
 # (the model often leaves a unit word such as "Apt." untagged inside an address).
 # "Rebecca K. King": a middle initial may sit between two pieces of a name.
-_PERSON_GAP = re.compile(r" ?|[ ][A-Za-z]\.[ ]")
+_PERSON_GAP = re.compile(r" ?|[ ][^\W\d_]\.[ ]")
 # Between two pieces of one address: separators, at most one line break (an address block has
 # no blank line; a quoted one may start its lines with ">"), and an untagged unit word, "S/N"
 # (no house number), or state abbreviation (in capitals: "in" or "on" are no states).

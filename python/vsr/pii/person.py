@@ -17,9 +17,13 @@ _PARTICLE_TAIL = re.compile(rf"(?:[ ]{_PARTICLES}){{1,3}}[ ][A-Z][\w'-]+")
 _SUFFIX_AFTER = re.compile(r",?[ ](?:(?:Jr|Sr|Esq)\.?|II|III|IV|MD|DDS|PhD|DVM)(?![\w])")
 # A line that is nothing but a name, as in a letter's signature or an address block: the model
 # often tags only part of "Rafael Contreras Mayol" or "Pastora Tormo Chaves".
+# (A quoted line may start with ">" or "???"; initials count as words: "Iwao K. Tenno".)
+_CAPITALISED = r"(?:[A-Z]|(?=[^\W\d_a-z])[^\W\d_])[\w'-]*\.?"
 _NAME_LINE = re.compile(
-    rf"[ \t]*(?P<name>[A-Z][\w'-]+(?:[ ](?:[A-Z][\w'-]+|{_PARTICLES})){{1,4}})[ \t]*"
+    rf"[ \t>?]*(?P<name>{_CAPITALISED}(?:[ ](?:{_CAPITALISED}|{_PARTICLES})){{1,4}})[ \t]*"
 )
+# "Mikayla" + " A. Weld": a middle initial and a surname the model left untagged.
+_INITIAL_TAIL = re.compile(r"[ ][^\W\d_]\.[ ][^\W\d_][\w'-]+")
 _NOT_NAME_WORDS = frozenset(
     {"dear", "hi", "hello", "hey", "thanks", "thank", "regards", "best", "from", "to", "name"}
     | {"customer", "user", "bot", "re", "fwd", "the"}
@@ -29,8 +33,8 @@ _TITLE_BEFORE = re.compile(r"(?:mr|mrs|ms|miss|mx|dr|prof)\.?[ ]+", re.IGNORECAS
 _FIRM_AFTER = re.compile(
     r"[ ]*,?[ ]*(?:inc|ltd|llc|plc|gmbh|group|corp|co|ag|bv|nv|s\.?l|s\.?a|s\.?coop|sas|srl|spa"
     r"|s\.p\.a|ltda|kft|kkt|zrt|bt|d\.d|d\.o\.o|s\.r\.o|sro|a\.s|k\.s|v\.o\.s|s\.p|oy|ab|aps|asa"
-    r"|sca|scs"
-    r"|(?:and|&)[ ]sons|e[ ]hijos|y[ ]asociados)\b\.?",
+    r"|sca|scs|hb|lda|s\.c|sp\.[ ]?k|sp\.[ ]?z[ ]?o\.o|a/s"
+    r"|(?:and|&)[ ]s(?:o|ø)ns?|e[ ]hijos|y[ ]asociados|i[ ]syn)(?![\w/])\.?",
     re.IGNORECASE,
 )
 # "Moore, Berry and Fisher", "Tejeda, Sánchez y Ávalos": surnames listed as a firm's name.
@@ -83,6 +87,9 @@ def person_extent(text: str, start: int, end: int) -> tuple[int, int]:
     tail = _PARTICLE_TAIL.match(text, end)
     if tail is not None:
         end = tail.end()
+    initial = _INITIAL_TAIL.match(text, end)
+    if initial is not None and text[end + 1].isupper() == text[end + 4].isupper():
+        end = initial.end()
     suffix = _SUFFIX_AFTER.match(text, end)
     if suffix is not None:
         end = suffix.end()
