@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import re
 
-_PARTICLES = r"(?:van|von|de|der|den|del|della|degli|di|da|das|dos|du|la|le|ter|ten|y|bin|al|el)"
+# Lowercase words inside names: "van de", "del", "dos", and the "and" of double surnames ("en", "y").
+_PARTICLES = (
+    r"(?:van|von|de|der|den|del|della|degli|di|da|das|dos|du|la|le|ter|ten|y|e|en|bin|al|el)"
+)
 _PARTICLE_TAIL = re.compile(rf"(?:[ ]{_PARTICLES}){{1,3}}[ ][A-Z][\w'-]+")
 # A period after MD or PhD may end the sentence; after Jr. or Sr. it belongs to the name.
 _SUFFIX_AFTER = re.compile(r",?[ ](?:(?:Jr|Sr|Esq)\.?|II|III|IV|MD|DDS|PhD|DVM)(?![\w])")
@@ -42,14 +45,21 @@ _FIRM_LIST = re.compile(r"[\w'-]+,[ ][\w'-]+,?[ ](?:and|&|y|e|und|et|en|és|i)[ 
 _WORD = re.compile(r"[^\s]+")
 
 
-def _trim_lowercase_edges(text: str, start: int, end: int) -> tuple[int, int]:
-    """Drop leading and trailing all-lowercase words from a name that has capitals elsewhere."""
+def _trim_lowercase_words(text: str, start: int, end: int) -> tuple[int, int]:
+    """A name that has capitals: lowercase words at its edges dropped ("Camila shouted"), and
+    the name ended before a lowercase word inside it that is no particle ("Kalmár flew to
+    WEISSWASSER")."""
     words = [(m.start() + start, m.end() + start) for m in _WORD.finditer(text[start:end])]
     capitalised = [any(c.isupper() for c in text[a:b]) for a, b in words]
     if not any(capitalised):
         return start, end  # a lower-cased prompt: case says nothing
     first = capitalised.index(True)
     last = len(words) - 1 - capitalised[::-1].index(True)
+    for index in range(first + 1, last):
+        word = text[words[index][0] : words[index][1]]
+        if not capitalised[index] and not re.fullmatch(_PARTICLES, word):
+            last = index - 1
+            break
     return words[first][0], words[last][1]
 
 
@@ -80,7 +90,7 @@ def person_extent(text: str, start: int, end: int) -> tuple[int, int]:
     """A name's ``(start, end)``: lowercase edge words and titles off, particles and suffixes on,
     and the whole line where the line is only a name."""
     start, end = _whole_name_line(text, start, end)
-    start, end = _trim_lowercase_edges(text, start, end)
+    start, end = _trim_lowercase_words(text, start, end)
     title = _TITLE_BEFORE.match(text, start, end)
     if title is not None and title.end() < end:
         start = title.end()
