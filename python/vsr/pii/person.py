@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-# Lowercase words inside names: "van de", "del", "dos", and the "and" of double surnames ("en", "y").
+# Lowercase words inside names: "van de", "del", "dos", the "and" of double surnames ("en", "y").
 _PARTICLES = (
     r"(?:van|von|de|der|den|del|della|degli|di|da|das|dos|du|la|le|ter|ten|y|e|en|bin|al|el)"
 )
