@@ -37,7 +37,7 @@ _BREAK = r"(?:,?[ \t]{1,4}|,|\n[ \t]{0,8})"
 _STATE_POSTCODE = rf"(?:(?P<state>[A-Za-z]{{2,3}})\.?{_BREAK})?{_POSTCODE}(?![\w-]|\.\d|[ ]\d)"
 # ", S/N" (Portuguese/Spanish: no house number) may stand between the street and the postcode.
 _POSTCODE_AFTER = re.compile(
-    rf"(?:,?[ ]?s/n)?(?:,?[ \t]{{0,4}}|-|(?P<newline>\n)[ \t>]{{0,8}}){_STATE_POSTCODE}",
+    rf"(?:,?[ ]?s/n)?(?:,?[ \t]{{0,4}}|-|(?P<newline>\n)[ \t]{{0,8}}){_STATE_POSTCODE}",
     re.IGNORECASE,
 )
 # The street line's next line, with a town the model missed: "\nLugano, JZ 4151".
@@ -49,7 +49,7 @@ _TOWN_POSTCODE_AFTER = re.compile(
 _TOWN_AFTER_POSTCODE = re.compile(
     r"(?:[ ](?:(?:de|da|do|dos|das|del|la|le|am|an|im|sur|en|di)[ ])?[^\W\d_][\w'-]*){1,3}"
 )
-_POSTCODE_LINE = re.compile(rf"[ \t>]*{_POSTCODE}")
+_POSTCODE_LINE = re.compile(rf"[ \t]*{_POSTCODE}")
 TOWN_PARTICLES = ("de", "da", "do", "dos", "das", "del", "la", "le", "am", "an", "im", "sur", "en")
 _TOWN_PARTICLES = frozenset(TOWN_PARTICLES)
 # "5183BB\nEdam": where the postcode has a line of its own, the town follows on the next.

@@ -86,12 +86,12 @@ _NUMBER_PARTS = frozenset({"BUILDING_NUMBER", "SECONDARY_ADDRESS"})
 # "Rebecca K. King": a middle initial may sit between two pieces of a name.
 _PERSON_GAP = re.compile(r" ?|[ ][^\W\d_]\.[ ]")
 # Between two pieces of one address: separators, at most one line break (an address block has
-# no blank line; a quoted one may start its lines with ">"), and an untagged unit word, "S/N"
-# (no house number), or state abbreviation (in capitals: "in" or "on" are no states).
+# no blank line), and an untagged unit word, "S/N" (no house number), or state abbreviation (in
+# capitals: "in" or "on" are no states).
 _ADDRESS_GAP = re.compile(
-    rf"\.?[ ,\t]{{0,6}}(?:\n[ \t>]{{0,8}})?"
+    rf"\.?[ ,\t]{{0,6}}(?:\n[ \t]{{0,8}})?"
     rf"(?:(?:{UNIT_WORD}|s/n|(?-i:[A-Z]{{2,3}})\.?|{'|'.join(TOWN_PARTICLES)})[ ,\t]{{0,4}}"
-    rf"(?:\n[ \t>]{{0,8}})?)?",
+    rf"(?:\n[ \t]{{0,8}})?)?",
     re.IGNORECASE,
 )
 # A number the model gives one ID-like type is often another (the model's numeric types blur):
