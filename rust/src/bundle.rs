@@ -4,7 +4,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::device::{device_name, dtype_name, parse_device, parse_dtype};
+use crate::device::{device_name, dtype_name, exclusive, parse_device, parse_dtype};
 use crate::error::{Error, Result};
 use crate::model::heads::{Head, HeadBatch, HeadSpec};
 use crate::model::{Encoder, EncoderConfig};
@@ -156,7 +156,9 @@ impl Bundle {
         };
         let mut outputs: Vec<Vec<Option<RowOutput>>> =
             selected.iter().map(|_| (0..texts.len()).map(|_| None).collect()).collect();
-        for chunk in length_sorted_chunks(&self.tokenizer, texts, self.chunk_limits())? {
+        let chunks = length_sorted_chunks(&self.tokenizer, texts, self.chunk_limits())?;
+        let _device = exclusive(&self.device);
+        for chunk in chunks {
             let (ids, mask) = self.batch_tensors(&chunk.batch)?;
             let hidden = self.encoder.forward(&ids, &mask)?;
             for (slot, (_, head)) in selected.iter().enumerate() {

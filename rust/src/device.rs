@@ -68,6 +68,31 @@ fn cuda_device(ordinal: usize) -> Result<Device> {
     )))
 }
 
+/// Holds a device for one caller's GPU work, from its first upload to its last download.
+///
+/// Threads that share a model would otherwise enqueue onto their own per-thread CUDA streams at
+/// once, and the buffers a device shares between calls (cuBLAS and cuBLASLt workspaces) would be
+/// written by two streams together: wrong results were measured that way (benches/stress_gpu.py).
+/// A GPU runs one forward at a time anyway; callers tokenize outside the lock, so a second thread
+/// prepares its batch while the first one computes. On the CPU there is nothing to hold.
+pub fn exclusive(device: &Device) -> Option<std::sync::MutexGuard<'static, ()>> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    let ordinal = match device.location() {
+        candle_core::DeviceLocation::Cuda { gpu_id } => gpu_id,
+        _ => return None,
+    };
+    static LOCKS: OnceLock<Mutex<HashMap<usize, &'static Mutex<()>>>> = OnceLock::new();
+    let lock = {
+        let mut locks =
+            LOCKS.get_or_init(|| Mutex::new(HashMap::new())).lock().unwrap_or_else(|e| e.into_inner());
+        *locks.entry(ordinal).or_insert_with(|| Box::leak(Box::new(Mutex::new(()))))
+    };
+    // A panic while holding it leaves no state behind that the next caller could trip on.
+    Some(lock.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
 /// The device's canonical name, as users write it.
 pub fn device_name(device: &Device) -> String {
     match device {

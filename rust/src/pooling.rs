@@ -25,6 +25,10 @@ impl Pooling {
 
     /// (batch, seq, hidden) states and a (batch, seq) 0/1 mask -> (batch, hidden) float32.
     pub fn pool(self, hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if self == Pooling::Mean && mask.dtype() == DType::U32 && crate::model::cuda_ops::supported(hidden) {
+            return crate::model::cuda_ops::masked_mean_pool(hidden, mask);
+        }
         let hidden = hidden.to_dtype(DType::F32)?;
         match self {
             // contiguous: a strided row view is fine for the CPU's gemm, not for cuBLAS.

@@ -2,32 +2,36 @@
 //! position embeddings. Q, K and V are fused into one matmul at load time.
 
 use candle_core::{Module, Tensor};
-use candle_nn::{Embedding, LayerNorm};
+use candle_nn::Embedding;
 
 use crate::model::dense::Dense;
 
 use crate::error::Result;
 use crate::model::config::EncoderConfig;
-use crate::model::layers::{attention, layer_norm, linear, padding_bias, split_qkv, Activation};
+use crate::model::layers::{layer_norm, linear, padding_bias, self_attention, Activation, Norm};
 use crate::weights::Weights;
 
 struct BertLayer {
     qkv: Dense,
     attention_output: Dense,
-    attention_norm: LayerNorm,
+    attention_norm: Norm,
     intermediate: Dense,
     output: Dense,
-    output_norm: LayerNorm,
+    output_norm: Norm,
 }
 
 pub struct Bert {
     word_embeddings: Embedding,
     position_embeddings: Tensor,
     token_type_embedding: Tensor,
-    embeddings_norm: LayerNorm,
+    embeddings_norm: Norm,
     layers: Vec<BertLayer>,
     num_heads: usize,
     activation: Activation,
+    /// (3, hidden): the embedding norm's gamma and beta and the token-type row, for the fused
+    /// CUDA embedding kernel.
+    #[cfg(feature = "cuda")]
+    embedding_params: Option<Tensor>,
 }
 
 impl BertLayer {
@@ -58,11 +62,10 @@ impl BertLayer {
     }
 
     fn forward(&self, x: &Tensor, bias: &Tensor, num_heads: usize, activation: Activation) -> Result<Tensor> {
-        let (q, k, v) = split_qkv(&self.qkv.forward(x)?, num_heads)?;
-        let context = attention(&q, &k, &v, bias)?;
-        let x = self.attention_norm.forward(&(self.attention_output.forward(&context)? + x)?)?;
-        let inner = activation.apply(&self.intermediate.forward(&x)?)?;
-        Ok(self.output_norm.forward(&(self.output.forward(&inner)? + &x)?)?)
+        let context = self_attention(&self.qkv.forward(x)?, bias, num_heads)?;
+        let x = self.attention_norm.add_forward(self.attention_output.forward(&context)?, x)?;
+        let inner = activation.apply_owned(self.intermediate.forward(&x)?)?;
+        self.output_norm.add_forward(self.output.forward(&inner)?, &x)
     }
 }
 
@@ -75,31 +78,56 @@ impl Bert {
             .collect::<Result<Vec<_>>>()?;
         let token_types =
             weights.get("embeddings.token_type_embeddings.weight", &[config.type_vocab_size, h])?;
+        let embeddings_norm = layer_norm(weights, "embeddings.LayerNorm", h, config.norm_eps, true)?;
+        // Every text is a single segment: token type 0, added as one row.
+        let token_type_embedding = token_types.narrow(0, 0, 1)?;
+        #[cfg(feature = "cuda")]
+        let embedding_params = match embeddings_norm.packed() {
+            Some(packed) => Some(Tensor::cat(&[packed, &token_type_embedding], 0)?),
+            None => None,
+        };
         Ok(Bert {
             word_embeddings: Embedding::new(word, h),
             position_embeddings: weights
                 .get("embeddings.position_embeddings.weight", &[config.max_positions, h])?,
-            // Every text is a single segment: token type 0, added as one row.
-            token_type_embedding: token_types.narrow(0, 0, 1)?,
-            embeddings_norm: layer_norm(weights, "embeddings.LayerNorm", h, config.norm_eps, true)?,
+            token_type_embedding,
+            embeddings_norm,
             layers,
             num_heads: config.num_heads,
             activation: config.hidden_act,
+            #[cfg(feature = "cuda")]
+            embedding_params,
         })
     }
 
     pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let mut x = self.embed(ids)?;
+        let bias = padding_bias(mask, x.dtype())?;
+        for layer in &self.layers {
+            x = layer.forward(&x, &bias, self.num_heads, self.activation)?;
+        }
+        Ok(x)
+    }
+
+    /// LayerNorm(word + position + token type embeddings).
+    fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if let Some(params) = &self.embedding_params {
+            let (word, position) = (self.word_embeddings.embeddings(), &self.position_embeddings);
+            return crate::model::cuda_ops::embed_layer_norm(
+                ids,
+                word,
+                position,
+                params,
+                self.embeddings_norm.eps(),
+            );
+        }
         let (_, seq) = ids.dims2()?;
         let embeddings = self
             .word_embeddings
             .forward(ids)?
             .broadcast_add(&self.position_embeddings.narrow(0, 0, seq)?)?
             .broadcast_add(&self.token_type_embedding)?;
-        let mut x = self.embeddings_norm.forward(&embeddings)?;
-        let bias = padding_bias(mask, x.dtype())?;
-        for layer in &self.layers {
-            x = layer.forward(&x, &bias, self.num_heads, self.activation)?;
-        }
-        Ok(x)
+        self.embeddings_norm.forward(&embeddings)
     }
 }

@@ -6,6 +6,8 @@ mod bert;
 pub mod config;
 #[cfg(feature = "cuda")]
 mod cuda_linear;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda_ops;
 mod dense;
 pub mod heads;
 mod layers;

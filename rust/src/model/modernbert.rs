@@ -2,13 +2,15 @@
 //! alternating global / sliding-window attention, without bias terms by default.
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Embedding, LayerNorm};
+use candle_nn::Embedding;
 
 use crate::model::dense::Dense;
 
 use crate::error::{Error, Result};
 use crate::model::config::EncoderConfig;
-use crate::model::layers::{attention, layer_norm, linear, padding_bias, split_qkv, window_bias, Activation};
+use crate::model::layers::{
+    attention, layer_norm, linear, padding_bias, split_qkv, window_bias, Activation, Norm,
+};
 use crate::weights::Weights;
 
 /// cos/sin tables (max_positions, head_dim / 2) for one rope theta.
@@ -40,10 +42,10 @@ impl Rotary {
 
 struct ModernBertLayer {
     /// Layer 0 has no attention norm: the embedding norm already normalised its input.
-    attention_norm: Option<LayerNorm>,
+    attention_norm: Option<Norm>,
     qkv: Dense,
     attention_output: Dense,
-    mlp_norm: LayerNorm,
+    mlp_norm: Norm,
     mlp_in: Dense,
     mlp_out: Dense,
     global: bool,
@@ -51,9 +53,9 @@ struct ModernBertLayer {
 
 pub struct ModernBert {
     embeddings: Embedding,
-    embeddings_norm: LayerNorm,
+    embeddings_norm: Norm,
     layers: Vec<ModernBertLayer>,
-    final_norm: LayerNorm,
+    final_norm: Norm,
     global_rotary: Rotary,
     local_rotary: Rotary,
     half_window: usize,
@@ -156,6 +158,6 @@ impl ModernBert {
         for layer in &self.layers {
             x = layer.forward(&x, self, &global_bias, &local_bias)?;
         }
-        Ok(self.final_norm.forward(&x)?)
+        self.final_norm.forward(&x)
     }
 }
