@@ -50,6 +50,9 @@ pub struct Bundle {
     heads: Vec<(String, Head)>,
     device: Device,
     dtype: DType,
+    /// Recorded forward passes for small batches (CUDA only).
+    #[cfg(feature = "cuda")]
+    graphs: Option<crate::cuda_graphs::GraphCache>,
 }
 
 impl Bundle {
@@ -91,7 +94,23 @@ impl Bundle {
             .iter()
             .map(|(name, spec)| Ok((name.clone(), Head::load(spec, &config, &weights, &config_path)?)))
             .collect::<Result<Vec<_>>>()?;
-        let bundle = Bundle { tokenizer, encoder, config, heads, device, dtype };
+        // ModernBERT builds its sliding-window bias from host data on every pass, which a capture
+        // cannot record; it runs eagerly.
+        #[cfg(feature = "cuda")]
+        let graphs = match config.architecture {
+            crate::model::Architecture::Bert => crate::cuda_graphs::GraphCache::new(&device),
+            _ => None,
+        };
+        let bundle = Bundle {
+            tokenizer,
+            encoder,
+            config,
+            heads,
+            #[cfg(feature = "cuda")]
+            graphs,
+            device,
+            dtype,
+        };
         bundle.warm_up()?;
         Ok(bundle)
     }
@@ -143,12 +162,12 @@ impl Bundle {
 
     /// Run the named heads (all when `None`) over `texts`; outputs keep the input order.
     pub fn run(&self, texts: &[String], names: Option<&[String]>) -> Result<Vec<(String, HeadOutput)>> {
-        let selected: Vec<&(String, Head)> = match names {
-            None => self.heads.iter().collect(),
+        let selected: Vec<usize> = match names {
+            None => (0..self.heads.len()).collect(),
             Some(names) => names
                 .iter()
                 .map(|name| {
-                    self.heads.iter().find(|(n, _)| n == name).ok_or_else(|| {
+                    self.heads.iter().position(|(n, _)| n == name).ok_or_else(|| {
                         Error::Argument(format!("no head {name:?}; heads: {:?}", self.head_names()))
                     })
                 })
@@ -159,10 +178,7 @@ impl Bundle {
         let chunks = length_sorted_chunks(&self.tokenizer, texts, self.chunk_limits())?;
         let _device = exclusive(&self.device);
         for chunk in chunks {
-            let (ids, mask) = self.batch_tensors(&chunk.batch)?;
-            let hidden = self.encoder.forward(&ids, &mask)?;
-            for (slot, (_, head)) in selected.iter().enumerate() {
-                let rows = split_rows(head.forward(&hidden, &mask)?, &chunk.batch)?;
+            for (slot, rows) in self.chunk_rows(&chunk.batch, &selected)?.into_iter().enumerate() {
                 for (row, index) in rows.into_iter().zip(&chunk.indices) {
                     outputs[slot][*index] = Some(row);
                 }
@@ -171,8 +187,33 @@ impl Bundle {
         selected
             .iter()
             .zip(outputs)
-            .map(|((name, head), rows)| Ok((name.clone(), assemble(head, self.config.hidden_size, rows)?)))
+            .map(|(&i, rows)| {
+                let (name, head) = &self.heads[i];
+                Ok((name.clone(), assemble(head, self.config.hidden_size, rows)?))
+            })
             .collect()
+    }
+
+    /// One chunk through the encoder and the `selected` heads, as host rows per head.
+    fn chunk_rows(&self, batch: &TokenBatch, selected: &[usize]) -> Result<Vec<Vec<RowOutput>>> {
+        let read = |outputs: Vec<HeadBatch>| -> Result<Vec<Vec<RowOutput>>> {
+            outputs.into_iter().map(|output| split_rows(output, batch)).collect()
+        };
+        #[cfg(feature = "cuda")]
+        if let Some(graphs) = &self.graphs {
+            let forward = |ids: &Tensor, mask: &Tensor| self.forward_heads(ids, mask, selected);
+            let (pad, max_length) = (self.tokenizer.pad_id(), self.max_length());
+            if let Some(rows) = graphs.run(&self.device, batch, selected, pad, max_length, forward, read)? {
+                return Ok(rows);
+            }
+        }
+        let (ids, mask) = self.batch_tensors(batch)?;
+        read(self.forward_heads(&ids, &mask, selected)?)
+    }
+
+    fn forward_heads(&self, ids: &Tensor, mask: &Tensor, selected: &[usize]) -> Result<Vec<HeadBatch>> {
+        let hidden = self.encoder.forward(ids, mask)?;
+        selected.iter().map(|&i| self.heads[i].1.forward(&hidden, mask)).collect()
     }
 
     fn batch_tensors(&self, batch: &TokenBatch) -> Result<(Tensor, Tensor)> {

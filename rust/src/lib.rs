@@ -3,6 +3,8 @@
 //! Rust returns numbers (probabilities, embeddings, token offsets); Python decides what they mean.
 
 pub mod bundle;
+#[cfg(feature = "cuda")]
+mod cuda_graphs;
 pub mod device;
 pub mod error;
 pub mod model;
