@@ -36,7 +36,10 @@ def main() -> None:
     build_model(SHAPES[args.model], directory)
     write_tokenizer(directory)
     embedder = Embedder.load(directory, device="cuda:0")
-    batches = [texts(seq, size, seed=size * 1000 + seq) for size, seq in ((1, 128), (31, 128), (7, 40), (64, 300))]
+    batches = [
+        texts(seq, size, seed=size * 1000 + seq)
+        for size, seq in ((1, 128), (31, 128), (7, 40), (64, 300))
+    ]
     expected = [embedder.embed(batch) for batch in batches]
     counts = [0] * args.threads
     failures: list[str] = []
@@ -60,7 +63,10 @@ def main() -> None:
     while any(thread.is_alive() for thread in threads):
         time.sleep(1.0)
         total = sum(counts)
-        print(f"{time.perf_counter() - stop + args.seconds:6.1f} s calls per thread {counts}", flush=True)
+        print(
+            f"{time.perf_counter() - stop + args.seconds:6.1f} s calls per thread {counts}",
+            flush=True,
+        )
         if total != last_total:
             last_total, last_change = total, time.perf_counter()
         elif time.perf_counter() - last_change > args.stall:

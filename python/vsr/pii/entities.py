@@ -29,12 +29,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from vsr.pii.address import TOWN_PARTICLES, UNIT_WORD, address_extent, starts_street_line
 from vsr.pii.patterns import PHONE_KIND_AFTER, PatternMatch, find_patterns
 from vsr.pii.person import is_firm_name, person_extent
-from vsr.pii.words import WordSpan, whole_word_spans
+from vsr.pii.words import LabelledSpan, WordSpan, whole_word_spans
 
 PERSON = "PERSON"
 STREET_ADDRESS = "STREET_ADDRESS"
@@ -113,17 +112,8 @@ _SPECIFIC_ID_LABELS = frozenset({"PASSPORT", "DRIVERS_LICENSE"})
 _CONTINUE_SCORE_FACTOR = 0.6
 
 
-class ModelSpan(Protocol):
-    """What a token classifier returns per entity (``vsr.models.Entity`` has these fields)."""
-
-    @property
-    def label(self) -> str: ...
-    @property
-    def start(self) -> int: ...
-    @property
-    def end(self) -> int: ...
-    @property
-    def score(self) -> float: ...
+# What a token classifier returns per entity (``vsr.models.Entity`` has these fields).
+ModelSpan = LabelledSpan
 
 
 @dataclass(frozen=True, slots=True)
