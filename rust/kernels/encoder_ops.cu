@@ -118,29 +118,47 @@ __device__ __forceinline__ void store_pack(T* __restrict__ p, const float (&in)[
 }
 
 // ---- masked softmax ------------------------------------------------------------------------------
-// One warp per row of scores (rows = batch * heads * queries, `cols` keys), in place:
+// GROUP lanes (8, 16 or 32 of a warp) per row of scores (rows = batch * heads * queries, `cols`
+// keys), in place:
 //   p = softmax(scores * scale + bias[batch, key])
 // `bias` is the (batch, keys) padding bias (0 or a large finite negative). The row is held in
-// registers: cols <= 32 * 16 = 512 (BERT's longest), checked by the host; longer rows take
+// registers, 16 values per lane: cols <= GROUP * 16 (the host picks the smallest group that fits,
+// so a 128-key row of bf16 takes 8 lanes and a warp serves 4 rows); rows longer than 512 take
 // masked_softmax_long, which re-reads them.
 
 constexpr int SOFTMAX_VALUES = 16;
 
-template <typename T, int VEC>
+template <int GROUP>
+__device__ __forceinline__ float group_sum(float v) {
+#pragma unroll
+    for (int offset = GROUP / 2; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    return v;
+}
+
+template <int GROUP>
+__device__ __forceinline__ float group_max(float v) {
+#pragma unroll
+    for (int offset = GROUP / 2; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    return v;
+}
+
+template <typename T, int VEC, int GROUP>
 __device__ void masked_softmax(T* __restrict__ scores, const T* __restrict__ bias, float scale, unsigned rows,
                                unsigned cols, unsigned rows_per_batch) {
     constexpr int SLOTS = SOFTMAX_VALUES / VEC;
-    const unsigned row = global_thread() / 32;
-    const unsigned lane = threadIdx.x % 32;
-    if (row >= rows) return;
+    // A warp past the last row leaves as a whole; inside a warp every lane reaches the shuffles.
+    if ((global_thread() / 32) * (32 / GROUP) >= rows) return;
+    const unsigned row = global_thread() / GROUP;
+    const unsigned lane = threadIdx.x % GROUP;
+    const bool valid = row < rows;
     T* values = scores + (size_t)row * cols;
     const T* row_bias = bias + (size_t)(row / rows_per_batch) * cols;
-    const unsigned chunks = cols / VEC;
+    const unsigned chunks = valid ? cols / VEC : 0;
     float v[SLOTS][VEC];
     float top = -INFINITY;
 #pragma unroll
     for (int slot = 0; slot < SLOTS; ++slot) {
-        const unsigned c = lane + slot * 32;
+        const unsigned c = lane + slot * GROUP;
         if (c < chunks) {
             float b[VEC];
             load_pack<T, VEC>(values + c * VEC, v[slot]);
@@ -152,11 +170,11 @@ __device__ void masked_softmax(T* __restrict__ scores, const T* __restrict__ bia
             }
         }
     }
-    top = warp_max(top);
+    top = group_max<GROUP>(top);
     float total = 0.0f;
 #pragma unroll
     for (int slot = 0; slot < SLOTS; ++slot) {
-        if (lane + slot * 32 < chunks) {
+        if (lane + slot * GROUP < chunks) {
 #pragma unroll
             for (int e = 0; e < VEC; ++e) {
                 v[slot][e] = expf(v[slot][e] - top);
@@ -164,10 +182,10 @@ __device__ void masked_softmax(T* __restrict__ scores, const T* __restrict__ bia
             }
         }
     }
-    const float inverse = 1.0f / warp_sum(total);
+    const float inverse = 1.0f / group_sum<GROUP>(total);
 #pragma unroll
     for (int slot = 0; slot < SLOTS; ++slot) {
-        const unsigned c = lane + slot * 32;
+        const unsigned c = lane + slot * GROUP;
         if (c < chunks) {
 #pragma unroll
             for (int e = 0; e < VEC; ++e) v[slot][e] *= inverse;
@@ -344,12 +362,16 @@ __device__ void padding_bias(const uint32_t* __restrict__ mask, T* __restrict__ 
     for (unsigned i = global_thread(); i < n; i += thread_count()) store(bias + i, mask[i] ? 0.0f : blocked);
 }
 
+#define SOFTMAX(NAME, T, VEC, GROUP)                                                                 \
+    extern "C" __global__ void masked_softmax_##NAME##_v##VEC##_g##GROUP(                          \
+        T* scores, const T* bias, float scale, unsigned rows, unsigned cols, unsigned rows_per_batch) { \
+        masked_softmax<T, VEC, GROUP>(scores, bias, scale, rows, cols, rows_per_batch);              \
+    }
+
 #define VEC_OPS(NAME, T, VEC)                                                                        \
-    extern "C" __global__ void masked_softmax_##NAME##_v##VEC(T* scores, const T* bias, float scale, \
-                                                              unsigned rows, unsigned cols,            \
-                                                              unsigned rows_per_batch) {               \
-        masked_softmax<T, VEC>(scores, bias, scale, rows, cols, rows_per_batch);                     \
-    }                                                                                                \
+    SOFTMAX(NAME, T, VEC, 8)                                                                         \
+    SOFTMAX(NAME, T, VEC, 16)                                                                        \
+    SOFTMAX(NAME, T, VEC, 32)                                                                        \
     extern "C" __global__ void add_layer_norm_##NAME##_v##VEC(T* x, const T* residual, const T* params, \
                                                               unsigned rows, unsigned hidden, float eps) { \
         add_layer_norm<T, VEC>(x, residual, params, rows, hidden, eps);                              \

@@ -6,7 +6,7 @@ use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, PushKernelArg};
 use candle_core::cuda_backend::{CudaDType, CudaStorage};
 use candle_core::{bail, CpuStorage, CustomOp1, InplaceOp2, Layout, Shape, Tensor};
 
-use super::MAX_SOFTMAX_IN_REGISTERS;
+use super::SOFTMAX_VALUES_PER_LANE;
 use super::{cuda_err, grid, suffix, u32_of, vector_width, view, view_mut, with_float_type, MODULE, PTX};
 use crate::error::Result;
 
@@ -124,11 +124,13 @@ impl MaskedSoftmax {
         if bias_layout.shape().elem_count() != batches * cols {
             bail!("{what}: bias {:?} does not match scores {:?}", bias_layout.dims(), scores_layout.dims());
         }
-        let name = if cols <= MAX_SOFTMAX_IN_REGISTERS {
-            let vec = vector_width(dtype, cols, &[scores_layout, bias_layout]);
-            format!("masked_softmax_{}_v{vec}", suffix(dtype)?)
-        } else {
-            format!("masked_softmax_long_{}", suffix(dtype)?)
+        // Lanes per row: the fewest (8, 16 or 32) that hold the row in 16 registers each, so short
+        // rows share a warp instead of leaving most of it idle.
+        let vec = vector_width(dtype, cols, &[scores_layout, bias_layout]);
+        let group = [8, 16, 32].into_iter().find(|g| g * SOFTMAX_VALUES_PER_LANE >= cols);
+        let (name, lanes) = match group {
+            Some(group) => (format!("masked_softmax_{}_v{vec}_g{group}", suffix(dtype)?), group),
+            None => (format!("masked_softmax_long_{}", suffix(dtype)?), 32),
         };
         let device = scores.device.clone();
         let bias = view::<T>(bias, bias_layout, what)?;
@@ -138,8 +140,8 @@ impl MaskedSoftmax {
             (u32_of(rows, what)?, u32_of(cols, what)?, u32_of(self.rows_per_batch, what)?);
         let mut builder = func.builder();
         builder.arg(&mut values).arg(&bias).arg(&self.scale).arg(&rows_u).arg(&cols_u).arg(&per_batch);
-        // SAFETY: one warp per row; the arguments match the kernel's signature.
-        unsafe { builder.launch(grid(rows * 32)?) }.map_err(|e| cuda_err(&name, e))?;
+        // SAFETY: `lanes` threads per row; the arguments match the kernel's signature.
+        unsafe { builder.launch(grid(rows * lanes)?) }.map_err(|e| cuda_err(&name, e))?;
         Ok(())
     }
 }

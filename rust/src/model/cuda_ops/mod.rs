@@ -22,8 +22,8 @@ const MODULE: &str = "vsr_encoder_ops";
 const BLOCK: u32 = 256;
 /// The row kernels keep a row in 32 registers per lane of one warp.
 pub const MAX_NORM_HIDDEN: usize = 1024;
-/// The softmax keeps a row of scores in 16 registers per lane.
-const MAX_SOFTMAX_IN_REGISTERS: usize = 512;
+/// The softmax keeps a row of scores in 16 registers per lane, on up to 32 lanes (512 keys).
+const SOFTMAX_VALUES_PER_LANE: usize = 16;
 
 /// True when the fused kernels can run on `x`: on CUDA, in a float type they are built for.
 pub fn supported(x: &Tensor) -> bool {
