@@ -83,3 +83,19 @@ def test_first_request_after_load_pays_no_kernel_jit() -> None:
         assert first <= 5 * typical + 0.010, (
             f"{name}: first request {first * 1000:.1f} ms, then {typical * 1000:.2f} ms"
         )
+
+
+def test_large_inputs_match_texts_run_alone() -> None:
+    """Past 128 texts a GPU tokenizes slice by slice while the previous slice runs, and single
+    texts replay CUDA graphs; on a CPU the same input is cut into length-sorted chunks. Whatever
+    the path, each text's vector must be what it gets on its own."""
+    ref = reference("bert-seq")
+    words = " ".join(ref["texts"]).split()
+    texts = [" ".join(words[i % 7 : i % 7 + 1 + (i * 13) % 40]) for i in range(150)]
+    embedder = Embedder.load(
+        MODELS / "bert-seq", device=DEVICE, dtype="float32", pooling="mean", normalize=False
+    )
+    together = embedder.embed(texts)
+    alone = np.stack([embedder.embed([text])[0] for text in texts])
+    assert together.shape == (150, embedder.dimension)
+    np.testing.assert_allclose(together, alone, atol=1e-4, rtol=1e-4)
