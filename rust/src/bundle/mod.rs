@@ -1,5 +1,8 @@
 //! A loaded encoder with its tokenizer and named heads: one forward pass serves every head.
 
+mod chunks;
+mod outputs;
+
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
@@ -10,38 +13,9 @@ use crate::model::heads::{Head, HeadBatch, HeadSpec};
 use crate::model::{Encoder, EncoderConfig};
 use crate::tokenize::{TextTokenizer, TokenBatch};
 use crate::weights::Weights;
-
-/// Texts are run in chunks of similar length, so one long text does not pad a whole batch and
-/// memory stays bounded for any input size: at most `texts` texts and `tokens` padded tokens per
-/// forward pass.
-#[derive(Clone, Copy, Debug)]
-struct ChunkLimits {
-    texts: usize,
-    tokens: usize,
-}
-
-/// On a CPU, 64 texts already keep every core's matrix units busy.
-const CPU_CHUNKS: ChunkLimits = ChunkLimits { texts: 64, tokens: 16_384 };
-/// A GPU needs more rows to fill its SMs (the 128-token throughput of BERT-base still grows
-/// from 64 to 256 texts). Memory stays small: the largest activation, BERT-base's attention
-/// scores at 32 k tokens of 512-token texts, is 64 x 12 x 512 x 512 x 2 bytes = 400 MB.
-const GPU_CHUNKS: ChunkLimits = ChunkLimits { texts: 256, tokens: 32_768 };
-
-/// Per-token scores of one text; special tokens are left out.
-pub struct TokenScores {
-    pub labels: usize,
-    /// (tokens, labels) row-major probabilities.
-    pub probabilities: Vec<f32>,
-    /// (start, end) of each token in Python string indices.
-    pub offsets: Vec<(usize, usize)>,
-}
-
-pub enum HeadOutput {
-    /// (rows, columns) row-major float32: one row per text.
-    Matrix { rows: usize, columns: usize, data: Vec<f32> },
-    /// One entry per text.
-    Tokens(Vec<TokenScores>),
-}
+use chunks::{length_sorted_chunks, Chunk, ChunkLimits, CPU_CHUNKS, GPU_CHUNKS, PIPELINE_SLICE};
+use outputs::{assemble, split_rows, store, RowOutput};
+pub use outputs::{HeadOutput, TokenScores};
 
 pub struct Bundle {
     tokenizer: TextTokenizer,
@@ -285,115 +259,6 @@ fn parse_head_specs(heads_json: &str) -> Result<Vec<(String, HeadSpec)>> {
             Ok((name, spec))
         })
         .collect()
-}
-
-struct Chunk {
-    indices: Vec<usize>,
-    batch: TokenBatch,
-}
-
-/// On a GPU, inputs of more than this many texts are tokenized slice by slice, overlapped with
-/// the forward passes (see `Bundle::run_pipelined`).
-const PIPELINE_SLICE: usize = 128;
-
-/// Put one chunk's rows (per head) at their texts' places.
-fn store(outputs: &mut [Vec<Option<RowOutput>>], indices: &[usize], rows: Vec<Vec<RowOutput>>) {
-    for (slot, rows) in rows.into_iter().enumerate() {
-        for (row, index) in rows.into_iter().zip(indices) {
-            outputs[slot][*index] = Some(row);
-        }
-    }
-}
-
-/// Tokenize, order by length, and cut into chunks bounded in texts and padded tokens.
-fn length_sorted_chunks(
-    tokenizer: &TextTokenizer,
-    texts: &[String],
-    limits: ChunkLimits,
-) -> Result<Vec<Chunk>> {
-    if texts.is_empty() {
-        return Ok(Vec::new());
-    }
-    let batch = tokenizer.tokenize(texts)?;
-    let lengths: Vec<usize> = batch.texts.iter().map(|t| t.ids.len()).collect();
-    let mut order: Vec<usize> = (0..texts.len()).collect();
-    order.sort_by_key(|&i| lengths[i]);
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    let mut current: Vec<usize> = Vec::new();
-    for index in order {
-        // Sorted ascending, so this text is the longest of the group so far.
-        let padded = (current.len() + 1) * lengths[index].max(1);
-        if !current.is_empty() && (current.len() == limits.texts || padded > limits.tokens) {
-            groups.push(std::mem::take(&mut current));
-        }
-        current.push(index);
-    }
-    groups.push(current);
-    if groups.len() == 1 && groups[0].iter().enumerate().all(|(i, &j)| i == j) {
-        return Ok(vec![Chunk { indices: groups.remove(0), batch }]);
-    }
-    let mut slots: Vec<Option<crate::tokenize::TokenizedText>> = batch.texts.into_iter().map(Some).collect();
-    Ok(groups
-        .into_iter()
-        .map(|indices| {
-            let members = indices.iter().filter_map(|&i| slots[i].take()).collect();
-            Chunk { batch: TokenBatch::from_texts(members, tokenizer.pad_id()), indices }
-        })
-        .collect())
-}
-
-enum RowOutput {
-    Row(Vec<f32>),
-    Tokens(TokenScores),
-}
-
-fn split_rows(output: HeadBatch, batch: &TokenBatch) -> Result<Vec<RowOutput>> {
-    match output {
-        HeadBatch::Rows(matrix) => Ok(matrix.to_vec2::<f32>()?.into_iter().map(RowOutput::Row).collect()),
-        HeadBatch::Tokens(scores) => {
-            let (_, _, labels) = scores.dims3()?;
-            let scores = scores.to_vec3::<f32>()?;
-            Ok(scores
-                .into_iter()
-                .zip(&batch.texts)
-                .map(|(rows, text)| {
-                    let mut probabilities = Vec::new();
-                    let mut offsets = Vec::new();
-                    for (position, row) in rows.into_iter().enumerate().take(text.ids.len()) {
-                        if !text.special[position] {
-                            probabilities.extend(row);
-                            offsets.push(text.offsets[position]);
-                        }
-                    }
-                    RowOutput::Tokens(TokenScores { labels, probabilities, offsets })
-                })
-                .collect())
-        }
-    }
-}
-
-fn assemble(head: &Head, hidden_size: usize, rows: Vec<Option<RowOutput>>) -> Result<HeadOutput> {
-    let columns = head.width(hidden_size);
-    let missing = || Error::Inference("a text produced no output".into());
-    if matches!(head, Head::Token { .. }) {
-        let tokens = rows
-            .into_iter()
-            .map(|row| match row {
-                Some(RowOutput::Tokens(scores)) => Ok(scores),
-                _ => Err(missing()),
-            })
-            .collect::<Result<Vec<_>>>()?;
-        return Ok(HeadOutput::Tokens(tokens));
-    }
-    let count = rows.len();
-    let mut data = Vec::with_capacity(count * columns);
-    for row in rows {
-        match row {
-            Some(RowOutput::Row(values)) => data.extend(values),
-            _ => return Err(missing()),
-        }
-    }
-    Ok(HeadOutput::Matrix { rows: count, columns, data })
 }
 
 impl Bundle {
