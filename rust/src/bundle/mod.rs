@@ -9,12 +9,12 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::device::{device_name, dtype_name, exclusive, parse_device, parse_dtype};
 use crate::error::{Error, Result};
-use crate::model::heads::{Head, HeadBatch, HeadSpec};
+use crate::model::heads::{Head, HeadBatch, HeadSpec, PooledViews};
 use crate::model::{Encoder, EncoderConfig};
 use crate::tokenize::{TextTokenizer, TokenBatch};
 use crate::weights::Weights;
 use chunks::{length_sorted_chunks, Chunk, ChunkLimits, CPU_CHUNKS, GPU_CHUNKS, PIPELINE_SLICE};
-use outputs::{assemble, split_rows, store, RowOutput};
+use outputs::{assemble, host_rows, store, RowOutput};
 pub use outputs::{HeadOutput, TokenScores};
 
 pub struct Bundle {
@@ -170,9 +170,7 @@ impl Bundle {
 
     /// One chunk through the encoder and the `selected` heads, as host rows per head.
     fn chunk_rows(&self, batch: &TokenBatch, selected: &[usize]) -> Result<Vec<Vec<RowOutput>>> {
-        let read = |outputs: Vec<HeadBatch>| -> Result<Vec<Vec<RowOutput>>> {
-            outputs.into_iter().map(|output| split_rows(output, batch)).collect()
-        };
+        let read = |outputs: Vec<HeadBatch>| host_rows(outputs, batch);
         #[cfg(feature = "cuda")]
         if let Some(graphs) = &self.graphs {
             let forward = |ids: &Tensor, mask: &Tensor| self.forward_heads(ids, mask, selected);
@@ -225,9 +223,7 @@ impl Bundle {
                 None => Vec::new(),
             };
             for (chunk, heads) in launched {
-                let rows =
-                    heads.into_iter().map(|h| split_rows(h, &chunk.batch)).collect::<Result<Vec<_>>>()?;
-                store(outputs, &chunk.indices, rows);
+                store(outputs, &chunk.indices, host_rows(heads, &chunk.batch)?);
             }
         }
         Ok(())
@@ -235,7 +231,8 @@ impl Bundle {
 
     fn forward_heads(&self, ids: &Tensor, mask: &Tensor, selected: &[usize]) -> Result<Vec<HeadBatch>> {
         let hidden = self.encoder.forward(ids, mask)?;
-        selected.iter().map(|&i| self.heads[i].1.forward(&hidden, mask)).collect()
+        let mut views = PooledViews::default();
+        selected.iter().map(|&i| self.heads[i].1.forward(&hidden, mask, &mut views)).collect()
     }
 
     fn batch_tensors(&self, batch: &TokenBatch) -> Result<(Tensor, Tensor)> {

@@ -34,7 +34,12 @@ pub(super) enum RowOutput {
     Tokens(TokenScores),
 }
 
-pub(super) fn split_rows(output: HeadBatch, batch: &TokenBatch) -> Result<Vec<RowOutput>> {
+/// Every head's output for one chunk, as host rows (one list per head).
+pub(super) fn host_rows(outputs: Vec<HeadBatch>, batch: &TokenBatch) -> Result<Vec<Vec<RowOutput>>> {
+    outputs.into_iter().map(|output| split_rows(output, batch)).collect()
+}
+
+fn split_rows(output: HeadBatch, batch: &TokenBatch) -> Result<Vec<RowOutput>> {
     match output {
         HeadBatch::Rows(matrix) => Ok(matrix.to_vec2::<f32>()?.into_iter().map(RowOutput::Row).collect()),
         HeadBatch::Tokens(scores) => {

@@ -181,17 +181,15 @@ impl Head {
         }
     }
 
-    pub fn forward(&self, hidden: &Tensor, mask: &Tensor) -> Result<HeadBatch> {
+    /// This head's output for one pass; `views` shares pooled vectors between the heads of a pass
+    /// (the default bundle's three heads all read the same normalised mean).
+    pub fn forward(&self, hidden: &Tensor, mask: &Tensor, views: &mut PooledViews) -> Result<HeadBatch> {
         Ok(match self {
             Head::Embedding { pooling, normalize } => {
-                let pooled = pooling.pool(hidden, mask)?;
-                HeadBatch::Rows(if *normalize { l2_normalize(&pooled)? } else { pooled })
+                HeadBatch::Rows(views.get(*pooling, *normalize, hidden, mask)?)
             }
             Head::Sequence { pooling, normalize, transform, layers } => {
-                let mut x = pooling.pool(hidden, mask)?;
-                if *normalize {
-                    x = l2_normalize(&x)?;
-                }
+                let mut x = views.get(*pooling, *normalize, hidden, mask)?;
                 if let Some(transform) = transform {
                     // The transform runs in the encoder's dtype, as its weights are stored.
                     x = transform.forward(&x.to_dtype(hidden.dtype())?)?;
@@ -206,6 +204,24 @@ impl Head {
                 HeadBatch::Tokens(layers.forward(&x)?)
             }
         })
+    }
+}
+
+/// Pooled (and optionally L2-normalised) vectors of one pass, computed once per kind.
+#[derive(Default)]
+pub struct PooledViews {
+    views: Vec<((Pooling, bool), Tensor)>,
+}
+
+impl PooledViews {
+    fn get(&mut self, pooling: Pooling, normalize: bool, hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        if let Some((_, view)) = self.views.iter().find(|(key, _)| *key == (pooling, normalize)) {
+            return Ok(view.clone());
+        }
+        let pooled = pooling.pool(hidden, mask)?;
+        let view = if normalize { l2_normalize(&pooled)? } else { pooled };
+        self.views.push(((pooling, normalize), view.clone()));
+        Ok(view)
     }
 }
 
