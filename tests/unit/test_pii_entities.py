@@ -2,31 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from tests.unit.pii_spans import Span, labelled, spans_of
 
 from vsr.pii.entities import detect_pii, model_entities
-
-
-@dataclass(frozen=True)
-class Span:
-    label: str
-    start: int
-    end: int
-    score: float = 0.95
-
-
-def spans_of(text: str, *pieces: tuple[str, str]) -> list[Span]:
-    """Spans for (label, substring) pairs, found left to right."""
-    out, position = [], 0
-    for label, value in pieces:
-        start = text.index(value, position)
-        out.append(Span(label, start, start + len(value)))
-        position = start + len(value)
-    return out
-
-
-def labelled(text: str, entities: list) -> list[tuple[str, str]]:  # type: ignore[type-arg]
-    return [(e.label, e.text) for e in entities]
 
 
 def test_name_pieces_join_into_one_person() -> None:

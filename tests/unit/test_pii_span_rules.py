@@ -4,34 +4,12 @@ person edges, firm names, numbers read by their neighbours (``vsr.pii.words``, `
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from tests.unit.pii_spans import labelled, spans_of
 
 from vsr.pii.address import address_extent
 from vsr.pii.entities import detect_pii, model_entities
 from vsr.pii.person import is_firm_name, person_extent
 from vsr.pii.words import whole_word_spans
-
-
-@dataclass(frozen=True)
-class Span:
-    label: str
-    start: int
-    end: int
-    score: float = 0.95
-
-
-def spans_of(text: str, *pieces: tuple[str, str] | tuple[str, str, float]) -> list[Span]:
-    """Spans for (label, substring[, score]) tuples, found left to right."""
-    out, position = [], 0
-    for label, value, *score in pieces:
-        start = text.index(value, position)
-        out.append(Span(label, start, start + len(value), *score))
-        position = start + len(value)
-    return out
-
-
-def labelled(text: str, entities: list) -> list[tuple[str, str]]:  # type: ignore[type-arg]
-    return [(e.label, e.text) for e in entities]
 
 
 def cut(text: str, extent: tuple[int, int]) -> str:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from vsr.pii.address import TOWN_PARTICLES, UNIT_WORD, address_extent, starts_street_line
 from vsr.pii.patterns import PHONE_KIND_AFTER, PatternMatch, find_patterns
 from vsr.pii.person import is_firm_name, person_extent
-from vsr.pii.words import LabelledSpan, WordSpan, whole_word_spans
+from vsr.pii.words import ScoredSpan, WordSpan, whole_word_spans
 
 PERSON = "PERSON"
 STREET_ADDRESS = "STREET_ADDRESS"
@@ -112,8 +112,8 @@ _SPECIFIC_ID_LABELS = frozenset({"PASSPORT", "DRIVERS_LICENSE"})
 _CONTINUE_SCORE_FACTOR = 0.6
 
 
-# What a token classifier returns per entity (``vsr.models.Entity`` has these fields).
-ModelSpan = LabelledSpan
+# What a token classifier returns per entity.
+ModelSpan = ScoredSpan
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,12 +16,19 @@ from typing import Protocol
 
 
 class LabelledSpan(Protocol):
+    """A typed character span: gold annotations and predictions alike."""
+
     @property
     def label(self) -> str: ...
     @property
     def start(self) -> int: ...
     @property
     def end(self) -> int: ...
+
+
+class ScoredSpan(LabelledSpan, Protocol):
+    """A span with the model's confidence (``vsr.models.Entity`` has these fields)."""
+
     @property
     def score(self) -> float: ...
 
@@ -55,7 +62,7 @@ def _widen(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _vote(text: str, start: int, end: int, group: Sequence[LabelledSpan]) -> WordSpan:
+def _vote(text: str, start: int, end: int, group: Sequence[ScoredSpan]) -> WordSpan:
     weights: dict[str, float] = {}
     for span in group:
         weights[span.label] = weights.get(span.label, 0.0) + span.score * (span.end - span.start)
@@ -67,7 +74,7 @@ def _vote(text: str, start: int, end: int, group: Sequence[LabelledSpan]) -> Wor
     return WordSpan(label, start, end, score)
 
 
-def _split_lines(text: str, spans: Iterable[LabelledSpan]) -> Iterator[LabelledSpan]:
+def _split_lines(text: str, spans: Iterable[ScoredSpan]) -> Iterator[ScoredSpan]:
     """Spans cut at line breaks: the model runs one label on across them ("Nielsen\nGuerra
     Inc"); whether an entity continues on the next line is for the joining rules to decide."""
     for span in spans:
@@ -83,10 +90,10 @@ def _split_lines(text: str, spans: Iterable[LabelledSpan]) -> Iterator[LabelledS
             position += len(line) + 1
 
 
-def whole_word_spans(text: str, spans: Iterable[LabelledSpan]) -> list[WordSpan]:
+def whole_word_spans(text: str, spans: Iterable[ScoredSpan]) -> list[WordSpan]:
     """``spans`` widened to whole words; overlapping ones merged under their majority label."""
     words: list[WordSpan] = []
-    group: list[LabelledSpan] = []
+    group: list[ScoredSpan] = []
     group_start = group_end = -1
     for span in sorted(_split_lines(text, spans), key=lambda s: (s.start, s.end)):
         if span.end <= span.start:

@@ -28,14 +28,21 @@ def _percent(value: Any) -> str:
     return "n/a" if value is None else f"{100 * float(value):.1f}%"
 
 
-def _per_class_table(result: Mapping[str, Any]) -> list[str]:
-    lines = ["| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-    for label, values in result["per_class"].items():
+def precision_recall_rows(
+    per_label: Mapping[str, Mapping[str, Any]], first: str, count: str
+) -> list[str]:
+    """A markdown table, one row per label: precision, recall, F1 and the ``count`` field."""
+    lines = [f"| {first} | precision | recall | F1 | {count} |", "|---|---|---|---|---|"]
+    for label, values in per_label.items():
         lines.append(
             f"| {label} | {values['precision']:.3f} | {values['recall']:.3f} | "
-            f"{values['f1']:.3f} | {values['support']} |"
+            f"{values['f1']:.3f} | {values[count]} |"
         )
     return lines
+
+
+def _per_class_table(result: Mapping[str, Any]) -> list[str]:
+    return precision_recall_rows(result["per_class"], "label", "support")
 
 
 def _summary(result: Mapping[str, Any]) -> str:

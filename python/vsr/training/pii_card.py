@@ -7,6 +7,7 @@ from typing import Any
 
 from vsr.pii.entities import REQUIRED_TYPES
 from vsr.pii.rampart import ATTRIBUTION
+from vsr.training.model_card import precision_recall_rows
 
 _PROSE_HEAD = """# vsr-pii: PII detection (Rampart token model + pattern recognisers)
 
@@ -153,12 +154,7 @@ on the shared pass, but at a fraction of the quality, so we ship (a) as its own 
 
 
 def _table(summary: Mapping[str, Any]) -> list[str]:
-    lines = ["| type | precision | recall | F1 | gold |", "|---|---|---|---|---|"]
-    for label, values in summary["per_type"].items():
-        lines.append(
-            f"| {label} | {values['precision']:.3f} | {values['recall']:.3f} | "
-            f"{values['f1']:.3f} | {values['gold']} |"
-        )
+    lines = precision_recall_rows(summary["per_type"], "type", "gold")
     lines.append(
         f"| **all counted** | **{summary['precision']:.3f}** | **{summary['recall']:.3f}** | "
         f"**{summary['f1']:.3f}** | |"

@@ -11,21 +11,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from vsr.pii.entities import REQUIRED_TYPES
+from vsr.pii.words import LabelledSpan
 
 MISSED = "(missed)"
 SPURIOUS = "(none)"
-
-
-class LabelledSpan(Protocol):
-    @property
-    def label(self) -> str: ...
-    @property
-    def start(self) -> int: ...
-    @property
-    def end(self) -> int: ...
 
 
 @dataclass(frozen=True)
