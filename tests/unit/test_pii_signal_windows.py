@@ -10,26 +10,17 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vsr.config import parse_config_text
 from vsr.inference import HeadDescription, ModelRegistry
+from vsr.models import Entity
 from vsr.pii.detector import MAX_WINDOWS, WINDOW_CHARS, plan_windows
 from vsr.router import Router
 
 SEEN_CHARS = WINDOW_CHARS + 100
 FILLER = "The committee reviewed the quarterly figures and agreed to meet again. "
-
-
-@dataclass(frozen=True)
-class Span:
-    label: str
-    start: int
-    end: int
-    score: float
-    text: str
 
 
 class TruncatingPiiEncoder:
@@ -45,7 +36,7 @@ class TruncatingPiiEncoder:
         return {
             "pii": [
                 [
-                    Span("B-EMAIL", m.start(), m.end(), 0.95, m.group())
+                    Entity("B-EMAIL", m.start(), m.end(), 0.95, m.group())
                     for m in re.finditer(r"\S+@\S+\.\w+", text[:SEEN_CHARS])
                 ]
                 for text in texts

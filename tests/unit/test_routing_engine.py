@@ -12,7 +12,6 @@ import copy
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +22,8 @@ from vsr.config import parse_config_text
 from vsr.config.signals import MMLU_PRO_CATEGORIES
 from vsr.errors import ConfigError
 from vsr.inference import HeadDescription, ModelRegistry
+from vsr.models import Entity
 from vsr.router import Router
-
-
-@dataclass(frozen=True)
-class Span:
-    label: str
-    start: int
-    end: int
-    score: float
-    text: str
 
 
 def _domain(text: str) -> np.ndarray:
@@ -76,7 +67,7 @@ class FakeEncoder:
             elif head == "pii":
                 out[head] = [
                     [
-                        Span("B-EMAIL", m.start(), m.end(), 0.95, m.group())
+                        Entity("B-EMAIL", m.start(), m.end(), 0.95, m.group())
                         for m in re.finditer(r"\S+@\S+\.\w+", t)
                     ]
                     for t in texts
