@@ -140,6 +140,10 @@ class HeadSpec:
     activation: str = "softmax"  # softmax | sigmoid | none, applied to the last layer
     hidden_activation: str = "relu"  # between MLP layers of a head file
     labels: list[str] = field(default_factory=list)
+    # A character n-gram expert mixed into a sequence head's probabilities in Python (vsr.ngrams);
+    # the native core never sees it.
+    ngrams: Path | None = None
+    ngram_mix: float = 0.5  # the head's share of the log-probabilities
 
     def to_native(self) -> dict[str, Any]:
         return {
@@ -250,6 +254,7 @@ def bundle_head_specs(bundle_dir: Path) -> tuple[Path, dict[str, HeadSpec], int 
         weights = head.get("weights")
         if weights is not None and not isinstance(weights, str):
             raise ModelLoadError(f"{where}.weights must be a file name relative to the bundle")
+        ngrams, ngram_mix = _ngram_entry(head.get("ngrams"), kind, bundle_dir, f"{where}.ngrams")
         specs[name] = HeadSpec(
             kind=kind,
             pooling=str(head.get("pooling", "mean")),
@@ -260,6 +265,22 @@ def bundle_head_specs(bundle_dir: Path) -> tuple[Path, dict[str, HeadSpec], int 
             activation=str(head.get("activation", "softmax" if kind != "embedding" else "none")),
             hidden_activation=str(head.get("hidden_activation", "relu")),
             labels=labels,
+            ngrams=ngrams,
+            ngram_mix=ngram_mix,
         )
     max_length = manifest.get("max_length")
     return encoder_dir, specs, int(max_length) if max_length is not None else None
+
+
+def _ngram_entry(entry: Any, kind: str, bundle_dir: Path, where: str) -> tuple[Path | None, float]:
+    """A head's optional ``"ngrams": {"weights": FILE, "mix": 0..1}`` (sequence heads only)."""
+    if entry is None:
+        return None, 0.5
+    if kind != "sequence":
+        raise ModelLoadError(f"{where}: only a sequence head can have an n-gram expert")
+    if not isinstance(entry, dict) or not isinstance(entry.get("weights"), str):
+        raise ModelLoadError(f'{where} must be {{"weights": FILE, "mix": NUMBER}}')
+    mix = entry.get("mix", 0.5)
+    if isinstance(mix, bool) or not isinstance(mix, int | float) or not 0.0 <= mix <= 1.0:
+        raise ModelLoadError(f"{where}.mix must be a number within [0, 1], got {mix!r}")
+    return bundle_dir / entry["weights"], float(mix)

@@ -11,6 +11,8 @@ what a caller wants (labels, entities) and decides nothing else.
 - ``SequenceClassifier``: a Hugging Face ``*ForSequenceClassification`` directory -> probabilities.
 - ``TokenClassifier``: a ``*ForTokenClassification`` directory -> entities (BIO tags aggregated).
 - ``EncoderBundle``: one encoder with several heads (``bundle.json``); one call, one encoder pass.
+  A sequence head may carry a character n-gram expert (``vsr.ngrams``) whose probabilities are
+  mixed into the head's here, after the pass.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from vsr.model_files import (
     read_labels,
     resolve_model_dir,
 )
+from vsr.ngrams import NgramModel, mix_probabilities
 
 # The head name the single-purpose classes use inside their encoder.
 _HEAD = "head"
@@ -277,9 +280,17 @@ class EncoderBundle(_EncoderModel):
     ``classifier``), optionally after a ``transform`` (``bert_pooler``, ``modernbert_head``).
     """
 
-    def __init__(self, encoder: _core.Encoder, path: Path, heads: dict[str, HeadInfo]) -> None:
+    def __init__(
+        self,
+        encoder: _core.Encoder,
+        path: Path,
+        heads: dict[str, HeadInfo],
+        ngram_experts: Mapping[str, tuple[NgramModel, float]] | None = None,
+    ) -> None:
         super().__init__(encoder, path)
         self.heads = heads
+        # head name -> (n-gram model, the head's mix weight)
+        self.ngram_experts = dict(ngram_experts or {})
 
     @classmethod
     def load(
@@ -300,7 +311,13 @@ class EncoderBundle(_EncoderModel):
         heads = {
             name: HeadInfo(name, spec.kind, tuple(spec.labels)) for name, spec in specs.items()
         }
-        return cls(_load_encoder(encoder_dir, specs, device, dtype, length), bundle_dir, heads)
+        experts = {
+            name: (_load_ngram_expert(spec.ngrams, heads[name]), spec.ngram_mix)
+            for name, spec in specs.items()
+            if spec.ngrams is not None
+        }
+        encoder = _load_encoder(encoder_dir, specs, device, dtype, length)
+        return cls(encoder, bundle_dir, heads, experts)
 
     def run(
         self, texts: Sequence[str], heads: Sequence[str] | None = None
@@ -327,6 +344,19 @@ class EncoderBundle(_EncoderModel):
                     aggregate_entities(text, probabilities, offsets, labels)
                     for text, (probabilities, offsets) in zip(checked, output, strict=True)
                 ]
+            elif name in self.ngram_experts:
+                expert, mix = self.ngram_experts[name]
+                results[name] = mix_probabilities(output, expert.log_probabilities(checked), mix)
             else:
                 results[name] = output
         return results
+
+
+def _load_ngram_expert(path: Path, head: HeadInfo) -> NgramModel:
+    expert = NgramModel.load(path)
+    if expert.labels != head.labels:
+        raise _core.ModelLoadError(
+            f"{path}: labels {list(expert.labels)} differ from head {head.name!r}'s "
+            f"{list(head.labels)}"
+        )
+    return expert

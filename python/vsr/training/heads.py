@@ -14,6 +14,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,12 +55,28 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return result
 
 
-def _encode_labels(labels: Sequence[str], order: Sequence[str]) -> np.ndarray:
+def encode_labels(labels: Sequence[str], order: Sequence[str]) -> np.ndarray:
     index = {label: i for i, label in enumerate(order)}
     unknown = sorted(set(labels) - set(index))
     if unknown:
         raise ValueError(f"labels not in the head's label list: {', '.join(unknown)}")
     return np.array([index[label] for label in labels], dtype=np.int64)
+
+
+def softmax_rows(model: Any, labels: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted scikit-learn ``LogisticRegression`` as one softmax row (and bias) per label.
+
+    Binary logistic regression keeps one row w: P(class 1) = sigmoid(w.x + b). As two softmax
+    rows [0, w] a softmax gives the same probabilities.
+    """
+    if list(model.classes_) != list(range(labels)):
+        raise ValueError(f"every label needs training examples; got classes {list(model.classes_)}")
+    coefficients = np.asarray(model.coef_, dtype=np.float64)
+    intercepts = np.asarray(model.intercept_, dtype=np.float64)
+    if labels == 2 and coefficients.shape[0] == 1:
+        coefficients = np.vstack([np.zeros_like(coefficients), coefficients])
+        intercepts = np.array([0.0, intercepts[0]])
+    return coefficients, intercepts
 
 
 def fit_linear_head(
@@ -77,18 +94,12 @@ def fit_linear_head(
     """
     from sklearn.linear_model import LogisticRegression
 
-    targets = _encode_labels(labels, order)
+    targets = encode_labels(labels, order)
     model = LogisticRegression(
         C=regularization, class_weight="balanced", max_iter=2000, tol=1e-4, random_state=seed
     )
     model.fit(features.astype(np.float64), targets, sample_weight=sample_weight)
-    coefficients = np.asarray(model.coef_, dtype=np.float64)
-    intercepts = np.asarray(model.intercept_, dtype=np.float64)
-    if len(order) == 2 and coefficients.shape[0] == 1:
-        # Binary logistic regression keeps one row w: P(class 1) = sigmoid(w.x + b). As two softmax
-        # rows [0, w] the native softmax gives the same probabilities.
-        coefficients = np.vstack([np.zeros_like(coefficients), coefficients])
-        intercepts = np.array([0.0, intercepts[0]])
+    coefficients, intercepts = softmax_rows(model, len(order))
     tensors = {
         "layers.weight": np.ascontiguousarray(coefficients, dtype=np.float32),
         "layers.bias": np.ascontiguousarray(intercepts, dtype=np.float32),
@@ -113,7 +124,7 @@ def fit_mlp_head(
     """One hidden ReLU layer, trained with Adam and early stopping on a seeded inner split."""
     from sklearn.neural_network import MLPClassifier
 
-    targets = _encode_labels(labels, order)
+    targets = encode_labels(labels, order)
     model = MLPClassifier(
         hidden_layer_sizes=(hidden,),
         activation="relu",

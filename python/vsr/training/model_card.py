@@ -84,6 +84,12 @@ def render_card(
         f"- Head: {head_description}; weights `{spec.name}.safetensors`.",
         f"- Labels: {', '.join(f'`{label}`' for label in spec.labels)}.",
     ]
+    if spec.ngrams is not None:
+        lines.append(
+            f"- N-gram expert (`{spec.name}.ngrams.json`, run in Python beside the encoder pass): "
+            f"{spec.ngrams.describe()}. Served probabilities are the product of experts "
+            f"softmax({spec.ngrams.mix} * log P_head + {1 - spec.ngrams.mix:g} * log P_ngrams)."
+        )
     if spec.safe_label is not None:
         lines.append(
             f"- Decision: flag when 1 - P(`{spec.safe_label}`) >= **{metrics['threshold']}** "

@@ -17,12 +17,14 @@ from typing import Any
 import numpy as np
 import structlog
 
+from vsr.ngrams import NgramModel, mix_probabilities
 from vsr.training.bundle_manifest import merge_head
 from vsr.training.dataset import Example, cap_per_label, split_by_group
 from vsr.training.features import CachedFeatures, EncoderFeatures, FeatureExtractor, FeatureSpec
 from vsr.training.heads import HeadFit, fit_linear_head, fit_mlp_head, save_safetensors
 from vsr.training.metrics import classification_report, threshold_for_false_positive_rate
 from vsr.training.model_card import CardText, render_card
+from vsr.training.ngram_fit import NgramSpec, fit_ngram_model
 from vsr.training.sequence_predictor import SequencePredictor, decide, load_sequence_predictor
 from vsr.training.tasks import (
     EvaluationReport,
@@ -54,6 +56,8 @@ class SequenceTaskSpec:
     # Which safe calibration examples the false-positive rate is measured on (None: all of them),
     # so a bulk of easy safe examples cannot hide the hard ones.
     calibration_filter: Callable[[Example], bool] | None = None
+    # A character n-gram expert mixed into the head's probabilities (None: the head alone).
+    ngrams: NgramSpec | None = None
 
 
 ExampleLoader = Callable[[Path], list[Example]]
@@ -154,12 +158,31 @@ class SequenceHeadTask:
             else np.array([spec.example_weight(e) for e in train], dtype=np.float64)
         )
         fit = self._fit(features_of(train), [e.label for e in train], options.seed, weights)
+        expert = None
+        if spec.ngrams is not None:
+            expert = fit_ngram_model(
+                [e.text for e in train],
+                [e.label for e in train],
+                spec.labels,
+                spec.ngrams,
+                sample_weight=weights,
+                seed=options.seed,
+            )
+
+        def probabilities(subset: Sequence[Example]) -> np.ndarray:
+            """What the served head returns: the head's softmax, mixed with the expert's."""
+            head = fit.probabilities(features_of(subset))
+            if expert is None or spec.ngrams is None:
+                return head
+            texts = [e.text for e in subset]
+            return mix_probabilities(head, expert.log_probabilities(texts), spec.ngrams.mix)
+
         threshold = 0.5
         if spec.safe_label is not None:
             safe_column = spec.labels.index(spec.safe_label)
             keep = spec.calibration_filter or (lambda _: True)
             safe_calibration = [e for e in calibration if e.label == spec.safe_label and keep(e)]
-            attack_scores = 1.0 - fit.probabilities(features_of(safe_calibration))[:, safe_column]
+            attack_scores = 1.0 - probabilities(safe_calibration)[:, safe_column]
             threshold = max(
                 spec.min_threshold,
                 threshold_for_false_positive_rate(attack_scores, spec.max_false_positive_rate),
@@ -170,13 +193,13 @@ class SequenceHeadTask:
             "threshold": round(threshold, 6) if spec.safe_label else None,
             "examples": {"train": len(train), "calibration": len(calibration), "test": len(test)},
             "train_label_counts": _label_counts(train),
-            "test": self._score(fit, features_of(test), test, threshold),
+            "test": self._score(probabilities, test, threshold),
             "external": {
-                name: self._score(fit, features_of(subset), subset, threshold)
+                name: self._score(probabilities, subset, threshold)
                 for name, subset in external.items()
             },
         }
-        files = self._write(options.out_dir, fit, threshold, metrics, examples)
+        files = self._write(options.out_dir, fit, expert, threshold, metrics, examples)
         return TrainResult(options.out_dir, files, metrics)
 
     def _fit(
@@ -196,12 +219,15 @@ class SequenceHeadTask:
         )
 
     def _score(
-        self, fit: HeadFit, features: np.ndarray, subset: Sequence[Example], threshold: float
+        self,
+        probabilities: Callable[[Sequence[Example]], np.ndarray],
+        subset: Sequence[Example],
+        threshold: float,
     ) -> dict[str, Any]:
         if not subset:
             return {"examples": 0}
         predictions = decide(
-            fit.probabilities(features), self.spec.labels, self.spec.safe_label, threshold
+            probabilities(subset), self.spec.labels, self.spec.safe_label, threshold
         )
         gold = [e.label for e in subset]
         predicted = [p.label for p in predictions]
@@ -214,6 +240,7 @@ class SequenceHeadTask:
         self,
         out_dir: Path,
         fit: HeadFit,
+        expert: NgramModel | None,
         threshold: float,
         metrics: Mapping[str, Any],
         examples: Sequence[Example],
@@ -234,6 +261,12 @@ class SequenceHeadTask:
             entry["hidden_activation"] = "relu"
         if spec.safe_label is not None:
             entry["threshold"] = round(threshold, 6)
+        written = [weights]
+        if expert is not None and spec.ngrams is not None:
+            expert_path = out_dir / f"{self.name}.ngrams.json"
+            expert.save(expert_path)
+            entry["ngrams"] = {"weights": expert_path.name, "mix": spec.ngrams.mix}
+            written.append(expert_path)
         manifest = merge_head(out_dir, self.name, entry, spec.features)
         metrics_path = out_dir / f"{self.name}.metrics.json"
         metrics_path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", "utf-8")
@@ -242,7 +275,7 @@ class SequenceHeadTask:
         card_path.write_text(
             render_card(self._card, spec, fit.description, metrics, sources), "utf-8"
         )
-        return weights, manifest, metrics_path, card_path
+        return (*written, manifest, metrics_path, card_path)
 
 
 def _label_counts(examples: Sequence[Example]) -> dict[str, int]:
