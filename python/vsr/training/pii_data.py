@@ -19,6 +19,7 @@ import random
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ _SLOT = re.compile(r"\{\{(\w+)\}\}")
 _ADDRESS = "ADDRESS_PART"
 _LOCATION_PART = "LOCATION_PART"
 
+GENERATED_AT = datetime(2026, 11, 21, 8, 15, tzinfo=UTC)
 DATE_FORMATS = ("%m/%d/%Y", "%B %d, %Y", "%Y-%m-%d", "%d %B %Y", "%d.%m.%Y", "%b %d %Y", "%d/%m/%Y")
 _DRIVER_LICENSE_FORMATS = ("?#######", "?########", "#########", "??######", "?###-####-####")
 
@@ -315,10 +317,22 @@ def _pad(example: Example, fillers: Sequence[str], rng: random.Random) -> Exampl
 def generate(
     split: str, count: int, seed: int, templates: Sequence[Template] | None = None
 ) -> list[Example]:
-    """``count`` examples from the ``split`` templates, reproducible by seed.
+    """``count`` examples from the ``split`` templates, reproducible by seed on any day.
 
-    The splits, their templates and locales: ``vsr.training.pii_splits``.
+    The splits, their templates and locales: ``vsr.training.pii_splits``. Faker draws dates
+    (birth dates, weekdays, the dates inside some national IDs) relative to the clock, so the
+    same seed gave different prompts on different days; generation runs with the clock stopped
+    at ``GENERATED_AT``, when the committed held-out sets were made.
     """
+    import time_machine
+
+    with time_machine.travel(GENERATED_AT, tick=False):
+        return _generate(split, count, seed, templates)
+
+
+def _generate(
+    split: str, count: int, seed: int, templates: Sequence[Template] | None
+) -> list[Example]:
     from faker import Faker
 
     chosen = split_templates(split, templates or load_templates())
