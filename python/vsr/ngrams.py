@@ -98,10 +98,7 @@ class NgramModel:
         return result
 
     def log_probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        logits = self.logits(texts)
-        logits -= logits.max(axis=1, keepdims=True)
-        result: np.ndarray = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-        return result
+        return _log_softmax(self.logits(texts))
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         result: np.ndarray = np.exp(self.log_probabilities(texts))
@@ -166,7 +163,11 @@ def mix_probabilities(
     """Product of experts: softmax(mix * log P_head + (1 - mix) * log P_ngrams), float32."""
     head_log = np.log(np.clip(head_probabilities.astype(np.float64), 1e-12, 1.0))
     combined = mix * head_log + (1.0 - mix) * ngram_log_probabilities
-    combined -= combined.max(axis=1, keepdims=True)
-    exponentials = np.exp(combined)
-    result: np.ndarray = (exponentials / exponentials.sum(axis=1, keepdims=True)).astype(np.float32)
+    result: np.ndarray = np.exp(_log_softmax(combined)).astype(np.float32)
+    return result
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    result: np.ndarray = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     return result
