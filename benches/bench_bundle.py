@@ -6,8 +6,8 @@ and the `vsr-pii` token classifier. This times, per request (batch 1, CPU):
 - bundle: one MiniLM pass serving all three heads (what vsr does);
 - separate: the same three heads run as three separate passes (what one model per signal costs);
 - the PII model's own pass, which comes on top in both cases (a different encoder);
-- the jailbreak head's character n-gram expert (Python, no encoder pass), already inside the
-  bundle figure and shown alone so its share is visible.
+- the jailbreak head's n-gram expert (character and word n-grams; Python, no encoder pass), already
+  inside the bundle figure and shown alone so its share is visible.
 
 Run: `.venv/bin/python benches/bench_bundle.py` (after `make setup build`).
 """

@@ -140,8 +140,8 @@ class HeadSpec:
     activation: str = "softmax"  # softmax | sigmoid | none, applied to the last layer
     hidden_activation: str = "relu"  # between MLP layers of a head file
     labels: list[str] = field(default_factory=list)
-    # A character n-gram expert mixed into a sequence head's probabilities in Python (vsr.ngrams);
-    # the native core never sees it.
+    # An n-gram expert (character and word n-grams) mixed into a sequence head's probabilities in
+    # Python (vsr.ngrams); the native core never sees it.
     ngrams: Path | None = None
     ngram_mix: float = 0.5  # the head's share of the log-probabilities
 

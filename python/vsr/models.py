@@ -11,7 +11,7 @@ what a caller wants (labels, entities) and decides nothing else.
 - ``SequenceClassifier``: a Hugging Face ``*ForSequenceClassification`` directory -> probabilities.
 - ``TokenClassifier``: a ``*ForTokenClassification`` directory -> entities (BIO tags aggregated).
 - ``EncoderBundle``: one encoder with several heads (``bundle.json``); one call, one encoder pass.
-  A sequence head may carry a character n-gram expert (``vsr.ngrams``) whose probabilities are
+  A sequence head may carry an n-gram expert (``vsr.ngrams``) whose probabilities are
   mixed into the head's here, after the pass.
 """
 

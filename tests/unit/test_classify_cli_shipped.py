@@ -78,8 +78,8 @@ def test_jailbreak_sanity_set(tmp_path: Path) -> None:
     rows = _with_gold(_classify(tmp_path, "jailbreak"), "jailbreak")
     attacks = [row for row in rows if row["gold"] == "jailbreak"]
     benign = [row for row in rows if row["gold"] == "benign"]
-    # The shipped threshold trades recall for few false positives (THRESHOLDS.md): at 0.608 it
-    # misses the short "grandmother" role-play here (attack 0.23).
+    # The shipped threshold (0.554, THRESHOLDS.md) misses the short "grandmother" role-play here
+    # (attack 0.20): a short, polite role-play opener is what the classifier hears least.
     assert sum(row["label"] == "jailbreak" for row in attacks) >= 9
     assert all(row["label"] == "benign" for row in benign)
 

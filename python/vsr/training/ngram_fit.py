@@ -1,6 +1,6 @@
-"""Fitting a character n-gram expert (``vsr.ngrams.NgramModel``) with scikit-learn.
+"""Fitting an n-gram expert (``vsr.ngrams.NgramModel``) with scikit-learn.
 
-The n-grams come from ``vsr.ngrams.char_ngrams``, the function the serving path runs, handed to
+The n-grams come from ``vsr.ngrams.Analyzer``, the function the serving path runs, handed to
 scikit-learn's ``TfidfVectorizer`` as its analyzer; the fitted IDF and logistic-regression
 coefficients are copied into an ``NgramModel``, which recomputes the same logits on its own.
 """
@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
-from vsr.ngrams import NgramModel, char_ngrams
+from vsr.ngrams import Analyzer, NgramModel
 from vsr.training.heads import encode_labels, softmax_rows
 
 
@@ -21,19 +20,32 @@ from vsr.training.heads import encode_labels, softmax_rows
 class NgramSpec:
     """How a task's n-gram expert is built and how much it weighs against the encoder head."""
 
-    sizes: tuple[int, int] = (3, 5)
+    char_sizes: tuple[int, int] | None = (3, 5)
+    word_sizes: tuple[int, int] | None = (1, 2)
     # About what the encoder's 256 tokens cover, so both experts read the same part of a prompt.
     max_chars: int = 1500
     min_count: int = 3  # n-grams in fewer training texts are dropped (noise, and file size)
-    regularization: float = 1.0  # scikit-learn's C
+    regularization: float = 4.0  # scikit-learn's C
     mix: float = 0.5  # the encoder head's share of the log-probabilities
 
+    @property
+    def analyzer(self) -> Analyzer:
+        return Analyzer(self.char_sizes, self.word_sizes, self.max_chars)
+
     def describe(self) -> str:
+        kinds = []
+        if self.char_sizes is not None:
+            kinds.append(
+                f"character {self.char_sizes[0]}-{self.char_sizes[1]}-grams of each "
+                "whitespace-separated word"
+            )
+        if self.word_sizes is not None:
+            kinds.append(f"word {self.word_sizes[0]}-{self.word_sizes[1]}-grams")
         return (
-            f"character {self.sizes[0]}-{self.sizes[1]}-grams of each whitespace-separated word "
-            f"in the first {self.max_chars} characters (lower-cased), sublinear TF-IDF, "
-            f"L2-normalised; multinomial logistic regression (C={self.regularization}, balanced "
-            f"class weights); n-grams seen in fewer than {self.min_count} training texts dropped"
+            f"{' and '.join(kinds)} in the first {self.max_chars} characters (lower-cased), "
+            f"sublinear TF-IDF, L2-normalised; multinomial logistic regression "
+            f"(C={self.regularization:g}, balanced class weights); n-grams seen in fewer than "
+            f"{self.min_count} training texts dropped"
         )
 
 
@@ -50,7 +62,7 @@ def fit_ngram_model(
     from sklearn.linear_model import LogisticRegression
 
     targets = encode_labels(labels, order)
-    analyzer = partial(char_ngrams, sizes=spec.sizes, max_chars=spec.max_chars)
+    analyzer = spec.analyzer
     vectorizer = TfidfVectorizer(analyzer=analyzer, min_df=spec.min_count, sublinear_tf=True)
     matrix = vectorizer.fit_transform(list(texts))
     model = LogisticRegression(
@@ -60,8 +72,7 @@ def fit_ngram_model(
     weight, bias = softmax_rows(model, len(order))
     return NgramModel(
         labels=tuple(order),
-        sizes=spec.sizes,
-        max_chars=spec.max_chars,
+        analyzer=analyzer,
         vocabulary=tuple(str(gram) for gram in vectorizer.get_feature_names_out()),
         idf=np.asarray(vectorizer.idf_, dtype=np.float64),
         weight=weight,

@@ -56,7 +56,7 @@ class SequenceTaskSpec:
     # Which safe calibration examples the false-positive rate is measured on (None: all of them),
     # so a bulk of easy safe examples cannot hide the hard ones.
     calibration_filter: Callable[[Example], bool] | None = None
-    # A character n-gram expert mixed into the head's probabilities (None: the head alone).
+    # An n-gram expert mixed into the head's probabilities (None: the head alone).
     ngrams: NgramSpec | None = None
 
 
