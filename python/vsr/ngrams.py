@@ -80,7 +80,8 @@ class Analyzer:
     """What a text is cut into: character and/or word n-grams of its first ``max_chars``."""
 
     char_sizes: tuple[int, int] | None = (3, 5)
-    word_sizes: tuple[int, int] | None = None
+    word_sizes: tuple[int, int] | None = (1, 2)
+    # About what a 256-token encoder covers, so both experts read the same part of a prompt.
     max_chars: int = 1500
 
     def __post_init__(self) -> None:
@@ -99,6 +100,17 @@ class Analyzer:
         if self.word_sizes is not None:
             grams += word_ngrams(text, self.word_sizes, self.max_chars)
         return grams
+
+    def describe(self) -> str:
+        kinds = []
+        if self.char_sizes is not None:
+            kinds.append(
+                f"character {self.char_sizes[0]}-{self.char_sizes[1]}-grams of each "
+                "whitespace-separated word"
+            )
+        if self.word_sizes is not None:
+            kinds.append(f"word {self.word_sizes[0]}-{self.word_sizes[1]}-grams")
+        return f"{' and '.join(kinds)} in the first {self.max_chars} characters (lower-cased)"
 
 
 @dataclass(frozen=True, eq=False)

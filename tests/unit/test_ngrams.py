@@ -90,7 +90,7 @@ def test_analyzer_joins_both_kinds_without_collisions() -> None:
     for bad in (
         {"char_sizes": (5, 3)},
         {"word_sizes": (0, 2)},
-        {"char_sizes": None},
+        {"char_sizes": None, "word_sizes": None},
         {"max_chars": 0},
     ):
         with pytest.raises(ValueError):
@@ -112,7 +112,7 @@ def test_fitted_model_reproduces_scikit_learn(model: NgramModel) -> None:
     spec = NgramSpec(min_count=1)
     texts = ATTACKS + BENIGN
     targets = [1] * len(ATTACKS) + [0] * len(BENIGN)
-    assert spec.char_sizes is not None and spec.word_sizes is not None  # both kinds are tested
+    assert spec.analyzer.char_sizes and spec.analyzer.word_sizes  # both kinds are tested
     vectorizer = TfidfVectorizer(analyzer=spec.analyzer, min_df=1, sublinear_tf=True)
     regression = LogisticRegression(C=spec.regularization, class_weight="balanced", max_iter=5000)
     regression.fit(vectorizer.fit_transform(texts), targets)

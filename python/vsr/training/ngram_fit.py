@@ -8,7 +8,7 @@ coefficients are copied into an ``NgramModel``, which recomputes the same logits
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,32 +20,16 @@ from vsr.training.heads import encode_labels, softmax_rows
 class NgramSpec:
     """How a task's n-gram expert is built and how much it weighs against the encoder head."""
 
-    char_sizes: tuple[int, int] | None = (3, 5)
-    word_sizes: tuple[int, int] | None = (1, 2)
-    # About what the encoder's 256 tokens cover, so both experts read the same part of a prompt.
-    max_chars: int = 1500
+    analyzer: Analyzer = field(default_factory=Analyzer)  # what a text is cut into
     min_count: int = 3  # n-grams in fewer training texts are dropped (noise, and file size)
     regularization: float = 4.0  # scikit-learn's C
     mix: float = 0.5  # the encoder head's share of the log-probabilities
 
-    @property
-    def analyzer(self) -> Analyzer:
-        return Analyzer(self.char_sizes, self.word_sizes, self.max_chars)
-
     def describe(self) -> str:
-        kinds = []
-        if self.char_sizes is not None:
-            kinds.append(
-                f"character {self.char_sizes[0]}-{self.char_sizes[1]}-grams of each "
-                "whitespace-separated word"
-            )
-        if self.word_sizes is not None:
-            kinds.append(f"word {self.word_sizes[0]}-{self.word_sizes[1]}-grams")
         return (
-            f"{' and '.join(kinds)} in the first {self.max_chars} characters (lower-cased), "
-            f"sublinear TF-IDF, L2-normalised; multinomial logistic regression "
-            f"(C={self.regularization:g}, balanced class weights); n-grams seen in fewer than "
-            f"{self.min_count} training texts dropped"
+            f"{self.analyzer.describe()}, sublinear TF-IDF, L2-normalised; multinomial logistic "
+            f"regression (C={self.regularization:g}, balanced class weights); n-grams seen in "
+            f"fewer than {self.min_count} training texts dropped"
         )
 
 
@@ -62,8 +46,7 @@ def fit_ngram_model(
     from sklearn.linear_model import LogisticRegression
 
     targets = encode_labels(labels, order)
-    analyzer = spec.analyzer
-    vectorizer = TfidfVectorizer(analyzer=analyzer, min_df=spec.min_count, sublinear_tf=True)
+    vectorizer = TfidfVectorizer(analyzer=spec.analyzer, min_df=spec.min_count, sublinear_tf=True)
     matrix = vectorizer.fit_transform(list(texts))
     model = LogisticRegression(
         C=spec.regularization, class_weight="balanced", max_iter=5000, random_state=seed
@@ -72,7 +55,7 @@ def fit_ngram_model(
     weight, bias = softmax_rows(model, len(order))
     return NgramModel(
         labels=tuple(order),
-        analyzer=analyzer,
+        analyzer=spec.analyzer,
         vocabulary=tuple(str(gram) for gram in vectorizer.get_feature_names_out()),
         idf=np.asarray(vectorizer.idf_, dtype=np.float64),
         weight=weight,
