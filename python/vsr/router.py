@@ -42,6 +42,11 @@ class Router:
             self._pool.close()
             raise
 
+    @property
+    def pool(self) -> InferencePool:
+        """The inference pool the router's signals run on (the HTTP API shares it)."""
+        return self._pool
+
     @classmethod
     def from_file(cls, path: str | Path, *, device: str | None = None) -> Router:
         """Load and validate a YAML config, then load the models it needs.

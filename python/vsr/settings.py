@@ -30,6 +30,10 @@ class Settings(BaseModel):
     - ``max_body_bytes``: request bodies above this get a 413 from vsr. Keep it below Envoy's buffer
       limit, or Envoy answers 413 itself before vsr sees the body.
     - ``grace_period_s``: on SIGTERM, streams still open get this long to finish.
+    - ``api_token``: when set, the HTTP API (all but probes and static pages) requires
+      ``Authorization: Bearer <token>``; set it through ``VSR_API_TOKEN`` (a Secret), not a flag.
+    - ``api_max_batch_texts``: the most texts one classification batch or embeddings request
+      may carry.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -45,6 +49,8 @@ class Settings(BaseModel):
     failure_policy: FailurePolicy = "open"
     grace_period_s: float = Field(10.0, ge=0)
     watch_config: bool = True
+    api_token: str | None = Field(None, min_length=1, repr=False)
+    api_max_batch_texts: int = Field(100, ge=1)
 
     @classmethod
     def load(

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
-from aiohttp.test_utils import TestClient, TestServer
 from tests.extproc.scripted import scripted_generation
 
 from vsr.api.http import build_http_app
@@ -97,12 +97,13 @@ def test_http_api_ready_only_after_start() -> None:
             return scripted_generation(number=number)
 
         runtime = Runtime(build)
-        async with TestClient(TestServer(build_http_app(runtime))) as client:
-            before = (await client.get("/ready")).status
-            health = (await client.get("/health")).status
+        transport = httpx.ASGITransport(app=build_http_app(runtime))
+        async with httpx.AsyncClient(transport=transport, base_url="http://vsr") as client:
+            before = (await client.get("/ready")).status_code
+            health = (await client.get("/health")).status_code
             await runtime.start()
-            after = (await client.get("/ready")).status
-            models = await (await client.get("/v1/models")).json()
+            after = (await client.get("/ready")).status_code
+            models = (await client.get("/v1/models")).json()
         return [before, health, after, [m["id"] for m in models["data"]]]
 
     before, health, after, models = asyncio.run(scenario())

@@ -74,11 +74,10 @@ def _read_request(path: Path) -> Any:
 
 
 def _summary(result: Any, with_signals: bool) -> dict[str, Any]:
-    summary: dict[str, Any] = result.to_dict()
-    summary["headers"] = {**summary["headers"]["set"], **summary.pop("response_headers")}
-    if not with_signals:
-        summary.pop("signals")
-    return summary
+    # One rendering for the CLI and POST /api/v1/route, so the two cannot drift apart.
+    from vsr.api.route_view import route_summary
+
+    return route_summary(result, with_signals)
 
 
 def _lines(handle: IO[str]) -> Iterator[tuple[int, str]]:

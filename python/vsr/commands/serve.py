@@ -43,6 +43,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="on SIGTERM, how long open streams may take to finish (default 10)",
     )
     parser.add_argument(
+        "--api-max-batch-texts",
+        type=int,
+        help="most texts in one classification batch or embeddings request (default 100); "
+        "the API's bearer token comes from VSR_API_TOKEN only",
+    )
+    parser.add_argument(
         "--no-watch-config",
         dest="watch_config",
         action="store_const",
@@ -72,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         "failure_policy",
         "grace_period_s",
         "watch_config",
+        "api_max_batch_texts",
     )
     settings = Settings.load({name: getattr(args, name) for name in names})
     configure_logging(settings.log_format, settings.log_level)

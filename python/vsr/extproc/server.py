@@ -19,11 +19,10 @@ from typing import Any
 
 import grpc
 import structlog
-from aiohttp import web
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from vsr.api.http import build_http_app
+from vsr.api.http import ApiOptions, HttpServer, build_http_app
 from vsr.extproc.service import ExternalProcessor
 from vsr.observability import metrics
 from vsr.runtime import GenerationBuilder, Runtime, watch_config_directory
@@ -53,7 +52,7 @@ class RouterServer:
         self.runtime = Runtime(build)
         self._health = health.aio.HealthServicer()
         self._grpc: Any = None
-        self._http: web.AppRunner | None = None
+        self._http: HttpServer | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._config_digest = b""
         self.ports: BoundPorts | None = None
@@ -62,11 +61,14 @@ class RouterServer:
         settings = self.settings
         if with_metrics:
             metrics.start_metrics_server(settings.host, settings.metrics_port)
-        self._http = web.AppRunner(build_http_app(self.runtime), access_log=None)
-        await self._http.setup()
-        site = web.TCPSite(self._http, settings.host, settings.http_port)
-        await site.start()
-        http_port = _bound_port(self._http, settings.http_port)
+        api = ApiOptions(
+            token=settings.api_token,
+            max_body_bytes=settings.max_body_bytes,
+            max_batch_texts=settings.api_max_batch_texts,
+        )
+        app = build_http_app(self.runtime, api)
+        self._http = HttpServer(app, settings.host, settings.http_port)
+        http_port = await self._http.start()
 
         # SO_REUSEPORT (grpc's default) would let a stale server share the port and take streams.
         # gRPC's default 4 MiB message limit would reject a buffered body before vsr can answer
@@ -143,7 +145,7 @@ class RouterServer:
             log.info("draining", grace_period_s=self.settings.grace_period_s)
             await self._grpc.stop(self.settings.grace_period_s)
         if self._http is not None:
-            await self._http.cleanup()
+            await self._http.stop()
         log.info("stopped")
 
 
@@ -152,15 +154,6 @@ def _file_digest(path: Path) -> bytes:
         return hashlib.sha256(path.read_bytes()).digest()
     except OSError:
         return b""
-
-
-def _bound_port(runner: web.AppRunner, requested: int) -> int:
-    if requested:
-        return requested
-    for address in runner.addresses:
-        if isinstance(address, tuple) and len(address) >= 2:
-            return int(address[1])
-    return requested
 
 
 async def serve_until_signal(server: RouterServer) -> None:
