@@ -84,6 +84,7 @@ VALUE_SETS = (
             "autoscaling.enabled=true",
             "metrics.serviceMonitor.enabled=true",
             "config.rolloutOnChange=true",
+            "server.api.tokenSecret.name=vsr-api-token",
             "models.volume.persistentVolumeClaim.claimName=vsr-models",
         ),
     ),

@@ -83,6 +83,20 @@ def test_chart_environment_names_are_vsr_settings(rendered: dict[str, list[Manif
     assert {item["name"] for item in container["env"]} <= fields
 
 
+def test_api_token_comes_from_a_secret_only_when_named(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    def environment(name: str) -> dict[str, dict[str, object]]:
+        pod = find(rendered[name], "Deployment")["spec"]["template"]["spec"]
+        return {item["name"]: item for item in pod["containers"][0]["env"]}
+
+    default = environment("default")
+    assert "VSR_API_TOKEN" not in default
+    assert default["VSR_API_MAX_BATCH_TEXTS"]["value"] == "100"
+    token = environment("gpu-everything")["VSR_API_TOKEN"]
+    assert token["valueFrom"] == {"secretKeyRef": {"name": "vsr-api-token", "key": "token"}}
+
+
 def test_gpu_values_use_cuda_image_and_gpu(rendered: dict[str, list[Manifest]]) -> None:
     manifests = rendered["gpu-everything"]
     container = find(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]
