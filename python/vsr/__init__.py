@@ -13,7 +13,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from vsr.observability.logging import log_through_stdlib
+
 __version__ = "0.1.0"
+
+# A library prints nothing unless the application configures logging (see log_through_stdlib);
+# the server and the CLI configure their own structured output.
+log_through_stdlib()
 
 # public name -> the module that defines it
 _EXPORTS = {

@@ -37,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from vsr.errors import VsrError
+    from vsr.observability.logging import configure_logging
+
+    # Warnings and errors on stderr; commands with a --log-level flag configure their own.
+    configure_logging("console", "warning")
 
     try:
         return int(args.handler(args) or 0)

@@ -1,15 +1,20 @@
-"""structlog set-up: JSON lines in containers, readable console output locally.
+"""structlog set-up: JSON lines in containers, readable console output locally, and silence
+when vsr is used as a library.
 
 Every module logs through ``structlog.get_logger(__name__)``; events are snake_case facts with
 key/values. Per-request context (``request_id``) is bound with ``bind_request_id`` through
 contextvars, so every line logged while a stream is handled carries it without passing it around.
+
+Two set-ups: the server and the CLI call ``configure_logging`` (structured lines to stderr);
+``import vsr`` calls ``log_through_stdlib``, so in someone else's program vsr's events are
+standard ``logging`` records of ``vsr.*`` loggers, shown only when that program configures logging.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from typing import Literal, TextIO, cast
 
 import structlog
 
@@ -19,6 +24,17 @@ _LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+
+
+class _CurrentStderr:
+    """``sys.stderr`` as it is when a line is written, not when logging was configured, so a
+    replaced stream (pytest's capture, a redirect) never leaves loggers on a closed one."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure_logging(log_format: Literal["json", "console"] = "json", level: str = "info") -> None:
@@ -38,7 +54,7 @@ def configure_logging(log_format: Literal["json", "console"] = "json", level: st
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _CurrentStderr())),
         cache_logger_on_first_use=True,
     )
     # Libraries (aiohttp, grpc) log through the standard library: keep them at warning and above
@@ -47,6 +63,52 @@ def configure_logging(log_format: Literal["json", "console"] = "json", level: st
         level=max(numeric_level, logging.WARNING),
         stream=sys.stderr,
         format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+LIBRARY_LOGGER = "vsr"
+
+
+def _message(logger: object, method: str, event: structlog.types.EventDict) -> str:
+    """``route_selected decision=math model=phi4-mini``: the event, then its fields in logfmt."""
+    fields = {key: value for key, value in event.items() if key != "event"}
+    rendered = _LOGFMT(logger, method, fields) if fields else ""
+    return f"{event.get('event', '')} {rendered}".rstrip()
+
+
+_LOGFMT = structlog.processors.LogfmtRenderer(bool_as_flag=False)
+
+
+def _drop_disabled(
+    logger: object, method: str, event: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """structlog's ``filter_by_level``, tolerant of a logger factory the application swaps in
+    (a partial ``structlog.configure`` keeps these processors)."""
+    if isinstance(logger, logging.Logger):
+        level = logging.getLevelName(method.upper())
+        if isinstance(level, int) and not logger.isEnabledFor(level):
+            raise structlog.DropEvent
+    return event
+
+
+def log_through_stdlib() -> None:
+    """The library default: vsr's events become records of the standard-library logger named
+    after their module (``vsr.routing.engine``...), so they follow the application's logging
+    configuration, and print nothing when it has none (a ``NullHandler`` on ``vsr`` keeps Python's
+    last-resort handler quiet). structlog is left alone if the application configured it."""
+    logging.getLogger(LIBRARY_LOGGER).addHandler(logging.NullHandler())
+    if structlog.is_configured():
+        return
+    structlog.configure(
+        processors=[
+            _drop_disabled,  # a disabled level costs one isEnabledFor call
+            structlog.contextvars.merge_contextvars,
+            _message,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        # Not cached: a program that configures structlog after importing vsr takes over.
+        cache_logger_on_first_use=False,
     )
 
 
