@@ -13,6 +13,7 @@ ENVOY    := .venv-envoy/bin/envoy
 RUST_SRC := Cargo.toml Cargo.lock $(shell find rust/src -name '*.rs' 2>/dev/null)
 
 .PHONY: help setup build test test-rust test-python lint bench fixtures clean deploy-tools helm-check
+.PHONY: browser-tools
 .PHONY: run envoy bench-extproc build-cuda
 
 help: ## list the targets
@@ -59,10 +60,13 @@ test-python: build $(ENVOY) ## pytest (the e2e tests drive the real Envoy in .ve
 deploy-tools: $(ENVOY) ## install helm, kubectl, hadolint, Envoy and CRD schema models for tests/deploy (cached)
 	bash scripts/deploy_tools.sh
 
+browser-tools: ## install Debian's chromium for the playground's browser test (cached)
+	bash scripts/browser_tools.sh
+
 helm-check: setup deploy-tools ## lint, render and validate the Helm chart, manifests and Dockerfiles
 	$(PY) -m pytest -q tests/deploy
 
-test: setup deploy-tools build test-rust test-python ## set up everything and run all tests
+test: setup deploy-tools browser-tools build test-rust test-python ## set up everything and run all tests
 
 lint: setup ## ruff, mypy, stubtest, rustfmt, clippy
 	$(VENV)/bin/ruff check python tests scripts benches

@@ -135,7 +135,9 @@ def fake_router() -> tuple[Router, dict[str, FakeEncoder]]:
     return Router(parse_config_text(POLICY), registry=registry), encoders
 
 
-def started_runtime(router: Any) -> Runtime:
+def runtime_for(router: Any) -> Runtime:
+    """A runtime whose generations serve ``router`` (not started)."""
+
     async def build(number: int) -> Generation:
         return Generation(
             number=number,
@@ -146,7 +148,11 @@ def started_runtime(router: Any) -> Runtime:
             source=Path("policy.yaml"),
         )
 
-    runtime = Runtime(build)
+    return Runtime(build)
+
+
+def started_runtime(router: Any) -> Runtime:
+    runtime = runtime_for(router)
     asyncio.run(runtime.start())
     return runtime
 

@@ -77,8 +77,8 @@ function bar(signal) {
   }
   const threshold = signal.threshold === null || signal.threshold === undefined
     ? "" : ` / ${Number(signal.threshold).toFixed(3)}`;
-  children.push(el("span", { class: "num" }, score.toFixed(3) + threshold));
-  return el("div", { class: "bar" }, ...children);
+  return el("div", { class: "bar-cell" }, el("div", { class: "bar" }, ...children),
+    el("span", { class: "num" }, score.toFixed(3) + threshold));
 }
 
 function renderSignals(signals) {
@@ -128,7 +128,9 @@ function renderEdits(sent, result) {
     const after = JSON.stringify(edited[key]);
     if (before !== after) changes.push([key, before, after]);
   }
-  if (!result.body_changed || !changes.length) {
+  if (result.blocked) {
+    target.append(el("p", { class: "muted" }, "Blocked: vsr answers the client; nothing is forwarded."));
+  } else if (!result.body_changed || !changes.length) {
     target.append(el("p", { class: "muted" }, "The body is forwarded unchanged."));
   }
   for (const [key, before, after] of changes) {
