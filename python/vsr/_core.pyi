@@ -34,6 +34,7 @@ class Encoder:
         device: str = "cpu",
         dtype: str | None = None,
         max_length: int | None = None,
+        branches: str | None = None,
     ) -> Encoder: ...
     @property
     def device(self) -> str: ...

@@ -1,8 +1,9 @@
 """Reading model directories: built-in names, labels, sentence-transformers pooling, bundle.json.
 
-This is where a directory's metadata becomes a ``HeadSpec``, the small description of a head that
-the native core is given. The native core then loads weights and checks their shapes; everything
-about *meaning* (labels, which pooling a sentence-transformers model wants) is decided here.
+This is where a directory's metadata becomes a ``HeadSpec`` (and a bundle's branches a
+``BranchSpec``), the small description of a head that the native core is given. The native core
+then loads weights and checks their shapes; everything about *meaning* (labels, which pooling a
+sentence-transformers model wants) is decided here.
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ class HeadSpec:
     # Python (vsr.ngrams); the native core never sees it.
     ngrams: Path | None = None
     ngram_mix: float = 0.5  # the head's share of the log-probabilities
+    branch: str | None = None  # the bundle branch whose last layer it reads; None: the encoder's
 
     def to_native(self) -> dict[str, Any]:
         return {
@@ -155,7 +157,33 @@ class HeadSpec:
             "prefix": self.prefix,
             "activation": self.activation,
             "hidden_activation": self.hidden_activation,
+            "branch": self.branch,
         }
+
+
+@dataclass(frozen=True)
+class BranchSpec:
+    """A task's own copy of the encoder's top layers ``from_layer..num_layers-1``.
+
+    It reads the shared trunk's hidden state after layers ``0..from_layer`` (0: the embeddings
+    output); its file holds ``encoder.layer.{i}.*`` under the encoder's own tensor names.
+    """
+
+    from_layer: int
+    weights: Path
+
+    def to_native(self) -> dict[str, Any]:
+        return {"from_layer": self.from_layer, "weights": str(self.weights)}
+
+
+@dataclass(frozen=True)
+class BundleManifest:
+    """A parsed ``bundle.json``: the encoder directory, heads, branches, and max length."""
+
+    encoder_dir: Path
+    heads: dict[str, HeadSpec]
+    branches: dict[str, BranchSpec]
+    max_length: int | None
 
 
 _ARCHITECTURES = {
@@ -227,6 +255,12 @@ def embedding_head_spec(
 
 def bundle_head_specs(bundle_dir: Path) -> tuple[Path, dict[str, HeadSpec], int | None]:
     """Parse ``bundle.json``: the encoder directory, the heads, and the bundle's max length."""
+    bundle = read_bundle(bundle_dir)
+    return bundle.encoder_dir, bundle.heads, bundle.max_length
+
+
+def read_bundle(bundle_dir: Path) -> BundleManifest:
+    """Parse and check ``bundle.json``; weights are checked when the native core loads them."""
     source = bundle_dir / BUNDLE_FILE
     manifest = read_json(source)
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
@@ -237,6 +271,7 @@ def bundle_head_specs(bundle_dir: Path) -> tuple[Path, dict[str, HeadSpec], int 
     encoder_dir = resolve_model_dir(
         encoder if encoder in BUILTIN_MODELS else (bundle_dir / encoder).resolve()
     )
+    branches = _branch_specs(manifest.get("branches"), encoder_dir, bundle_dir, source)
     raw_heads = manifest.get("heads")
     if not isinstance(raw_heads, dict) or not raw_heads:
         raise ModelLoadError(f'{source}: "heads" must be a non-empty object')
@@ -255,6 +290,12 @@ def bundle_head_specs(bundle_dir: Path) -> tuple[Path, dict[str, HeadSpec], int 
         if weights is not None and not isinstance(weights, str):
             raise ModelLoadError(f"{where}.weights must be a file name relative to the bundle")
         ngrams, ngram_mix = _ngram_entry(head.get("ngrams"), kind, bundle_dir, f"{where}.ngrams")
+        branch = head.get("branch")
+        if branch is not None and (not isinstance(branch, str) or branch not in branches):
+            raise ModelLoadError(
+                f"{where}.branch: {branch!r} is not a branch of this bundle "
+                f"(branches: {sorted(branches)})"
+            )
         specs[name] = HeadSpec(
             kind=kind,
             pooling=str(head.get("pooling", "mean")),
@@ -267,9 +308,47 @@ def bundle_head_specs(bundle_dir: Path) -> tuple[Path, dict[str, HeadSpec], int 
             labels=labels,
             ngrams=ngrams,
             ngram_mix=ngram_mix,
+            branch=branch,
         )
     max_length = manifest.get("max_length")
-    return encoder_dir, specs, int(max_length) if max_length is not None else None
+    return BundleManifest(
+        encoder_dir, specs, branches, int(max_length) if max_length is not None else None
+    )
+
+
+def _branch_specs(
+    entry: Any, encoder_dir: Path, bundle_dir: Path, source: Path
+) -> dict[str, BranchSpec]:
+    """``"branches": {NAME: {"from_layer": K, "weights": FILE}}`` (optional), checked against the
+    encoder's config.json: BERT only, ``0 <= K < num_hidden_layers``."""
+    if entry is None:
+        return {}
+    if not isinstance(entry, dict):
+        raise ModelLoadError(f'{source}: "branches" must be an object of name -> branch')
+    branches: dict[str, BranchSpec] = {}
+    config = read_config(encoder_dir) if entry else {}
+    layers = config.get("num_hidden_layers")
+    for name, branch in entry.items():
+        where = f"{source}: branches.{name}"
+        if not isinstance(branch, dict) or set(branch) != {"from_layer", "weights"}:
+            raise ModelLoadError(f'{where} must be {{"from_layer": LAYER, "weights": FILE}}')
+        if config.get("model_type") != "bert":
+            raise ModelLoadError(
+                f"{where}: branches need a BERT encoder; {encoder_dir / CONFIG_FILE} has "
+                f"model_type {config.get('model_type')!r}"
+            )
+        from_layer, weights = branch["from_layer"], branch["weights"]
+        if isinstance(from_layer, bool) or not isinstance(from_layer, int) or from_layer < 0:
+            raise ModelLoadError(f"{where}.from_layer must be a layer index, got {from_layer!r}")
+        if isinstance(layers, int) and from_layer >= layers:
+            raise ModelLoadError(
+                f"{where}.from_layer {from_layer} must be within 0..{layers} (the encoder "
+                f"has {layers} layers)"
+            )
+        if not isinstance(weights, str):
+            raise ModelLoadError(f"{where}.weights must be a file name relative to the bundle")
+        branches[name] = BranchSpec(from_layer, bundle_dir / weights)
+    return branches
 
 
 def _ngram_entry(entry: Any, kind: str, bundle_dir: Path, where: str) -> tuple[Path | None, float]:

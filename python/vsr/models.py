@@ -28,10 +28,11 @@ import numpy as np
 from vsr import _core
 from vsr.model_files import (
     BUNDLE_FILE,
+    BranchSpec,
     HeadSpec,
-    bundle_head_specs,
     classifier_head_spec,
     embedding_head_spec,
+    read_bundle,
     read_labels,
     resolve_model_dir,
 )
@@ -148,6 +149,7 @@ def _load_encoder(
     device: str,
     dtype: str | None,
     max_length: int | None,
+    branches: Mapping[str, BranchSpec] | None = None,
 ) -> _core.Encoder:
     return _core.Encoder.load(
         str(path),
@@ -155,6 +157,9 @@ def _load_encoder(
         device,
         dtype,
         max_length,
+        json.dumps({name: spec.to_native() for name, spec in branches.items()})
+        if branches
+        else None,
     )
 
 
@@ -257,6 +262,7 @@ class HeadInfo:
     name: str
     kind: str
     labels: tuple[str, ...]
+    branch: str | None = None  # the bundle branch it reads; None: the encoder's last layer
 
 
 class EncoderBundle(_EncoderModel):
@@ -278,6 +284,16 @@ class EncoderBundle(_EncoderModel):
     to every token (token), with ``hidden_activation`` (relu, gelu, tanh) between layers. A head
     without ``weights`` reads the encoder's own ``model.safetensors`` under ``prefix`` (default
     ``classifier``), optionally after a ``transform`` (``bert_pooler``, ``modernbert_head``).
+
+    A BERT bundle may also have *branches*, a task's own fine-tuned copy of the top layers::
+
+        "branches": {"tasks": {"from_layer": 4, "weights": "tasks.branch.safetensors"}},
+        "heads": {"domain": {..., "branch": "tasks"}}
+
+    The file holds ``encoder.layer.{4..}.*`` under the encoder's tensor names. Each pass runs the
+    trunk once; a head with ``branch`` reads that branch's last layer, run from the trunk's state
+    at ``from_layer``; heads without it read the encoder's last layer. Only the branches the
+    requested heads read are run.
     """
 
     def __init__(
@@ -306,17 +322,19 @@ class EncoderBundle(_EncoderModel):
             raise _core.ModelLoadError(
                 f"{bundle_dir / BUNDLE_FILE}: file not found (an encoder bundle)"
             )
-        encoder_dir, specs, bundle_max = bundle_head_specs(bundle_dir)
-        length = max_length if max_length is not None else bundle_max
+        bundle = read_bundle(bundle_dir)
+        specs = bundle.heads
+        length = max_length if max_length is not None else bundle.max_length
         heads = {
-            name: HeadInfo(name, spec.kind, tuple(spec.labels)) for name, spec in specs.items()
+            name: HeadInfo(name, spec.kind, tuple(spec.labels), spec.branch)
+            for name, spec in specs.items()
         }
         experts = {
             name: (_load_ngram_expert(spec.ngrams, heads[name]), spec.ngram_mix)
             for name, spec in specs.items()
             if spec.ngrams is not None
         }
-        encoder = _load_encoder(encoder_dir, specs, device, dtype, length)
+        encoder = _load_encoder(bundle.encoder_dir, specs, device, dtype, length, bundle.branches)
         return cls(encoder, bundle_dir, heads, experts)
 
     def run(

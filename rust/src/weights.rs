@@ -54,6 +54,11 @@ impl Weights {
         &self.device
     }
 
+    /// Every tensor name in the file, as stored (prefix included).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(String::as_str)
+    }
+
     /// The first of `prefixes` under which `probe` exists; it becomes this store's prefix.
     pub fn find_prefix(mut self, probe: &str, prefixes: &[&str]) -> Result<Self> {
         let found = prefixes.iter().find(|p| self.names.contains(&format!("{p}{probe}")));

@@ -2,6 +2,7 @@
 
 mod chunks;
 mod outputs;
+mod specs;
 
 use std::path::Path;
 
@@ -9,19 +10,30 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::device::{device_name, dtype_name, exclusive, parse_device, parse_dtype};
 use crate::error::{Error, Result};
-use crate::model::heads::{Head, HeadBatch, HeadSpec, PooledViews};
+use crate::model::branch::{hidden_states, Branch};
+use crate::model::heads::{Head, HeadBatch, PooledViews};
 use crate::model::{Encoder, EncoderConfig};
 use crate::tokenize::{TextTokenizer, TokenBatch};
 use crate::weights::Weights;
 use chunks::{length_sorted_chunks, Chunk, ChunkLimits, CPU_CHUNKS, GPU_CHUNKS, PIPELINE_SLICE};
 use outputs::{assemble, host_rows, store, RowOutput};
 pub use outputs::{HeadOutput, TokenScores};
+use specs::{head_sources, parse_branch_specs, parse_head_specs};
+
+/// A loaded head and where it reads its hidden states.
+struct BundleHead {
+    name: String,
+    head: Head,
+    /// An index into `Bundle::branches`; None: the encoder's last layer.
+    branch: Option<usize>,
+}
 
 pub struct Bundle {
     tokenizer: TextTokenizer,
     encoder: Encoder,
     config: EncoderConfig,
-    heads: Vec<(String, Head)>,
+    heads: Vec<BundleHead>,
+    branches: Vec<Branch>,
     device: Device,
     dtype: DType,
     /// Recorded forward passes for small batches (CUDA only).
@@ -39,6 +51,19 @@ impl Bundle {
         dtype: Option<&str>,
         max_length: Option<usize>,
     ) -> Result<Self> {
+        Self::load_with_branches(model_dir, heads_json, None, device, dtype, max_length)
+    }
+
+    /// As `load`, with the branches described by `branches_json` (an object of name ->
+    /// BranchSpec) that heads may read through their `branch` field.
+    pub fn load_with_branches(
+        model_dir: &Path,
+        heads_json: &str,
+        branches_json: Option<&str>,
+        device: &str,
+        dtype: Option<&str>,
+        max_length: Option<usize>,
+    ) -> Result<Self> {
         if !model_dir.is_dir() {
             return Err(Error::load(model_dir, "model directory not found"));
         }
@@ -49,7 +74,9 @@ impl Bundle {
             return Err(Error::load(&config_path, "file not found (expected the model's config.json)"));
         }
         let config = EncoderConfig::from_file(&config_path)?;
-        let specs: Vec<(String, HeadSpec)> = parse_head_specs(heads_json)?;
+        let specs = parse_head_specs(heads_json)?;
+        let branch_specs = parse_branch_specs(branches_json.unwrap_or("{}"))?;
+        let sources = head_sources(&specs, &branch_specs)?;
         let max_length = match max_length {
             None => config.max_positions,
             Some(n) if (2..=config.max_positions).contains(&n) => n,
@@ -66,7 +93,15 @@ impl Bundle {
         let (encoder, weights) = Encoder::load(&config, weights)?;
         let heads = specs
             .iter()
-            .map(|(name, spec)| Ok((name.clone(), Head::load(spec, &config, &weights, &config_path)?)))
+            .zip(sources)
+            .map(|((name, spec), branch)| {
+                let head = Head::load(spec, &config, &weights, &config_path)?;
+                Ok(BundleHead { name: name.clone(), head, branch })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let branches = branch_specs
+            .iter()
+            .map(|(name, spec)| Branch::load(name, spec, &config, &config_path, dtype, &device))
             .collect::<Result<Vec<_>>>()?;
         // ModernBERT builds its sliding-window bias from host data on every pass, which a capture
         // cannot record; it runs eagerly.
@@ -80,6 +115,7 @@ impl Bundle {
             encoder,
             config,
             heads,
+            branches,
             #[cfg(feature = "cuda")]
             graphs,
             device,
@@ -127,7 +163,7 @@ impl Bundle {
         self.config.architecture.name()
     }
     pub fn head_names(&self) -> Vec<String> {
-        self.heads.iter().map(|(name, _)| name.clone()).collect()
+        self.heads.iter().map(|head| head.name.clone()).collect()
     }
 
     pub fn count_tokens(&self, texts: &[String]) -> Result<Vec<usize>> {
@@ -141,7 +177,7 @@ impl Bundle {
             Some(names) => names
                 .iter()
                 .map(|name| {
-                    self.heads.iter().position(|(n, _)| n == name).ok_or_else(|| {
+                    self.heads.iter().position(|head| &head.name == name).ok_or_else(|| {
                         Error::Argument(format!("no head {name:?}; heads: {:?}", self.head_names()))
                     })
                 })
@@ -162,7 +198,7 @@ impl Bundle {
             .iter()
             .zip(outputs)
             .map(|(&i, rows)| {
-                let (name, head) = &self.heads[i];
+                let BundleHead { name, head, .. } = &self.heads[i];
                 Ok((name.clone(), assemble(head, self.config.hidden_size, rows)?))
             })
             .collect()
@@ -229,10 +265,24 @@ impl Bundle {
         Ok(())
     }
 
+    /// The `selected` heads' outputs from one encoder pass: the trunk runs once, each branch those
+    /// heads read runs from where it leaves the trunk, and pooled vectors are shared per source.
     fn forward_heads(&self, ids: &Tensor, mask: &Tensor, selected: &[usize]) -> Result<Vec<HeadBatch>> {
-        let hidden = self.encoder.forward(ids, mask)?;
-        let mut views = PooledViews::default();
-        selected.iter().map(|&i| self.heads[i].1.forward(&hidden, mask, &mut views)).collect()
+        let mut sources: Vec<Option<usize>> = selected.iter().map(|&i| self.heads[i].branch).collect();
+        sources.sort_unstable();
+        sources.dedup();
+        let hidden = hidden_states(&self.encoder, &self.branches, ids, mask, &sources)?;
+        let mut views: Vec<PooledViews> = sources.iter().map(|_| PooledViews::default()).collect();
+        selected
+            .iter()
+            .map(|&i| {
+                let BundleHead { head, branch, .. } = &self.heads[i];
+                let source = sources
+                    .binary_search(branch)
+                    .map_err(|_| Error::Inference("a head's source was not run".into()))?;
+                head.forward(&hidden[source], mask, &mut views[source])
+            })
+            .collect()
     }
 
     fn batch_tensors(&self, batch: &TokenBatch) -> Result<(Tensor, Tensor)> {
@@ -243,24 +293,9 @@ impl Bundle {
     }
 }
 
-fn parse_head_specs(heads_json: &str) -> Result<Vec<(String, HeadSpec)>> {
-    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(heads_json)
-        .map_err(|e| Error::Argument(format!("heads must be a JSON object of name -> spec ({e})")))?;
-    if map.is_empty() {
-        return Err(Error::Argument("at least one head is needed".into()));
-    }
-    map.into_iter()
-        .map(|(name, value)| {
-            let spec: HeadSpec =
-                serde_json::from_value(value).map_err(|e| Error::Argument(format!("head {name:?}: {e}")))?;
-            Ok((name, spec))
-        })
-        .collect()
-}
-
 impl Bundle {
     /// Each loaded head's kind ("embedding", "sequence" or "token"), in load order.
     pub fn head_kinds(&self) -> Vec<(String, &'static str)> {
-        self.heads.iter().map(|(name, head)| (name.clone(), head.kind().name())).collect()
+        self.heads.iter().map(|head| (head.name.clone(), head.head.kind().name())).collect()
     }
 }

@@ -11,7 +11,8 @@ use crate::model::config::EncoderConfig;
 use crate::model::layers::{layer_norm, linear, padding_bias, self_attention, Activation, Norm};
 use crate::weights::Weights;
 
-struct BertLayer {
+/// One transformer layer; a branch (branch.rs) holds its own copies of the top ones.
+pub(crate) struct BertLayer {
     qkv: Dense,
     attention_output: Dense,
     attention_norm: Norm,
@@ -32,6 +33,33 @@ pub struct Bert {
     /// CUDA embedding kernel.
     #[cfg(feature = "cuda")]
     embedding_params: Option<Tensor>,
+}
+
+/// The tensors `BertLayer::load` reads for layer `index`, under the encoder's names.
+pub(crate) fn layer_tensor_names(index: usize) -> Vec<String> {
+    let parts = [
+        "attention.self.query",
+        "attention.self.key",
+        "attention.self.value",
+        "attention.output.dense",
+        "attention.output.LayerNorm",
+        "intermediate.dense",
+        "output.dense",
+        "output.LayerNorm",
+    ];
+    parts
+        .iter()
+        .flat_map(|part| ["weight", "bias"].map(|kind| format!("encoder.layer.{index}.{part}.{kind}")))
+        .collect()
+}
+
+/// Layers `range` (indices as named in `weights`) of a BERT encoder shaped by `config`.
+pub(crate) fn load_layers(
+    config: &EncoderConfig,
+    weights: &Weights,
+    range: std::ops::Range<usize>,
+) -> Result<Vec<BertLayer>> {
+    range.map(|index| BertLayer::load(config, weights, index)).collect()
 }
 
 impl BertLayer {
@@ -73,9 +101,7 @@ impl Bert {
     pub fn load(config: &EncoderConfig, weights: &Weights) -> Result<Self> {
         let h = config.hidden_size;
         let word = weights.get("embeddings.word_embeddings.weight", &[config.vocab_size, h])?;
-        let layers = (0..config.num_layers)
-            .map(|index| BertLayer::load(config, weights, index))
-            .collect::<Result<Vec<_>>>()?;
+        let layers = load_layers(config, weights, 0..config.num_layers)?;
         let token_types =
             weights.get("embeddings.token_type_embeddings.weight", &[config.type_vocab_size, h])?;
         let embeddings_norm = layer_norm(weights, "embeddings.LayerNorm", h, config.norm_eps, true)?;
@@ -101,12 +127,30 @@ impl Bert {
     }
 
     pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let mut x = self.embed(ids)?;
+        let (x, bias) = self.start(ids, mask)?;
+        self.run_layers(&self.layers, &x, &bias)
+    }
+
+    /// The embeddings output (the input of layer 0) and the attention bias every layer reads.
+    pub(crate) fn start(&self, ids: &Tensor, mask: &Tensor) -> Result<(Tensor, Tensor)> {
+        let x = self.embed(ids)?;
         let bias = padding_bias(mask, x.dtype())?;
-        for layer in &self.layers {
-            x = layer.forward(&x, &bias, self.num_heads, self.activation)?;
+        Ok((x, bias))
+    }
+
+    /// Run `layers` (this encoder's own or a branch's) over `x`, with this encoder's heads and
+    /// activation.
+    pub(crate) fn run_layers(&self, layers: &[BertLayer], x: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        let mut x = x.clone();
+        for layer in layers {
+            x = layer.forward(&x, bias, self.num_heads, self.activation)?;
         }
         Ok(x)
+    }
+
+    /// The encoder's own layers.
+    pub(crate) fn layers(&self) -> &[BertLayer] {
+        &self.layers
     }
 
     /// LayerNorm(word + position + token type embeddings).

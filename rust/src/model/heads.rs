@@ -66,6 +66,9 @@ pub struct HeadSpec {
     pub activation: String,
     #[serde(default = "default_hidden_activation")]
     pub hidden_activation: String,
+    /// The branch (model/branch.rs) whose last layer this head reads; None: the encoder's.
+    #[serde(default)]
+    pub branch: Option<String>,
 }
 
 /// A dense transform before the classifier layers, stored in the model's own file.

@@ -3,6 +3,7 @@
 //! Q, K and V as three matmuls where one fused matmul does.
 
 mod bert;
+pub mod branch;
 pub mod config;
 #[cfg(feature = "cuda")]
 mod cuda_linear;

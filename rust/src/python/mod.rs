@@ -42,8 +42,10 @@ struct PyEncoder {
 
 #[pymethods]
 impl PyEncoder {
+    /// `heads`: JSON object of name -> head spec; `branches`: JSON object of name -> branch spec
+    /// (`{"from_layer": k, "weights": FILE}`), read by heads that name one in `branch`.
     #[staticmethod]
-    #[pyo3(signature = (model_dir, heads, device = "cpu", dtype = None, max_length = None))]
+    #[pyo3(signature = (model_dir, heads, device = "cpu", dtype = None, max_length = None, branches = None))]
     fn load(
         py: Python<'_>,
         model_dir: PathBuf,
@@ -51,10 +53,19 @@ impl PyEncoder {
         device: &str,
         dtype: Option<String>,
         max_length: Option<usize>,
+        branches: Option<String>,
     ) -> PyResult<Self> {
         let device = device.to_string();
-        let bundle =
-            detached(py, move || Bundle::load(&model_dir, &heads, &device, dtype.as_deref(), max_length))?;
+        let bundle = detached(py, move || {
+            Bundle::load_with_branches(
+                &model_dir,
+                &heads,
+                branches.as_deref(),
+                &device,
+                dtype.as_deref(),
+                max_length,
+            )
+        })?;
         Ok(PyEncoder { bundle })
     }
 
