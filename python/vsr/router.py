@@ -16,6 +16,7 @@ from typing import Any
 from vsr.config import RouterConfig, load_config
 from vsr.inference import InferencePool, ModelRegistry
 from vsr.routing.engine import RoutingEngine
+from vsr.routing.request import ChatRequest
 from vsr.routing.result import RoutingResult
 
 
@@ -67,13 +68,13 @@ class Router:
         return cls(config, registry=registry)
 
     def route(
-        self, body: dict[str, Any], headers: Mapping[str, str] | None = None
+        self, body: dict[str, Any] | ChatRequest, headers: Mapping[str, str] | None = None
     ) -> RoutingResult:
         """Route one request body (a parsed chat-completions JSON object); blocks on inference."""
         return self._engine.route(body, headers)
 
     async def aroute(
-        self, body: dict[str, Any], headers: Mapping[str, str] | None = None
+        self, body: dict[str, Any] | ChatRequest, headers: Mapping[str, str] | None = None
     ) -> RoutingResult:
         """As ``route``, with inference on a worker thread so the event loop stays free."""
         return await self._engine.aroute(body, headers)

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import structlog
 
 from vsr.observability import metrics
+from vsr.routing.request import ChatRequest
 from vsr.routing.result import RoutingResult
 
 log = structlog.get_logger(__name__)
@@ -32,7 +33,7 @@ class RequestRouter(Protocol):
     """
 
     async def aroute(
-        self, body: dict[str, Any], headers: Mapping[str, str] | None = None
+        self, body: dict[str, Any] | ChatRequest, headers: Mapping[str, str] | None = None
     ) -> RoutingResult: ...
 
 
@@ -48,6 +49,11 @@ class Generation:
     source: Path | None = None
     created: int = field(default_factory=lambda: int(time.time()))
     close: Callable[[], None] | None = None  # releases the router's threads once retired
+
+    def model_label(self, name: str | None) -> str:
+        """A metric label for a model: a configured name, else ``unknown`` (labels never carry a
+        client's string)."""
+        return name if name is not None and name in self.model_names else "unknown"
 
     def listed_models(self) -> list[str]:
         """What ``GET /v1/models`` lists: the auto names first, then the configured models."""

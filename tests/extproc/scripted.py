@@ -14,11 +14,13 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as ext_proc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
 
 from vsr.extproc.server import RouterServer
+from vsr.routing.request import ChatRequest
 from vsr.routing.result import (
     BlockReason,
     HeaderEdits,
     Reasoning,
     RoutingResult,
+    SignalResult,
 )
 from vsr.runtime import Generation
 from vsr.settings import Settings
@@ -74,14 +76,17 @@ def set_headers(mutation: Any) -> dict[str, str]:
 class ScriptedRouter:
     """Routes like a tiny policy: 'math' in the text -> phi4-mini (category math) with a system
     prompt; 'ignore previous' -> jailbreak block; an email-like '@' -> PII block; 'explode' ->
-    the classifier fails. Explicit models pass through unchanged. Records what it was given."""
+    the router itself raises (a bug); 'degraded' -> a routing signal's model failed (decided
+    without it); 'screening down' -> the jailbreak model failed with on_error block. Explicit
+    models pass through unchanged. Records what it was given."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[dict[str, Any], dict[str, str]]] = []
 
     async def aroute(
-        self, body: dict[str, Any], headers: Mapping[str, str] | None = None
+        self, request: ChatRequest | dict[str, Any], headers: Mapping[str, str] | None = None
     ) -> RoutingResult:
+        body = request.body if isinstance(request, ChatRequest) else request
         self.calls.append((json.loads(json.dumps(body)), dict(headers or {})))
         text = str(body["messages"][-1]["content"])
         await asyncio.sleep(0)
@@ -90,7 +95,14 @@ class ScriptedRouter:
         requested = body.get("model")
         auto = requested in AUTO_NAMES
         block = None
-        if "ignore previous" in text:
+        signals: tuple[SignalResult, ...] = ()
+        if "degraded" in text:
+            signals = (SignalResult("domain", "math", False, 0.0, error="InferenceError: boom"),)
+        if "screening down" in text:
+            block = BlockReason(
+                "jailbreak", "jailbreak", "jailbreak screening could not run", 0.0, unavailable=True
+            )
+        elif "ignore previous" in text:
             block = BlockReason("jailbreak", "jailbreak", "jailbreak detected", 0.97, "jailbreak")
         elif "@" in text:
             block = BlockReason("pii", "pii", "email found", 0.9, None, ("EMAIL_ADDRESS",))
@@ -111,7 +123,7 @@ class ScriptedRouter:
             auto=auto,
             reasoning=Reasoning(enabled=math),
             blocked=block,
-            signals=(),
+            signals=signals,
             body=body,
             body_changed=changed,
             headers=HeaderEdits(set={"x-selected-model": model}),

@@ -46,7 +46,7 @@ def test_unchanged_body_sends_no_body_mutation() -> None:
 
 
 def test_openai_error_shape() -> None:
-    response = mutations.openai_error(413, "too big", "invalid_request_error", "request_too_large")
+    response = mutations.openai_error(413, "too big", "request_too_large")
     immediate = response.immediate_response
     assert immediate.status.code == 413
     assert set_headers(immediate.headers)["content-type"] == "application/json"

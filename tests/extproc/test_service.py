@@ -69,6 +69,7 @@ def test_auto_request_is_rewritten_and_rerouted() -> None:
         "x-vsr-selected-decision": "math_decision",
         "x-vsr-selected-reasoning": "on",
         "x-vsr-injected-system-prompt": "true",
+        "x-vsr-response-path": "upstream",
     }
 
 
@@ -233,32 +234,63 @@ def test_streamed_chunks_are_held_then_sent_whole() -> None:
     assert set_headers(final.header_mutation)["x-selected-model"] == "phi4-mini"
 
 
-def test_classifier_failure_fails_open_to_the_default_model() -> None:
+def test_failed_routing_signal_fails_open_with_the_decision_the_rest_made() -> None:
     before = sample("vsr_fail_open_total")
 
     async def scenario() -> list[Any]:
         async with running_server(failure_policy="open") as (_, stub):
             return await exchange(
-                stub, [request_headers(), request_body(chat("explode")), response_headers(200)]
+                stub, [request_headers(), request_body(chat("degraded")), response_headers(200)]
             )
 
     _, body_answer, response_answer = run(scenario())
     common = body_answer.request_body.response
-    assert set_headers(common.header_mutation)["x-selected-model"] == "llama3-8b"
+    edits = set_headers(common.header_mutation)
+    assert edits["x-selected-model"] == "llama3-8b"
+    assert edits["x-vsr-fail-open"] == "true"
     assert json.loads(common.body_mutation.body)["model"] == "llama3-8b"
     reported = set_headers(response_answer.response_headers.response.header_mutation)
-    assert reported == {"x-vsr-fail-open": "true"}
+    assert reported["x-vsr-fail-open"] == "true"
+    assert reported["x-vsr-response-path"] == "fail_open"
     assert sample("vsr_fail_open_total") == before + 1
 
 
-def test_classifier_failure_fails_closed_with_503() -> None:
+def test_failed_routing_signal_fails_closed_with_503() -> None:
     async def scenario() -> list[Any]:
         async with running_server(failure_policy="closed") as (_, stub):
-            return await exchange(stub, [request_headers(), request_body(chat("explode"))])
+            return await exchange(stub, [request_headers(), request_body(chat("degraded"))])
+
+    status, headers, body = immediate(run(scenario())[-1])
+    assert status == 503
+    assert headers["retry-after"] == "1"
+    assert json.loads(body)["error"]["code"] == "classifier_unavailable"
+
+
+def test_screening_that_could_not_run_is_never_forwarded_even_when_open() -> None:
+    async def scenario() -> list[Any]:
+        async with running_server(failure_policy="open") as (_, stub):
+            body = chat("screening down", model="llama3-8b")
+            return await exchange(stub, [request_headers(), request_body(body)])
+
+    status, headers, body = immediate(run(scenario())[-1])
+    assert status == 503
+    assert headers["x-vsr-response-path"] == "error"
+    assert json.loads(body)["error"]["code"] == "screening_unavailable"
+
+
+def test_an_exception_in_the_router_is_a_500_never_a_forward() -> None:
+    before = sample("vsr_errors_total", reason="internal_error")
+
+    async def scenario() -> list[Any]:
+        async with running_server(failure_policy="open") as (_, stub):
+            body = chat("explode", model="llama3-8b")
+            return await exchange(stub, [request_headers(), request_body(body)])
 
     status, _, body = immediate(run(scenario())[-1])
-    assert status == 503
-    assert json.loads(body)["error"]["code"] == "classifier_unavailable"
+    assert status == 500
+    error = json.loads(body)["error"]
+    assert error["code"] == "internal_error" and error["type"] == "server_error"
+    assert sample("vsr_errors_total", reason="internal_error") == before + 1
 
 
 def test_health_reports_serving_once_warmed() -> None:

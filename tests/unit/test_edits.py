@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from vsr.config.schema import ChatTemplateKwargsFamily, ReasoningEffortFamily
+from vsr.config.signals import TextSelection
 from vsr.routing import edits
-from vsr.routing.request import RequestError, TextSelection, check_body, classified_text
+from vsr.routing.request import ChatRequest, RequestError
 
 QWEN = ChatTemplateKwargsFamily(type="chat_template_kwargs", parameter="enable_thinking")
 DEEPSEEK = ChatTemplateKwargsFamily(type="chat_template_kwargs", parameter="thinking")
@@ -81,8 +82,8 @@ def test_unknown_fields_survive_with_their_values() -> None:
     assert request["messages"][1] == {"role": "user", "content": "hi", "name": "alice"}
 
 
-def conversation() -> list[Any]:
-    return check_body(
+def conversation() -> ChatRequest:
+    return ChatRequest.from_body(
         {
             "messages": [
                 {"role": "system", "content": "You are terse."},
@@ -102,23 +103,30 @@ def conversation() -> list[Any]:
 
 
 def test_text_selection() -> None:
-    messages = conversation()
-    assert classified_text(messages, TextSelection()) == "second\npart"
-    assert classified_text(messages, TextSelection(user_turns=0)) == "first question\nsecond\npart"
-    assert classified_text(messages, TextSelection(user_turns=2, include_system=True)) == (
+    request = conversation()
+    assert request.routing_text(TextSelection()) == "second\npart"
+    assert request.routing_text(TextSelection(user_turns=0)) == "first question\nsecond\npart"
+    assert request.routing_text(TextSelection(user_turns=2, include_system=True)) == (
         "You are terse.\nfirst question\nsecond\npart"
     )
+    assert request.selected_messages(TextSelection(user_turns=0, include_system=True)) == [
+        (0, "You are terse."),
+        (1, "first question"),
+        (3, "second\npart"),
+    ]
 
 
 @pytest.mark.parametrize(
     ("request_body", "message"),
     [
         ([], "must be a JSON object"),
-        ({"model": "auto"}, 'no "messages" list'),
+        ({"model": "auto"}, "'messages' must be a non-empty list"),
         ({"messages": ["hi"]}, "messages\\[0\\] must be an object"),
-        ({"model": 3, "messages": []}, '"model" must be a string'),
+        ({"model": 3, "messages": [{"role": "user", "content": "x"}]}, "'model' must be a string"),
+        ({"messages": [{"role": "user", "content": 3}]}, "content must be a string or a list"),
+        ({"messages": [{"role": "user", "content": "x"}], "stream": "maybe"}, "'stream' must be"),
     ],
 )
 def test_bad_bodies(request_body: Any, message: str) -> None:
     with pytest.raises(RequestError, match=message):
-        check_body(request_body)
+        ChatRequest.from_body(request_body)

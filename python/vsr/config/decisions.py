@@ -10,6 +10,10 @@ from vsr.config.base import StrictModel
 from vsr.config.signals import Probability, SignalName
 
 ReasoningEffort = Literal["low", "medium", "high"]
+# What a screening plugin does when its classifier fails: ``block`` answers 503 and forwards
+# nothing (the default: no request reaches a model unscreened); ``allow`` forwards it, marked
+# ``x-vsr-fail-open: true``. Pattern matches found without the model still block either way.
+OnError = Literal["block", "allow"]
 
 
 class Condition(StrictModel):
@@ -62,22 +66,26 @@ class SystemPromptPlugin(StrictModel):
 
 class JailbreakPlugin(StrictModel):
     """Block the request when the jailbreak signal's score reaches ``threshold`` (default: the
-    signal's own threshold). ``signal`` may be left out when exactly one jailbreak signal exists."""
+    signal's own threshold). ``signal`` may be left out when exactly one jailbreak signal exists.
+    ``on_error``: see ``OnError``."""
 
     type: Literal["jailbreak"]
     enabled: bool = True
     signal: SignalName | None = None
     threshold: Probability | None = None
+    on_error: OnError = "block"
 
 
 class PiiPlugin(StrictModel):
     """Block the request when the PII signal finds entity types outside ``allowed_types``
-    (compared case-insensitively; the signal's own threshold decides what counts as found)."""
+    (compared case-insensitively; the signal's own threshold decides what counts as found).
+    ``on_error``: see ``OnError``."""
 
     type: Literal["pii"]
     enabled: bool = True
     signal: SignalName | None = None
     allowed_types: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    on_error: OnError = "block"
 
 
 class HeaderValue(StrictModel):

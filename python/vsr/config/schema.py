@@ -13,7 +13,9 @@ from pydantic import Field
 
 from vsr.config.base import StrictModel
 from vsr.config.decisions import Decision, PluginConfig, ReasoningEffort
-from vsr.config.signals import SignalConfig
+from vsr.config.signals import SignalConfig, TextSelection
+
+__all__ = ["TextSelection"]
 from vsr.inference.batching import BatchingConfig
 
 
@@ -60,17 +62,6 @@ class ModelConfig(StrictModel):
     loras: tuple[LoraAdapter, ...] = ()
 
 
-class TextSelection(StrictModel):
-    """Which messages make up the classified text.
-
-    ``user_turns``: how many of the most recent user messages to join (oldest first); ``0`` means
-    all of them. ``include_system``: put the system messages in front.
-    """
-
-    user_turns: Annotated[int, Field(ge=0)] = 1
-    include_system: bool = False
-
-
 class RouterConfig(StrictModel):
     """A whole routing policy, as one YAML document."""
 
@@ -81,6 +72,12 @@ class RouterConfig(StrictModel):
     )
     reasoning_families: dict[str, ReasoningFamily] = Field(default_factory=dict)
     default_reasoning_effort: ReasoningEffort = "medium"
+    unknown_models: Literal["reject", "passthrough"] = Field(
+        default="reject",
+        description="A request naming a model that is neither configured nor an auto name: "
+        "'reject' answers 404 model_not_found; 'passthrough' forwards it (for gateways that "
+        "route more models than vsr knows).",
+    )
     strategy: Literal["priority", "confidence"] = "priority"
     device: str = "cpu"
     batching: BatchingConfig = Field(
@@ -102,3 +99,15 @@ class RouterConfig(StrictModel):
             if model.name == name:
                 return model
         return None
+
+    def is_auto_name(self, name: str | None) -> bool:
+        """No model, or one of the auto names (compared case-insensitively: ``AUTO`` is auto)."""
+        if not name:
+            return True
+        return name.casefold() in {auto.casefold() for auto in self.auto_model_names}
+
+    def served_names(self) -> frozenset[str]:
+        """The names a client may ask for explicitly: the models and their LoRA adapters."""
+        names = {model.name for model in self.models}
+        names |= {lora.name for model in self.models for lora in model.loras}
+        return frozenset(names)

@@ -40,6 +40,26 @@ DEFAULT_CLASSIFIER_BUNDLE = "vsr-default"
 DEFAULT_PII_BUNDLE = "vsr-pii"
 
 
+class TextSelection(StrictModel):
+    """Which messages a signal reads.
+
+    ``user_turns``: how many of the most recent user messages (oldest first); ``0`` means all of
+    them. ``include_system``: the system (and ``developer``) messages too, in front.
+    ``include_tool``: tool results too (documents an agent fetched: where indirect prompt
+    injection hides).
+    """
+
+    user_turns: Annotated[int, Field(ge=0)] = 1
+    include_system: bool = False
+    include_tool: bool = False
+
+
+# What screening signals (jailbreak, PII) read unless configured otherwise: every user message and
+# the system prompt, each message on its own, so nothing the client sends in an earlier turn or a
+# system message reaches a model unscreened.
+SCREENED_MESSAGES = TextSelection(user_turns=0, include_system=True)
+
+
 class KeywordSignal(StrictModel):
     """Fires on words or regular expressions in the text.
 
@@ -107,7 +127,8 @@ class EmbeddingSignal(StrictModel):
 
 
 class JailbreakSignal(StrictModel):
-    """Fires when the probability of the non-benign labels reaches ``threshold``."""
+    """Fires when the probability of the non-benign labels reaches ``threshold`` in any window of
+    any screened message (the riskiest window decides)."""
 
     type: Literal["jailbreak"]
     name: SignalName
@@ -115,6 +136,11 @@ class JailbreakSignal(StrictModel):
     benign_labels: tuple[str, ...] = ("benign",)
     model: str = DEFAULT_CLASSIFIER_BUNDLE
     head: str = "jailbreak"
+    text: TextSelection = Field(
+        default=SCREENED_MESSAGES,
+        description="The messages screened, each read on its own in windows (default: every "
+        "user message and the system prompt).",
+    )
 
 
 class PiiSignal(StrictModel):
@@ -130,6 +156,11 @@ class PiiSignal(StrictModel):
     use_patterns: bool = True
     model: str = DEFAULT_PII_BUNDLE
     head: str = "pii"
+    text: TextSelection = Field(
+        default=SCREENED_MESSAGES,
+        description="The messages screened, each read on its own in windows (default: every "
+        "user message and the system prompt).",
+    )
 
 
 class ContextSignal(StrictModel):

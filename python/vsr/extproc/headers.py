@@ -9,14 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from vsr.routing.result import HEADER_SELECTED_MODEL
-
-VSR_HEADER_PREFIX = "x-vsr-"
-HEADER_FAIL_OPEN = "x-vsr-fail-open"
-HEADER_REQUEST_ID = "x-request-id"
-HEADER_CONTENT_LENGTH = "content-length"
-HEADER_CONTENT_TYPE = "content-type"
-HEADER_ACCEPT = "accept"
+from vsr.wire import (
+    HEADER_ACCEPT,
+    HEADER_CONTENT_LENGTH,
+    HEADER_CONTENT_TYPE,
+    HEADER_FAIL_OPEN,
+    HEADER_REQUEST_ID,
+    HEADER_SELECTED_MODEL,
+    VSR_HEADER_PREFIX,
+)
 
 __all__ = [
     "HEADER_ACCEPT",

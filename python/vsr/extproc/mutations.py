@@ -7,9 +7,6 @@ setting both ``value`` and ``raw_value`` is rejected by Envoy.
 
 from __future__ import annotations
 
-import json
-import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -18,10 +15,19 @@ from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ext_proc
 from envoy.type.v3 import http_status_pb2
 
-from vsr.extproc.headers import HEADER_CONTENT_LENGTH, HEADER_CONTENT_TYPE
+from vsr.wire import (
+    HEADER_CONTENT_LENGTH,
+    HEADER_CONTENT_TYPE,
+    JSON_CONTENT_TYPE,
+    SSE_CONTENT_TYPE,
+    content_filter_completion,
+    content_filter_stream,
+    error_payload,
+    json_bytes,
+    models_list_payload,
+)
 
-JSON_CONTENT_TYPE = "application/json"
-SSE_CONTENT_TYPE = "text/event-stream"
+__all__ = ["json_bytes", "models_list_payload"]
 
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _APPEND = base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD
@@ -149,68 +155,29 @@ def immediate_response(
     )
 
 
-def json_bytes(payload: Mapping[str, Any]) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def openai_error(status: int, message: str, error_type: str, code: str) -> Any:
+def openai_error(
+    status: int,
+    message: str,
+    code: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> Any:
     """An immediate OpenAI-shaped error: ``{"error": {"message", "type", "param", "code"}}``."""
-    payload = {"error": {"message": message, "type": error_type, "param": None, "code": code}}
-    return immediate_response(status, json_bytes(payload), details=f"vsr_{code}")
+    body = json_bytes(error_payload(message, code, status=status))
+    return immediate_response(status, body, headers=headers, details=f"vsr_{code}")
 
 
-def completion_id() -> str:
-    return f"chatcmpl-{uuid.uuid4().hex}"
-
-
-def content_filter_completion(model: str, message: str, created: int | None = None) -> bytes:
-    """A whole ``chat.completion`` whose only choice is a refusal with ``content_filter``."""
-    payload = {
-        "id": completion_id(),
-        "object": "chat.completion",
-        "created": int(time.time()) if created is None else created,
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": message},
-                "finish_reason": "content_filter",
-            }
-        ],
-        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-    }
-    return json_bytes(payload)
-
-
-def content_filter_stream(model: str, message: str, created: int | None = None) -> bytes:
-    """The same refusal as server-sent events: a role+content chunk, a finish chunk, ``[DONE]``."""
-    identity = {
-        "id": completion_id(),
-        "object": "chat.completion.chunk",
-        "created": int(time.time()) if created is None else created,
-        "model": model,
-    }
-    chunks = [
-        {
-            **identity,
-            "choices": [
-                {
-                    "index": 0,
-                    "delta": {"role": "assistant", "content": message},
-                    "finish_reason": None,
-                }
-            ],
-        },
-        {**identity, "choices": [{"index": 0, "delta": {}, "finish_reason": "content_filter"}]},
-    ]
-    events = [b"data: " + json_bytes(chunk) + b"\n\n" for chunk in chunks]
-    return b"".join(events) + b"data: [DONE]\n\n"
-
-
-def refusal_response(model: str, message: str, *, stream: bool, headers: Mapping[str, str]) -> Any:
+def refusal_response(
+    model: str,
+    message: str,
+    *,
+    stream: bool,
+    headers: Mapping[str, str],
+    include_usage: bool = False,
+) -> Any:
     """A block as HTTP 200: a completion (or SSE when the client streams) with block headers."""
     if stream:
-        body = content_filter_stream(model, message)
+        body = content_filter_stream(model, message, include_usage=include_usage)
         return immediate_response(
             200, body, content_type=SSE_CONTENT_TYPE, headers=headers, details="vsr_blocked"
         )
@@ -222,17 +189,4 @@ def models_list_response(model_names: Sequence[str], created: int, owner: str = 
     """``GET /v1/models`` answered by vsr: an OpenAI ``list`` of ``model`` objects."""
     return immediate_response(
         200, models_list_payload(model_names, created, owner), details="vsr_models"
-    )
-
-
-def models_list_payload(model_names: Sequence[str], created: int, owner: str = "vsr") -> bytes:
-    """The body of ``models_list_response`` alone (the HTTP API serves the same list)."""
-    return json_bytes(
-        {
-            "object": "list",
-            "data": [
-                {"id": name, "object": "model", "created": created, "owned_by": owner}
-                for name in model_names
-            ],
-        }
     )

@@ -20,34 +20,28 @@ import structlog
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
 
 from vsr.extproc import mutations
-from vsr.extproc.headers import (
-    HEADER_FAIL_OPEN,
-    HEADER_REQUEST_ID,
-    HEADER_SELECTED_MODEL,
-    header_dict,
-    untrusted_request_headers,
-)
-from vsr.extproc.request import (
-    ChatRequest,
-    Endpoint,
-    RequestRejected,
-    body_too_large,
-    classify_endpoint,
-    parse_chat_body,
-)
+from vsr.extproc.headers import header_dict, untrusted_request_headers
+from vsr.extproc.request import Endpoint, classify_endpoint
 from vsr.observability import metrics
 from vsr.observability.logging import bind_request_id
-from vsr.routing.request import RequestError
+from vsr.routing.request import ChatRequest, RequestError, body_too_large, parse_chat_request
 from vsr.routing.result import RoutingResult
 from vsr.runtime import Generation, Runtime
 from vsr.settings import FailurePolicy
+from vsr.wire import (
+    HEADER_FAIL_OPEN,
+    HEADER_REQUEST_ID,
+    HEADER_RETRY_AFTER,
+    HEADER_SELECTED_MODEL,
+    HEADER_VSR_RESPONSE_PATH,
+    REFUSAL_MESSAGES,
+    model_object,
+)
 
 log = structlog.get_logger(__name__)
 
-REFUSAL_MESSAGES = {
-    "jailbreak": "This request was blocked by vsr's safety policy (jailbreak detected).",
-    "pii": "This request was blocked by vsr's privacy policy (personal information detected).",
-}
+# Seconds a client is asked to wait before retrying a request vsr could not screen.
+RETRY_AFTER_S = 1
 
 
 @dataclass
@@ -96,48 +90,92 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
             metrics.ACTIVE_STREAMS.dec()
 
     async def handle(self, state: StreamState, message: Any) -> Any | None:
-        """The answer to one ProcessingRequest (None for phases that expect no answer)."""
+        """The answer to one ProcessingRequest (None for phases that expect no answer).
+
+        Nothing a client sends may end the stream with an empty 500: a refused request is an
+        OpenAI error, and any other exception is logged with the request id, counted and answered
+        as a 500 ``internal_error`` (never by forwarding the request unscreened)."""
         phase = message.WhichOneof("request")
         try:
             if phase == "request_headers":
                 return self.on_request_headers(state, message.request_headers)
             if phase == "request_body":
                 return await self.on_request_body(state, message.request_body)
-        except RequestRejected as rejected:
-            return self.reject(state, rejected)
-        if phase == "response_headers":
-            return self.on_response_headers(state, message.response_headers)
-        if phase == "response_body":
-            return mutations.response_body_response()
-        if phase in ("request_trailers", "response_trailers"):
-            return mutations.trailers_response(phase)
+            if phase == "response_headers":
+                return self.on_response_headers(state, message.response_headers)
+            if phase == "response_body":
+                return mutations.response_body_response()
+            if phase in ("request_trailers", "response_trailers"):
+                return mutations.trailers_response(phase)
+        except RequestError as error:
+            return self.reject(state, error)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            return self.internal_error(state, phase, error)
         log.warning("unexpected_phase", phase=phase)
         return None
 
-    def reject(self, state: StreamState, rejected: RequestRejected) -> Any:
+    def reject(self, state: StreamState, error: RequestError) -> Any:
         metrics.REQUESTS.labels(kind="rejected").inc()
-        metrics.ERRORS.labels(reason=rejected.reason).inc()
-        log.info("request_rejected", status=rejected.status, reason=rejected.reason)
+        metrics.ERRORS.labels(reason=error.reason).inc()
+        log.info("request_rejected", status=error.status, reason=error.reason)
+        state.done = True
+        headers = {HEADER_VSR_RESPONSE_PATH: "error"}
+        if error.status in (429, 503):
+            headers[HEADER_RETRY_AFTER] = str(RETRY_AFTER_S)
+        return mutations.openai_error(error.status, error.message, error.code, headers=headers)
+
+    def internal_error(self, state: StreamState, phase: str | None, error: Exception) -> Any:
+        metrics.ERRORS.labels(reason="internal_error").inc()
+        log.exception("internal_error", phase=phase, error_type=type(error).__name__)
+        if phase not in ("request_headers", "request_body"):
+            # The request went upstream already: let the response through untouched.
+            if phase == "response_headers":
+                return mutations.response_headers_response()
+            if phase == "response_body":
+                return mutations.response_body_response()
+            return mutations.trailers_response(phase) if phase else None
         state.done = True
         return mutations.openai_error(
-            rejected.status, rejected.message, rejected.error_type, rejected.code
+            500,
+            f"vsr failed to process this request (request id {state.request_id})",
+            "internal_error",
+            headers={HEADER_VSR_RESPONSE_PATH: "error"},
         )
 
     def on_request_headers(self, state: StreamState, headers_message: Any) -> Any:
         headers = header_dict(headers_message.headers)
         state.request_id = headers.get(HEADER_REQUEST_ID) or uuid.uuid4().hex
         bind_request_id(state.request_id)
-        endpoint = classify_endpoint(headers.get(":method", ""), headers.get(":path", ""))
+        target = classify_endpoint(headers.get(":method", ""), headers.get(":path", ""))
         untrusted = untrusted_request_headers(headers)
         state.request_headers = {k: v for k, v in headers.items() if k not in untrusted}
-        if endpoint is Endpoint.MODELS:
+        generation = state.generation
+        if target.endpoint is Endpoint.MODELS:
             metrics.REQUESTS.labels(kind="models").inc()
             state.done = True
-            generation = state.generation
             return mutations.models_list_response(generation.listed_models(), generation.created)
+        if target.endpoint is Endpoint.MODEL:
+            metrics.REQUESTS.labels(kind="models").inc()
+            model_id = target.model_id or ""
+            if model_id not in generation.listed_models():
+                raise RequestError(
+                    f"The model {model_id[:256]!r} does not exist",
+                    status=404,
+                    code="model_not_found",
+                    reason="model_not_found",
+                    param="model",
+                )
+            state.done = True
+            return mutations.immediate_response(
+                200, mutations.json_bytes(model_object(model_id, generation.created))
+            )
         if headers_message.end_of_stream:
-            raise RequestRejected(
-                400, "POST /v1/chat/completions needs a JSON body", "invalid_json", "invalid_json"
+            raise RequestError(
+                "POST /v1/chat/completions needs a JSON body",
+                code="invalid_json",
+                reason="invalid_json",
             )
         return mutations.request_headers_response(untrusted)
 
@@ -149,27 +187,34 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
             # STREAMED mode: hold the chunk back until the whole body is here.
             state.held_chunks = True
             return mutations.held_chunk_response()
-        chat = parse_chat_body(bytes(state.body), self.max_body_bytes)
+        chat = parse_chat_request(bytes(state.body), self.max_body_bytes)
         started = time.perf_counter()
         try:
-            result = await state.generation.router.aroute(chat.body, state.request_headers)
-        except RequestError as error:  # the router's own check of the body's shape
-            raise RequestRejected(400, str(error), "invalid_request", "invalid_request") from None
-        except Exception as error:
-            return self.on_routing_failure(state, chat, error)
+            result = await state.generation.router.aroute(chat, state.request_headers)
         finally:
             metrics.CLASSIFICATION_SECONDS.observe(time.perf_counter() - started)
         if result.blocked is not None:
+            if result.blocked.unavailable:
+                return self.screening_unavailable(state, result)
             return self.refuse(state, chat, result)
-        return self.forward(state, chat, result)
+        if result.fail_open:
+            return self.on_failed_signals(state, chat, result)
+        return self.forward(state, result)
 
-    def forward(self, state: StreamState, chat: ChatRequest, result: RoutingResult) -> Any:
-        metrics.REQUESTS.labels(kind="auto" if result.auto else "explicit").inc()
-        metrics.DECISIONS.labels(decision=result.decision or "none", model=result.model).inc()
+    def forward(self, state: StreamState, result: RoutingResult, *, fail_open: bool = False) -> Any:
+        kind = "fail_open" if fail_open else ("auto" if result.auto else "explicit")
+        metrics.REQUESTS.labels(kind=kind).inc()
+        metrics.DECISIONS.labels(
+            decision=result.decision or "none", model=state.generation.model_label(result.model)
+        ).inc()
         # The routing engine logs route_selected itself (with this stream's request_id bound).
         state.response_headers = result.response_headers()
+        state.response_headers[HEADER_VSR_RESPONSE_PATH] = "fail_open" if fail_open else "upstream"
         set_headers = dict(result.headers.set)
         set_headers.setdefault(HEADER_SELECTED_MODEL, result.served_model)
+        if fail_open:
+            state.response_headers[HEADER_FAIL_OPEN] = "true"
+            set_headers[HEADER_FAIL_OPEN] = "true"
         # A held (STREAMED) body was cleared chunk by chunk, so the whole body goes in the last one.
         send_body = result.body_changed or state.held_chunks
         return mutations.request_body_response(
@@ -192,49 +237,51 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
             score=round(result.blocked.score, 4),
         )
         state.done = True
+        model = chat.model or state.generation.default_model
+        headers = {**result.response_headers(), HEADER_VSR_RESPONSE_PATH: "blocked"}
         return mutations.refusal_response(
-            chat.model or state.generation.default_model,
+            model,
             REFUSAL_MESSAGES[kind],
             stream=chat.stream,
-            headers=result.response_headers(),
+            headers=headers,
+            include_usage=chat.include_usage,
         )
 
-    def on_routing_failure(self, state: StreamState, chat: ChatRequest, error: Exception) -> Any:
-        """A classifier (or router) failure: fail open to the default model, or fail closed."""
-        metrics.ERRORS.labels(reason="classifier_failure").inc()
-        log.error(
-            "routing_failed",
-            error=str(error),
-            error_type=type(error).__name__,
-            policy=self.failure_policy,
+    def screening_unavailable(self, state: StreamState, result: RoutingResult) -> Any:
+        """A screening plugin's model failed and its ``on_error`` is ``block``: nothing is
+        forwarded; the client may retry."""
+        assert result.blocked is not None
+        log.error("screening_unavailable", reason=result.blocked.kind, detail=result.blocked.detail)
+        return self.reject(
+            state,
+            RequestError(
+                f"vsr could not screen this request ({result.blocked.kind}); try again later",
+                status=503,
+                code="screening_unavailable",
+                reason="screening_unavailable",
+            ),
         )
+
+    def on_failed_signals(
+        self, state: StreamState, chat: ChatRequest, result: RoutingResult
+    ) -> Any:
+        """Routing decided without some signals (their models failed; every screening that must
+        block did run). ``open`` forwards the decision the rest made; ``closed`` answers 503."""
+        failed = [f"{signal.type}:{signal.name}" for signal in result.failed_signals]
+        metrics.ERRORS.labels(reason="classifier_failure").inc()
+        log.error("signals_failed", signals=failed, policy=self.failure_policy)
         if self.failure_policy == "closed":
             return self.reject(
                 state,
-                RequestRejected(
-                    503,
+                RequestError(
                     "vsr could not classify this request; try again later",
-                    "classifier_unavailable",
-                    "classifier_failure",
+                    status=503,
+                    code="classifier_unavailable",
+                    reason="classifier_failure",
                 ),
             )
         metrics.FAIL_OPEN.inc()
-        metrics.REQUESTS.labels(kind="fail_open").inc()
-        generation = state.generation
-        explicit = chat.model is not None and chat.model not in generation.auto_model_names
-        model = chat.model if explicit and chat.model else generation.default_model
-        body: bytes | None = None
-        if not explicit:
-            chat.body["model"] = model
-            body = mutations.json_bytes(chat.body)
-        elif state.held_chunks:
-            body = bytes(state.body)
-        state.response_headers = {HEADER_FAIL_OPEN: "true"}
-        return mutations.request_body_response(
-            body=body,
-            set_headers={HEADER_SELECTED_MODEL: model, HEADER_FAIL_OPEN: "true"},
-            clear_route_cache=True,
-        )
+        return self.forward(state, result, fail_open=True)
 
     def on_response_headers(self, state: StreamState, headers_message: Any) -> Any:
         status = header_dict(headers_message.headers).get(":status", "")

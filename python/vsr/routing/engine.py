@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -21,7 +20,8 @@ from vsr.config.schema import RouterConfig
 from vsr.inference import EncoderKey, InferencePool
 from vsr.routing import decision as decisions
 from vsr.routing import edits, plugins
-from vsr.routing.request import check_body, classified_text
+from vsr.routing.reading import EncoderRun, SignalReading, SignalView, plan_reading
+from vsr.routing.request import ChatRequest, RequestError
 from vsr.routing.result import (
     HEADER_SELECTED_MODEL,
     HeaderEdits,
@@ -31,31 +31,9 @@ from vsr.routing.result import (
 )
 from vsr.routing.selection import choose_model
 from vsr.signals import SIGNAL_FAMILIES, Signal
+from vsr.signals.base import describe_error
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass
-class _EncoderOutputs:
-    """What the encoders produced for one text; implements ``SignalInputs``."""
-
-    keys: Mapping[str, EncoderKey]
-    heads: dict[EncoderKey, dict[str, Any]] = field(default_factory=dict)
-    token_counts: dict[EncoderKey, int] = field(default_factory=dict)
-    # Character offset of each text an encoder read, when it read the request in windows.
-    window_offsets: dict[EncoderKey, list[int]] = field(default_factory=dict)
-
-    def head(self, model: str, head: str) -> Any:
-        output = self.heads[self.keys[model]][head]
-        return output[0]
-
-    def head_windows(self, model: str, head: str) -> list[tuple[int, Any]]:
-        key = self.keys[model]
-        output = self.heads[key][head]
-        return list(zip(self.window_offsets.get(key, [0]), output, strict=True))
-
-    def token_count(self, model: str) -> int:
-        return self.token_counts[self.keys[model]]
 
 
 class RoutingEngine:
@@ -90,79 +68,143 @@ class RoutingEngine:
             self._keys[model] = self.pool.registry.key(model)
         return self._keys[model]
 
-    def _encoder_texts(self, key: EncoderKey, text: str, outputs: _EncoderOutputs) -> list[str]:
-        """The text, or the windows of it that a signal reading this encoder asked for."""
-        for signal in self.signals:
-            for need in signal.head_needs():
-                if self._keys[need.model] != key:
-                    continue
-                windows = signal.text_windows(need.model, text)
-                if windows is not None and len(windows) > 1:
-                    outputs.window_offsets[key] = [start for start, _ in windows]
-                    return [text[start:end] for start, end in windows]
-        return [text]
-
     @property
     def encoders(self) -> dict[EncoderKey, tuple[str, ...]]:
         """The encoders a request runs, with the heads read from each."""
         return {key: tuple(sorted(heads)) for key, heads in self._encoder_heads.items()}
 
     def route(
-        self, body: dict[str, Any], headers: Mapping[str, str] | None = None
+        self, request: ChatRequest | dict[str, Any], headers: Mapping[str, str] | None = None
     ) -> RoutingResult:
         started = time.perf_counter()
-        text = classified_text(check_body(body), self.config.text)
-        outputs = _EncoderOutputs(self._keys)
-        if text:
-            for key, heads in self._encoder_heads.items():
-                texts = self._encoder_texts(key, text, outputs)
-                outputs.heads[key] = self.pool.run_sync(key, texts, sorted(heads))
-            for key in self._token_encoders:
-                outputs.token_counts[key] = self.pool.count_tokens_sync(key, [text])[0]
-        return self._finish(body, text, outputs, started, headers)
+        request = self._checked(request)
+        readings, runs = self._plan(request)
+        counts: dict[tuple[EncoderKey, str], int | BaseException] = {}
+        for key, run in runs.items():
+            if run.texts:
+                try:
+                    run.heads = self.pool.run_sync(key, run.texts, sorted(self._encoder_heads[key]))
+                except Exception as error:  # each signal reading it decides what a failure means
+                    run.error = error
+        for key, text in self._token_texts(readings):
+            try:
+                counts[(key, text)] = self.pool.count_tokens_sync(key, [text])[0]
+            except Exception as error:
+                counts[(key, text)] = error
+        return self._finish(request, readings, runs, counts, started, headers)
 
     async def aroute(
-        self, body: dict[str, Any], headers: Mapping[str, str] | None = None
+        self, request: ChatRequest | dict[str, Any], headers: Mapping[str, str] | None = None
     ) -> RoutingResult:
         started = time.perf_counter()
-        text = classified_text(check_body(body), self.config.text)
-        outputs = _EncoderOutputs(self._keys)
-        if text:
-            encoders = list(self._encoder_heads.items())
-            counted = list(self._token_encoders)
-            results = await asyncio.gather(
-                *(
-                    self.pool.run(key, self._encoder_texts(key, text, outputs), sorted(heads))
-                    for key, heads in encoders
-                ),
-                *(self.pool.count_tokens(key, [text]) for key in counted),
-            )
-            for (key, _), head_outputs in zip(encoders, results[: len(encoders)], strict=True):
-                outputs.heads[key] = head_outputs
-            for key, counts in zip(counted, results[len(encoders) :], strict=True):
-                outputs.token_counts[key] = counts[0]
-        return self._finish(body, text, outputs, started, headers)
-
-    def _evaluate_signals(self, text: str, outputs: _EncoderOutputs) -> list[SignalResult]:
-        results = []
-        for signal in self.signals:
-            needs_model = bool(signal.head_needs() or signal.token_count_models())
-            if needs_model and not text:
-                results.append(signal.not_evaluated())
+        request = self._checked(request)
+        readings, runs = self._plan(request)
+        active = [(key, run) for key, run in runs.items() if run.texts]
+        counted = self._token_texts(readings)
+        results = await asyncio.gather(
+            *(
+                self.pool.run(key, run.texts, sorted(self._encoder_heads[key]))
+                for key, run in active
+            ),
+            *(self.pool.count_tokens(key, [text]) for key, text in counted),
+            return_exceptions=True,
+        )
+        for (_, run), outcome in zip(active, results[: len(active)], strict=True):
+            if isinstance(outcome, asyncio.CancelledError):
+                raise outcome
+            if isinstance(outcome, BaseException):
+                run.error = outcome
             else:
-                results.append(signal.evaluate(text, outputs))
+                run.heads = outcome
+        counts: dict[tuple[EncoderKey, str], int | BaseException] = {}
+        for (key, text), outcome in zip(counted, results[len(active) :], strict=True):
+            if isinstance(outcome, asyncio.CancelledError):
+                raise outcome
+            counts[(key, text)] = outcome if isinstance(outcome, BaseException) else outcome[0]
+        return self._finish(request, readings, runs, counts, started, headers)
+
+    def _checked(self, request: ChatRequest | dict[str, Any]) -> ChatRequest:
+        """The request, checked, with a model the config allows (else RequestError)."""
+        if not isinstance(request, ChatRequest):
+            request = ChatRequest.from_body(request)
+        requested = request.model
+        config = self.config
+        if (
+            not config.is_auto_name(requested)
+            and requested not in config.served_names()
+            and config.unknown_models == "reject"
+        ):
+            raise RequestError(
+                f"The model {requested!r} does not exist; vsr serves "
+                f"{', '.join(sorted(config.served_names()))} and the auto names "
+                f"{', '.join(config.auto_model_names)}",
+                status=404,
+                code="model_not_found",
+                reason="model_not_found",
+                param="model",
+            )
+        return request
+
+    def _plan(
+        self, request: ChatRequest
+    ) -> tuple[list[SignalReading], dict[EncoderKey, EncoderRun]]:
+        """Each signal's reading, and per encoder the distinct texts to run it on."""
+        readings = [plan_reading(signal, request, self.config.text) for signal in self.signals]
+        runs = {key: EncoderRun() for key in self._encoder_heads}
+        for signal, reading in zip(self.signals, readings, strict=True):
+            if not reading.text:
+                continue
+            for need in signal.head_needs():
+                run = runs[self._keys[need.model]]
+                for window in reading.window_texts():
+                    run.add(window)
+        return readings, runs
+
+    def _token_texts(self, readings: list[SignalReading]) -> list[tuple[EncoderKey, str]]:
+        wanted: dict[tuple[EncoderKey, str], None] = {}
+        for signal, reading in zip(self.signals, readings, strict=True):
+            if reading.text:
+                for model in signal.token_count_models():
+                    wanted[(self._keys[model], reading.text)] = None
+        return list(wanted)
+
+    def _evaluate_signals(
+        self,
+        readings: list[SignalReading],
+        runs: dict[EncoderKey, EncoderRun],
+        counts: dict[tuple[EncoderKey, str], int | BaseException],
+    ) -> list[SignalResult]:
+        results = []
+        for signal, reading in zip(self.signals, readings, strict=True):
+            needs_model = bool(signal.head_needs() or signal.token_count_models())
+            if needs_model and not reading.text:
+                results.append(signal.not_evaluated())
+                continue
+            view = SignalView(reading, self._keys, runs, counts)
+            try:
+                results.append(signal.evaluate(reading.text, view))
+            except Exception as error:  # a model it reads failed, or the signal itself did
+                log.warning(
+                    "signal_failed",
+                    signal_type=signal.family,
+                    signal=signal.name,
+                    error=describe_error(error),
+                )
+                results.append(signal.failed(reading.text, error))
         return results
 
     def _finish(
         self,
-        body: dict[str, Any],
-        text: str,
-        outputs: _EncoderOutputs,
+        request: ChatRequest,
+        readings: list[SignalReading],
+        runs: dict[EncoderKey, EncoderRun],
+        counts: dict[tuple[EncoderKey, str], int | BaseException],
         started: float,
         headers: Mapping[str, str] | None,
     ) -> RoutingResult:
         config = self.config
-        signal_results = self._evaluate_signals(text, outputs)
+        body = request.body
+        signal_results = self._evaluate_signals(readings, runs, counts)
         index = {(result.type, result.name): result for result in signal_results}
         matched = decisions.matching_decisions(config.decisions, index)
         chosen = decisions.choose_decision(matched, config.strategy)
@@ -171,8 +213,8 @@ class RoutingEngine:
         block = plugins.find_block(config, in_force, index)
         category = _category(chosen, signal_results)
 
-        requested = body.get("model")
-        auto = not requested or requested in config.auto_model_names
+        requested = request.model
+        auto = config.is_auto_name(requested)
         choice = choose_model(config, decision)
         body_changed = False
         system_prompt_injected = False
@@ -231,7 +273,7 @@ class RoutingEngine:
             headers=header_edits,
             system_prompt_injected=system_prompt_injected,
             cache=plugins.cache_policy(in_force),
-            text=text,
+            text=request.routing_text(config.text),
             elapsed_s=elapsed,
         )
 

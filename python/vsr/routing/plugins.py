@@ -8,6 +8,7 @@ off for that decision.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 from vsr.config.decisions import (
     Decision,
@@ -52,16 +53,36 @@ def plugin_signal(config: RouterConfig, plugin: PluginConfig) -> tuple[str, str]
 def find_block(
     config: RouterConfig, plugins: Mapping[str, PluginConfig], signals: SignalIndex
 ) -> BlockReason | None:
-    """Jailbreak first (an attack is refused whatever it contains), then PII."""
+    """Jailbreak first (an attack is refused whatever it contains), then PII; a block that fired
+    always wins over a screening that could not run (``on_error``)."""
     jailbreak = plugins.get("jailbreak")
+    pii = plugins.get("pii")
+    unavailable: list[BlockReason] = []
     if isinstance(jailbreak, JailbreakPlugin):
         block = _jailbreak_block(config, jailbreak, signals)
-        if block is not None:
+        if block is not None and not block.unavailable:
             return block
-    pii = plugins.get("pii")
+        unavailable += [block] if block is not None else []
     if isinstance(pii, PiiPlugin):
-        return _pii_block(config, pii, signals)
-    return None
+        block = _pii_block(config, pii, signals)
+        if block is not None and not block.unavailable:
+            return block
+        unavailable += [block] if block is not None else []
+    return unavailable[0] if unavailable else None
+
+
+def _unavailable(
+    kind: Literal["jailbreak", "pii"], result: SignalResult, on_error: str
+) -> BlockReason | None:
+    if on_error != "block":
+        return None
+    return BlockReason(
+        kind=kind,
+        signal=result.name,
+        detail=f"{kind} screening could not run ({result.error})",
+        score=0.0,
+        unavailable=True,
+    )
 
 
 def _jailbreak_block(
@@ -71,6 +92,8 @@ def _jailbreak_block(
     result = signals.get(key) if key else None
     if result is None:
         return None
+    if result.error is not None:
+        return _unavailable("jailbreak", result, plugin.on_error)
     fired = result.matched if plugin.threshold is None else result.score >= plugin.threshold
     if not fired:
         return None
@@ -87,19 +110,23 @@ def _jailbreak_block(
 def _pii_block(config: RouterConfig, plugin: PiiPlugin, signals: SignalIndex) -> BlockReason | None:
     key = plugin_signal(config, plugin)
     result = signals.get(key) if key else None
-    if result is None or not result.matched:
+    if result is None:
         return None
     allowed = {normalise_entity_type(t) for t in plugin.allowed_types}
     denied = tuple(t for t in result.entity_types if t not in allowed)
-    if not denied:
-        return None
-    return BlockReason(
-        kind="pii",
-        signal=result.name,
-        detail=f"request contains personal information that is not allowed: {', '.join(denied)}",
-        score=result.score,
-        entity_types=denied,
-    )
+    if denied:
+        # Also when the model failed: what the patterns found is blocked whatever on_error says.
+        return BlockReason(
+            kind="pii",
+            signal=result.name,
+            detail=f"request contains personal information that is not allowed: "
+            f"{', '.join(denied)}",
+            score=result.score,
+            entity_types=denied,
+        )
+    if result.error is not None:
+        return _unavailable("pii", result, plugin.on_error)
+    return None
 
 
 def header_edits(plugins: Mapping[str, PluginConfig], served_model: str) -> HeaderEdits:

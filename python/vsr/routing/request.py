@@ -1,22 +1,187 @@
-"""Reading an OpenAI chat-completions body: the model asked for, and the text to classify."""
+"""The one request model: an OpenAI chat-completions body, parsed and checked once.
+
+``parse_chat_request`` (raw bytes from the ext_proc server) and ``ChatRequest.from_body`` (a dict
+from the offline API) both end in ``ChatRequest``; everything downstream reads it and nothing
+parses the body again. A body vsr cannot route raises ``RequestError`` with the HTTP status, an
+OpenAI error code and a metric reason, which every transport answers the same way.
+
+What is normalised here, so no later step can fail on it: lone UTF-16 surrogates (JSON may spell
+``"\\ud800"``, which no UTF-8 encoder or tokenizer accepts) become U+FFFD in every string of the
+body, as a lenient JSON decoder would do; the ``stream`` flag is read the way OpenAI-compatible
+servers read it (``"true"`` streams).
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from vsr.config.schema import TextSelection
 from vsr.errors import VsrError
 
-# Roles whose messages count as instructions when ``include_system`` is set.
-_SYSTEM_ROLES = ("system", "developer")
+# Roles whose messages count as instructions (the system prompt).
+SYSTEM_ROLES = ("system", "developer")
+
+# Limits on the body's shape; a client exceeding them gets a 400, never a crash.
+MAX_JSON_DEPTH = 64
+MAX_MODEL_NAME_CHARS = 256
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# JSON spells a lone surrogate as an escape; a body without one cannot hold one.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+# Printable model names only: a CR/LF in a name would end up in a header.
+_MODEL_NAME = re.compile(r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$")
+# How OpenAI-compatible servers (pydantic's lax bool) read a boolean sent as a string.
+_TRUE = {"true", "1", "yes", "on", "t", "y"}
+_FALSE = {"false", "0", "no", "off", "f", "n"}
 
 
 class RequestError(VsrError):
-    """A request body vsr cannot route (not a chat-completions object); the message says why."""
+    """A request body vsr cannot route; answered with ``status`` and an OpenAI error body.
+
+    ``code`` is the OpenAI error code the client sees; ``reason`` is the metric label (a fixed
+    set, see ``observability.metrics``)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        code: str = "invalid_request",
+        reason: str = "invalid_request",
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.reason = reason
+        self.param = param
 
 
-def message_text(content: Any) -> str:
+def body_too_large(size: int, limit: int) -> RequestError:
+    return RequestError(
+        f"Request body is {size} bytes or more; the limit is {limit} bytes",
+        status=413,
+        code="request_too_large",
+        reason="body_too_large",
+    )
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A checked chat-completions request.
+
+    - ``body``: the JSON object, which routing edits in place (unknown fields survive).
+    - ``messages``: ``body["messages"]``, every item an object.
+    - ``model``: the model the client named (None when absent).
+    - ``stream``: whether the client asked for server-sent events.
+    - ``include_usage``: ``stream_options.include_usage`` (a streamed refusal then ends with a
+      usage chunk, as a model's stream would).
+    """
+
+    body: dict[str, Any]
+    messages: list[Mapping[str, Any]]
+    model: str | None
+    stream: bool
+    include_usage: bool
+
+    @classmethod
+    def from_body(cls, body: Any) -> ChatRequest:
+        """Check a parsed body (the offline API's door); raises ``RequestError``."""
+        if not isinstance(body, dict):
+            raise RequestError(
+                f"the request body must be a JSON object, got a JSON {type(body).__name__}",
+                code="invalid_json",
+                reason="invalid_json",
+            )
+        _check_depth(body)
+        _replace_surrogates(body)
+        return cls._checked(body)
+
+    @classmethod
+    def _checked(cls, body: dict[str, Any]) -> ChatRequest:
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise RequestError(
+                "'messages' must be a non-empty list of messages",
+                code="invalid_messages",
+                param="messages",
+            )
+        for index, message in enumerate(messages):
+            if not isinstance(message, Mapping):
+                raise RequestError(
+                    f"messages[{index}] must be an object", param=f"messages[{index}]"
+                )
+            message_text(message.get("content"), f"messages[{index}].content")
+        model = body.get("model")
+        if model is not None:
+            model = _check_model_name(model)
+        stream = _lax_bool(body.get("stream", False), "stream")
+        options = body.get("stream_options")
+        include_usage = False
+        if isinstance(options, Mapping):
+            include_usage = _lax_bool(options.get("include_usage", False), "stream_options")
+        return cls(body, messages, model, stream, stream and include_usage)
+
+    def routing_text(self, selection: TextSelection) -> str:
+        """The text routing signals read: the selected messages joined by newlines."""
+        return "\n".join(text for _, text in self.selected_messages(selection))
+
+    def selected_messages(self, selection: TextSelection) -> list[tuple[int, str]]:
+        """``(message index, text)`` of the messages ``selection`` picks, empty texts left out:
+        the system messages first (when included), then tool results (when included) and the
+        chosen user turns in conversation order, so the newest user turn comes last."""
+        users = [i for i, m in enumerate(self.messages) if m.get("role") == "user"]
+        if selection.user_turns:
+            users = users[-selection.user_turns :]
+        chosen = set(users)
+        if selection.include_tool:
+            chosen |= {i for i, m in enumerate(self.messages) if m.get("role") == "tool"}
+        systems: list[int] = []
+        if selection.include_system:
+            systems = [i for i, m in enumerate(self.messages) if m.get("role") in SYSTEM_ROLES]
+        order = [*systems, *sorted(chosen)]
+        texts = [(i, message_text(self.messages[i].get("content"))) for i in order]
+        return [(i, text) for i, text in texts if text]
+
+
+def parse_chat_request(raw: bytes, limit: int) -> ChatRequest:
+    """Parse and check a buffered body (the ext_proc server's door); raises ``RequestError``."""
+    if len(raw) > limit:
+        raise body_too_large(len(raw), limit)
+    if not raw.strip():
+        raise RequestError(
+            "Request body is empty; expected a JSON object",
+            code="invalid_json",
+            reason="invalid_json",
+        )
+    try:
+        body = json.loads(raw)
+    except RecursionError:
+        raise _too_deep() from None
+    except (UnicodeDecodeError, ValueError) as error:
+        raise RequestError(
+            f"Request body is not valid JSON: {error}", code="invalid_json", reason="invalid_json"
+        ) from None
+    if not isinstance(body, dict):
+        raise RequestError(
+            f"Request body must be a JSON object, got a JSON {type(body).__name__}",
+            code="invalid_json",
+            reason="invalid_json",
+        )
+    # Brackets bound the nesting depth: most bodies skip the walk.
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH:
+        _check_depth(body)
+    if _SURROGATE_ESCAPE.search(raw):
+        _replace_surrogates(body)
+    return ChatRequest._checked(body)
+
+
+def message_text(content: Any, where: str = "content") -> str:
     """A message's text: a plain string, or the ``text`` parts of OpenAI content parts joined by
     newlines (image and audio parts carry no text to classify)."""
     if content is None:
@@ -32,40 +197,94 @@ def message_text(content: Any) -> str:
             and isinstance(part.get("text"), str)
         ]
         return "\n".join(texts)
-    raise RequestError(f"message content must be a string or a list of parts, got {content!r:.80}")
+    raise RequestError(
+        f"{where} must be a string or a list of content parts, got a JSON {type(content).__name__}",
+        param=where,
+    )
 
 
-def check_body(body: Any) -> list[Any]:
-    """The ``messages`` list of a chat-completions body, or RequestError."""
-    if not isinstance(body, dict):
-        raise RequestError(f"the request body must be a JSON object, got {type(body).__name__}")
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        raise RequestError('the request body has no "messages" list (not a chat completion)')
-    for index, message in enumerate(messages):
-        if not isinstance(message, Mapping):
-            raise RequestError(f"messages[{index}] must be an object")
-    model = body.get("model")
-    if model is not None and not isinstance(model, str):
-        raise RequestError(f'"model" must be a string, got {type(model).__name__}')
-    return messages
+def _check_model_name(model: Any) -> str:
+    if not isinstance(model, str):
+        raise RequestError(
+            f"'model' must be a string, got a JSON {type(model).__name__}",
+            code="invalid_model",
+            param="model",
+        )
+    if len(model) > MAX_MODEL_NAME_CHARS:
+        raise RequestError(
+            f"'model' is {len(model)} characters long; the limit is {MAX_MODEL_NAME_CHARS}",
+            code="invalid_model",
+            param="model",
+        )
+    if not _MODEL_NAME.match(model):
+        raise RequestError(
+            "'model' must be printable ASCII without control characters or surrounding spaces",
+            code="invalid_model",
+            param="model",
+        )
+    return model
 
 
-def classified_text(messages: list[Any], selection: TextSelection) -> str:
-    """The text the signals read: the most recent user message(s), optionally with the system
-    prompt in front, joined by newlines."""
-    user_texts = [
-        message_text(message.get("content"))
-        for message in messages
-        if message.get("role") == "user"
-    ]
-    if selection.user_turns:
-        user_texts = user_texts[-selection.user_turns :]
-    parts = []
-    if selection.include_system:
-        parts = [
-            message_text(message.get("content"))
-            for message in messages
-            if message.get("role") in _SYSTEM_ROLES
-        ]
-    return "\n".join(text for text in [*parts, *user_texts] if text)
+def _lax_bool(value: Any, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise RequestError(f"'{field}' must be a boolean, got {value!r:.40}", param=field)
+
+
+def _too_deep() -> RequestError:
+    return RequestError(
+        f"Request body is nested more than {MAX_JSON_DEPTH} levels deep",
+        code="invalid_json",
+        reason="invalid_json",
+    )
+
+
+def _check_depth(body: Any) -> None:
+    """Iterative, so a deep body cannot exhaust the interpreter's stack."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise _too_deep()
+        if isinstance(value, dict):
+            stack.extend((child, depth + 1) for child in value.values() if _nests(child))
+        elif isinstance(value, list):
+            stack.extend((child, depth + 1) for child in value if _nests(child))
+
+
+def _nests(value: Any) -> bool:
+    return isinstance(value, dict | list)
+
+
+def _clean(text: str) -> str:
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def _replace_surrogates(body: dict[str, Any]) -> None:
+    """Every string (keys too) with lone surrogates replaced, in place; iterative."""
+    stack: list[Any] = [body]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            for key in list(value):
+                child = value[key]
+                if isinstance(key, str) and _SURROGATE.search(key):
+                    del value[key]
+                    key = _clean(key)
+                    value[key] = child
+                if isinstance(child, str):
+                    value[key] = _clean(child)
+                elif _nests(child):
+                    stack.append(child)
+        elif isinstance(value, list):
+            for index, child in enumerate(value):
+                if isinstance(child, str):
+                    value[index] = _clean(child)
+                elif _nests(child):
+                    stack.append(child)

@@ -13,18 +13,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-# Response headers vsr reports (names match vLLM Semantic Router, which the deployment guides show).
-HEADER_SELECTED_MODEL = "x-selected-model"
-HEADER_VSR_MODEL = "x-vsr-selected-model"
-HEADER_VSR_CATEGORY = "x-vsr-selected-category"
-HEADER_VSR_DECISION = "x-vsr-selected-decision"
-HEADER_VSR_REASONING = "x-vsr-selected-reasoning"
-HEADER_VSR_SYSTEM_PROMPT = "x-vsr-injected-system-prompt"
-HEADER_VSR_JAILBREAK_BLOCKED = "x-vsr-jailbreak-blocked"
-HEADER_VSR_JAILBREAK_TYPE = "x-vsr-jailbreak-type"
-HEADER_VSR_JAILBREAK_CONFIDENCE = "x-vsr-jailbreak-confidence"
-HEADER_VSR_PII_VIOLATION = "x-vsr-pii-violation"
-HEADER_VSR_PII_TYPES = "x-vsr-pii-types"
+from vsr.wire import (
+    HEADER_SELECTED_MODEL,
+    HEADER_VSR_CATEGORY,
+    HEADER_VSR_DECISION,
+    HEADER_VSR_JAILBREAK_BLOCKED,
+    HEADER_VSR_JAILBREAK_CONFIDENCE,
+    HEADER_VSR_JAILBREAK_TYPE,
+    HEADER_VSR_MODEL,
+    HEADER_VSR_PII_TYPES,
+    HEADER_VSR_PII_VIOLATION,
+    HEADER_VSR_REASONING,
+    HEADER_VSR_SYSTEM_PROMPT,
+)
+
+__all__ = ["HEADER_SELECTED_MODEL"]  # re-exported for callers that build header edits
 
 BlockKind = Literal["jailbreak", "pii"]
 
@@ -40,6 +43,8 @@ class SignalResult:
     - ``label``: what the signal saw, when it has one: the top domain category, the jailbreak label,
       the matched keyword, the nearest candidate phrase.
     - ``entity_types``: PII signals only: the entity types found above the threshold, sorted.
+    - ``error``: set when a model the signal reads failed for this request; the signal then did
+      not match (or, for PII, judged with its patterns alone).
     """
 
     type: str
@@ -48,6 +53,7 @@ class SignalResult:
     score: float
     label: str | None = None
     entity_types: tuple[str, ...] = ()
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -60,6 +66,8 @@ class SignalResult:
             out["label"] = self.label
         if self.entity_types:
             out["entity_types"] = list(self.entity_types)
+        if self.error is not None:
+            out["error"] = self.error
         return out
 
 
@@ -73,6 +81,8 @@ class BlockReason:
     - ``score``: the jailbreak probability, or the highest score among the blocked PII entities.
     - ``label``: the jailbreak classifier's label (e.g. ``jailbreak``), None for PII.
     - ``entity_types``: PII only: the entity types that are not allowed, sorted.
+    - ``unavailable``: the screening could not run (its model failed) and the plugin's
+      ``on_error`` is ``block``: answered as a 503, not a content filter.
     """
 
     kind: BlockKind
@@ -81,6 +91,7 @@ class BlockReason:
     score: float
     label: str | None = None
     entity_types: tuple[str, ...] = ()
+    unavailable: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +101,7 @@ class BlockReason:
             "score": round(self.score, 6),
             "label": self.label,
             "entity_types": list(self.entity_types),
+            "unavailable": self.unavailable,
         }
 
 
@@ -209,6 +221,16 @@ class RoutingResult:
                 return result
         return None
 
+    @property
+    def failed_signals(self) -> tuple[SignalResult, ...]:
+        """Signals whose model failed for this request."""
+        return tuple(result for result in self.signals if result.error is not None)
+
+    @property
+    def fail_open(self) -> bool:
+        """Forwarded although a signal could not be evaluated (decided without it)."""
+        return self.blocked is None and bool(self.failed_signals)
+
     def body_bytes(self) -> bytes:
         """The edited body as compact UTF-8 JSON (what goes upstream when ``body_changed``)."""
         return json.dumps(self.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -221,7 +243,7 @@ class RoutingResult:
         ``false``); empty category/decision are left out. For a blocked request: the block headers.
         """
         if self.blocked is not None:
-            return block_headers(self.blocked)
+            return {} if self.blocked.unavailable else block_headers(self.blocked)
         headers = {
             HEADER_VSR_MODEL: self.served_model,
             HEADER_VSR_REASONING: "on" if self.reasoning.enabled else "off",
@@ -248,6 +270,7 @@ class RoutingResult:
             "headers": self.headers.to_dict(),
             "response_headers": self.response_headers(),
             "system_prompt_injected": self.system_prompt_injected,
+            "fail_open": self.fail_open,
             "body_changed": self.body_changed,
             "body": self.body,
             "elapsed_ms": round(self.elapsed_s * 1000, 3),

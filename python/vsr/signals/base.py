@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from vsr.config.signals import SignalConfig
+from vsr.config.signals import SignalConfig, TextSelection
 from vsr.errors import ConfigError
 from vsr.inference import EncoderKey, HeadDescription, InferencePool
 from vsr.inference.registry import HeadKind
@@ -51,6 +51,11 @@ class Signal(ABC, Generic[ConfigT]):
     """One configured signal. ``path`` is its YAML path, for errors found while building it."""
 
     family: ClassVar[str]
+    # Screening signals read each selected message on its own, in windows (see routing.reading);
+    # routing signals read the selected messages joined into one text.
+    per_message: ClassVar[bool] = False
+    # The most windows one request may have this signal's models read (head and tail beyond it).
+    max_windows: ClassVar[int] = 1
 
     def __init__(self, config: ConfigT, path: str) -> None:
         self.config = config
@@ -63,6 +68,16 @@ class Signal(ABC, Generic[ConfigT]):
     def head_needs(self) -> tuple[HeadNeed, ...]:
         """The encoder heads this signal reads (none for text-only signals)."""
         return ()
+
+    def models(self) -> tuple[str, ...]:
+        """Every model this signal reads (heads or token counts)."""
+        names = [need.model for need in self.head_needs()] + list(self.token_count_models())
+        return tuple(dict.fromkeys(names))
+
+    def text_selection(self, default: TextSelection) -> TextSelection:
+        """Which messages this signal reads: the config's ``text`` unless the signal has its own."""
+        own = getattr(self.config, "text", None)
+        return own if isinstance(own, TextSelection) else default
 
     def token_count_models(self) -> tuple[str, ...]:
         """Models whose tokenizer must count the text's tokens for this signal."""
@@ -103,8 +118,22 @@ class Signal(ABC, Generic[ConfigT]):
         """The result when there is no text to read (e.g. a request without a user message)."""
         return SignalResult(self.family, self.name, matched=False, score=0.0)
 
+    def failed(self, text: str, error: BaseException) -> SignalResult:
+        """The result when a model this signal reads failed: not matched, with the error noted.
+        Signals that can still judge part of the text without the model override this."""
+        return SignalResult(
+            self.family, self.name, matched=False, score=0.0, error=describe_error(error)
+        )
+
     @abstractmethod
     def evaluate(self, text: str, inputs: SignalInputs) -> SignalResult: ...
+
+
+def describe_error(error: BaseException) -> str:
+    """A short, bounded description for results and logs (never the request's text)."""
+    cause = getattr(error, "cause", None)
+    error = cause if isinstance(cause, BaseException) else error
+    return f"{type(error).__name__}: {str(error)[:200]}"
 
 
 SIGNAL_FAMILIES: dict[str, type[Signal[Any]]] = {}

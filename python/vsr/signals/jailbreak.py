@@ -1,20 +1,48 @@
-"""Jailbreak signals: the probability mass a classifier puts on its non-benign labels."""
+"""Jailbreak signals: the probability mass a classifier puts on its non-benign labels.
+
+The signal screens every selected message (by default each user message and the system prompt),
+each read in overlapping windows the encoder can hold, and the riskiest window decides: an attack
+after a long benign preamble is seen, and a long benign text is judged piece by piece rather than
+as one mean-pooled vector (whose length alone reads as an attack to a small head).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
 from vsr.config.signals import JailbreakSignal
 from vsr.errors import ConfigError
 from vsr.inference import InferencePool
+from vsr.pii.detector import plan_windows
 from vsr.routing.result import SignalResult
 from vsr.signals.base import HeadNeed, Signal, SignalInputs, register
+
+# About 200-250 word pieces of English: inside the default bundle's 256-token limit, so a window is
+# read whole. Neighbouring windows overlap so a short attack cut by a boundary is whole in one.
+WINDOW_CHARS = 1000
+WINDOW_OVERLAP = 200
+# Per request, across all screened messages: about 8,000 characters of head and tail are read by
+# the model beyond that (see routing.reading.head_and_tail).
+MAX_WINDOWS = 8
+
+
+def jailbreak_windows(text: str) -> list[tuple[int, int]]:
+    """The windows one message is read in (also what ``vsr classify --task jailbreak`` uses)."""
+    return plan_windows(text, WINDOW_CHARS, WINDOW_OVERLAP, MAX_WINDOWS)
 
 
 @register("jailbreak")
 class JailbreakClassifierSignal(Signal[JailbreakSignal]):
+    per_message = True
+    max_windows = MAX_WINDOWS
+
     def head_needs(self) -> tuple[HeadNeed, ...]:
         return (HeadNeed(self.config.model, self.config.head, "sequence"),)
+
+    def text_windows(self, model: str, text: str) -> Sequence[tuple[int, int]] | None:
+        return jailbreak_windows(text) if model == self.config.model else None
 
     def prepare(self, pool: InferencePool) -> None:
         head = self.check_head(pool, self.head_needs()[0])
@@ -28,13 +56,16 @@ class JailbreakClassifierSignal(Signal[JailbreakSignal]):
         self.labels = head.labels
 
     def evaluate(self, text: str, inputs: SignalInputs) -> SignalResult:
-        probabilities = np.asarray(inputs.head(self.config.model, self.config.head))
-        attack = float(probabilities[self._attack_columns].sum())
-        strongest = max(self._attack_columns, key=lambda column: float(probabilities[column]))
+        windows = inputs.head_windows(self.config.model, self.config.head)
+        rows = np.asarray([row for _, row in windows], dtype=np.float64).reshape(len(windows), -1)
+        attack = rows[:, self._attack_columns].sum(axis=1)
+        riskiest = int(attack.argmax())
+        score = float(attack[riskiest])
+        strongest = max(self._attack_columns, key=lambda column: float(rows[riskiest, column]))
         return SignalResult(
             self.family,
             self.name,
-            matched=attack >= self.config.threshold,
-            score=min(attack, 1.0),
+            matched=score >= self.config.threshold,
+            score=min(score, 1.0),
             label=self.labels[strongest],
         )

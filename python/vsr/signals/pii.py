@@ -12,12 +12,14 @@ into one encoder call) and shifts every window's spans back onto the whole text.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
 from vsr.config.signals import PiiSignal
-from vsr.pii.detector import plan_windows, spans_over_windows
+from vsr.pii.detector import MAX_WINDOWS, plan_windows, spans_over_windows
 from vsr.pii.entities import detect_pii
 from vsr.routing.result import SignalResult
-from vsr.signals.base import HeadNeed, Signal, SignalInputs, register
+from vsr.signals.base import HeadNeed, Signal, SignalInputs, describe_error, register
 
 
 def normalise_entity_type(label: str) -> str:
@@ -30,6 +32,10 @@ def normalise_entity_type(label: str) -> str:
 
 @register("pii")
 class PiiDetectorSignal(Signal[PiiSignal]):
+    per_message = True
+    # Per request, across all screened messages (~29k characters read by the model beyond it).
+    max_windows = MAX_WINDOWS + 8
+
     def __init__(self, config: PiiSignal, path: str) -> None:
         super().__init__(config, path)
         self._wanted = {normalise_entity_type(t) for t in config.entity_types}
@@ -42,6 +48,15 @@ class PiiDetectorSignal(Signal[PiiSignal]):
 
     def evaluate(self, text: str, inputs: SignalInputs) -> SignalResult:
         spans = spans_over_windows(inputs.head_windows(self.config.model, self.config.head))
+        return self._judge(text, spans)
+
+    def failed(self, text: str, error: BaseException) -> SignalResult:
+        """Without the model, the validated patterns still judge the text: what they find blocks
+        as usual; the error is kept so the plugin's ``on_error`` decides about the rest."""
+        judged = self._judge(text, []) if self.config.use_patterns else super().failed(text, error)
+        return replace(judged, error=describe_error(error))
+
+    def _judge(self, text: str, spans: Sequence[Any]) -> SignalResult:
         found = detect_pii(
             text, spans, min_score=self.config.threshold, use_patterns=self.config.use_patterns
         )

@@ -1,0 +1,130 @@
+"""What each signal reads from a request, and the encoder outputs it gets back.
+
+A routing signal reads one text (by default the newest user message). A screening signal
+(jailbreak, PII) reads every selected message on its own, each cut into windows the encoder can
+hold, so a long prompt is read whole and an attack after a long benign preamble is still seen.
+Every encoder then runs once per request over the distinct texts all its signals need (in the
+common case, one message: one text), and each signal gets its own view of the outputs.
+
+The work per request is bounded: a signal reads at most ``max_windows`` windows; beyond that it
+reads the first half and the last half of them in reading order (the system prompt comes first and
+the newest user turn last, so both are always read); PII patterns still read every character.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from vsr.inference import EncoderKey
+from vsr.routing.request import ChatRequest
+from vsr.signals import Signal
+
+# Screened messages are joined with a blank line: no pattern spans two messages.
+MESSAGE_SEPARATOR = "\n\n"
+
+
+@dataclass(frozen=True)
+class SignalReading:
+    """One signal's input: ``text`` (what it evaluates) and the ``(start, end)`` character
+    windows of ``text`` its models read (one window spanning ``text`` for most signals)."""
+
+    text: str
+    windows: tuple[tuple[int, int], ...]
+
+    def window_texts(self) -> list[str]:
+        return [self.text[start:end] for start, end in self.windows]
+
+
+def plan_reading(signal: Signal[Any], request: ChatRequest, default_text: Any) -> SignalReading:
+    """What ``signal`` reads of ``request`` (``default_text``: the config's ``text`` selection)."""
+    selection = signal.text_selection(default_text)
+    if not signal.per_message:
+        text = request.routing_text(selection)
+        return SignalReading(text, tuple(_windows(signal, text, 0)))
+    pieces = [text for _, text in request.selected_messages(selection)]
+    text = MESSAGE_SEPARATOR.join(pieces)
+    windows: list[tuple[int, int]] = []
+    offset = 0
+    for piece in pieces:
+        windows += _windows(signal, piece, offset)
+        offset += len(piece) + len(MESSAGE_SEPARATOR)
+    return SignalReading(text, tuple(head_and_tail(windows, signal.max_windows)))
+
+
+def _windows(signal: Signal[Any], text: str, offset: int) -> list[tuple[int, int]]:
+    planned = None
+    for model in signal.models():
+        planned = signal.text_windows(model, text)
+        if planned is not None:
+            break
+    if planned is None or not planned:
+        planned = [(0, len(text))]
+    return [(start + offset, end + offset) for start, end in planned]
+
+
+def head_and_tail(windows: Sequence[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
+    """At most ``limit`` windows: all of them, or the first and the last halves."""
+    if len(windows) <= limit:
+        return list(windows)
+    head = (limit + 1) // 2
+    return [*windows[:head], *windows[len(windows) - (limit - head) :]]
+
+
+class EncoderFailed(Exception):
+    """An encoder run a signal depends on failed; ``cause`` is what it raised."""
+
+    def __init__(self, key: EncoderKey, cause: BaseException) -> None:
+        super().__init__(f"encoder {key.path} failed: {type(cause).__name__}: {cause}")
+        self.key = key
+        self.cause = cause
+
+
+@dataclass
+class EncoderRun:
+    """One encoder's pass over the request's distinct texts: per head, one output per text."""
+
+    texts: list[str] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+    heads: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None
+
+    def add(self, text: str) -> None:
+        if text not in self.rows:
+            self.rows[text] = len(self.texts)
+            self.texts.append(text)
+
+    def output(self, key: EncoderKey, head: str, text: str) -> Any:
+        if self.error is not None:
+            raise EncoderFailed(key, self.error)
+        return self.heads[head][self.rows[text]]
+
+
+@dataclass
+class SignalView:
+    """The encoder outputs for one signal's reading; implements ``signals.SignalInputs``."""
+
+    reading: SignalReading
+    keys: Mapping[str, EncoderKey]
+    runs: Mapping[EncoderKey, EncoderRun]
+    token_counts: Mapping[tuple[EncoderKey, str], int | BaseException]
+
+    def head(self, model: str, head: str) -> Any:
+        key = self.keys[model]
+        return self.runs[key].output(key, head, self.reading.window_texts()[0])
+
+    def head_windows(self, model: str, head: str) -> list[tuple[int, Any]]:
+        key = self.keys[model]
+        run = self.runs[key]
+        return [
+            (start, run.output(key, head, self.reading.text[start:end]))
+            for start, end in self.reading.windows
+        ]
+
+    def token_count(self, model: str) -> int:
+        key = self.keys[model]
+        count = self.token_counts[(key, self.reading.text)]
+        if isinstance(count, BaseException):
+            raise EncoderFailed(key, count)
+        return count
