@@ -83,6 +83,67 @@ _NOT_STATES = frozenset(
 )
 
 
+# Street types that make "main st 12" an address even in lower case.
+_STREET_TYPES = frozenset(
+    [
+        "st",
+        "street",
+        "str",
+        "ave",
+        "avenue",
+        "av",
+        "rd",
+        "road",
+        "ln",
+        "lane",
+        "dr",
+        "drive",
+        "blvd",
+        "boulevard",
+        "way",
+        "ct",
+        "court",
+        "pl",
+        "place",
+        "sq",
+        "square",
+        "ter",
+        "terrace",
+        "pkwy",
+        "parkway",
+        "hwy",
+        "highway",
+        "cres",
+        "crescent",
+        "close",
+        "row",
+        "strasse",
+        "straße",
+        "calle",
+        "rua",
+        "via",
+        "rue",
+        "weg",
+        "gasse",
+    ]
+)
+
+
+_UNIT = re.compile(rf"{UNIT_WORD}$", re.IGNORECASE)
+
+
+def is_word_and_number(text: str) -> bool:
+    """A lone lower-case word followed by a number ("turn 197", "page 12") reads as a count, not
+    a street: an address the model sees in it is dropped. A unit word ("flat 43"), a street type
+    ("main st 5"), a capitalised word ("Hauptstraße 5") or a number first ("4 daniquelaan", how
+    English and Dutch addresses start) keeps it."""
+    words = text.replace(",", " ").split()
+    if len(words) != 2 or not words[1].isdigit():
+        return False
+    name = words[0]
+    return name.isalpha() and name.islower() and name not in _STREET_TYPES and not _UNIT.match(name)
+
+
 def starts_street_line(text: str, open_start: int, part_start: int, part_label: str) -> bool:
     """True when an address part begins a street line (one with a number) below lines of the
     open address that have none: those lines were a name or a company ("Anmol Kade\n699 Basak

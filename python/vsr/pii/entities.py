@@ -30,7 +30,13 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from vsr.pii.address import TOWN_PARTICLES, UNIT_WORD, address_extent, starts_street_line
+from vsr.pii.address import (
+    TOWN_PARTICLES,
+    UNIT_WORD,
+    address_extent,
+    is_word_and_number,
+    starts_street_line,
+)
 from vsr.pii.patterns import PHONE_KIND_AFTER, PatternMatch, find_patterns
 from vsr.pii.person import is_firm_name, person_extent
 from vsr.pii.words import ScoredSpan, WordSpan, whole_word_spans
@@ -230,6 +236,8 @@ def model_entities(
                 words = text[piece.start : piece.end].split()
                 if len(words) < 2 and not any(c.isdigit() for c in words[0]):
                     continue  # one word, no number: "Ronda", ".A." (of "S.A."), a bridge's name
+                if is_word_and_number(text[piece.start : piece.end]):
+                    continue  # "turn 197": a count, not a street
         elif label == PERSON:
             if is_firm_name(text, piece.start, piece.end):
                 continue
