@@ -25,8 +25,12 @@ ENV_PREFIX = "VSR_"
 class Settings(BaseModel):
     """How one ``vsr serve`` process runs (the routing behaviour itself lives in the config file).
 
-    - ``failure_policy``: what a classifier failure does to a request. ``open`` forwards it to the
-      config's default model and says so in ``x-vsr-fail-open``; ``closed`` answers 503.
+    - ``failure_policy``: what a failed *routing* signal does to a request. ``open`` routes it with
+      the signals that worked and says so in ``x-vsr-fail-open``; ``closed`` answers 503.
+      Screening (jailbreak, PII) never fails open unless its plugin says ``on_error: allow``.
+    - ``request_timeout_s``: the classification deadline of one request; past it vsr answers 503
+      (``classification_timeout``) and drops the request's queued work. Keep it below Envoy's
+      ext_proc ``message_timeout`` so the client gets vsr's answer, not Envoy's.
     - ``max_body_bytes``: request bodies above this get a 413 from vsr. Keep it below Envoy's buffer
       limit, or Envoy answers 413 itself before vsr sees the body.
     - ``grace_period_s``: on SIGTERM, streams still open get this long to finish.
@@ -47,6 +51,7 @@ class Settings(BaseModel):
     log_level: LogLevel = "info"
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
     failure_policy: FailurePolicy = "open"
+    request_timeout_s: float = Field(8.0, gt=0)
     grace_period_s: float = Field(10.0, ge=0)
     watch_config: bool = True
     api_token: str | None = Field(None, min_length=1, repr=False)

@@ -77,7 +77,8 @@ class ScriptedRouter:
     """Routes like a tiny policy: 'math' in the text -> phi4-mini (category math) with a system
     prompt; 'ignore previous' -> jailbreak block; an email-like '@' -> PII block; 'explode' ->
     the router itself raises (a bug); 'degraded' -> a routing signal's model failed (decided
-    without it); 'screening down' -> the jailbreak model failed with on_error block. Explicit
+    without it); 'screening down' -> the jailbreak model failed with on_error block; 'slow' ->
+    takes 5 s. Explicit
     models pass through unchanged. Records what it was given."""
 
     def __init__(self) -> None:
@@ -92,6 +93,8 @@ class ScriptedRouter:
         await asyncio.sleep(0)
         if "explode" in text:
             raise RuntimeError("classifier exploded")
+        if "slow" in text:
+            await asyncio.sleep(5)
         requested = body.get("model")
         auto = requested in AUTO_NAMES
         block = None

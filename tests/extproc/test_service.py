@@ -293,6 +293,22 @@ def test_an_exception_in_the_router_is_a_500_never_a_forward() -> None:
     assert sample("vsr_errors_total", reason="internal_error") == before + 1
 
 
+def test_classification_past_the_deadline_is_a_503_and_is_cancelled() -> None:
+    router = ScriptedRouter()
+
+    async def scenario() -> tuple[list[Any], float]:
+        async with running_server(router, request_timeout_s=0.2) as (_, stub):
+            started = asyncio.get_running_loop().time()
+            answers = await exchange(stub, [request_headers(), request_body(chat("slow"))])
+            return answers, asyncio.get_running_loop().time() - started
+
+    answers, elapsed = run(scenario())
+    status, headers, body = immediate(answers[-1])
+    assert status == 503 and headers["retry-after"] == "1"
+    assert json.loads(body)["error"]["code"] == "classification_timeout"
+    assert elapsed < 2
+
+
 def test_health_reports_serving_once_warmed() -> None:
     release = asyncio.Event()
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from vsr.inference import InferencePool, ModelRegistry
-from vsr.inference.batching import BatchingConfig, BatchQueue, estimate_tokens
+from vsr.inference.batching import BatchingConfig, BatchQueue, QueueFull, estimate_tokens
 from vsr.inference.registry import EncoderKey, EncoderModel, HeadDescription
 
 
@@ -240,7 +240,7 @@ def test_disabled_batching_runs_each_request_alone() -> None:
 
 
 def test_queue_takes_an_oversized_request_alone_and_keeps_arrival_order() -> None:
-    queue = BatchQueue(BatchingConfig(max_batch_texts=2, max_batch_tokens=100))
+    queue = BatchQueue(BatchingConfig(max_batch_texts=2, max_batch_tokens=100, fair_after_ms=0))
     big = queue.add(["w " * 1000], ["h"], None)
     small = [queue.add([f"t{i}"], ["h"], None) for i in range(3)]
     assert queue.full()
@@ -248,6 +248,30 @@ def test_queue_takes_an_oversized_request_alone_and_keeps_arrival_order() -> Non
     assert queue.take() == small[:2]
     assert queue.take() == small[2:]
     assert queue.take() == [] and not queue.full()
+
+
+def test_short_requests_go_before_long_ones_until_the_long_one_has_waited() -> None:
+    queue = BatchQueue(BatchingConfig(max_batch_texts=1, fair_after_ms=100))
+    long = queue.add(["w " * 1000], ["h"], None)
+    short = [queue.add([f"t{i}"], ["h"], None) for i in range(3)]
+    start = long.queued_at
+    assert queue.take(now=start + 0.01) == [short[0]]
+    assert queue.take(now=start + 0.05) == [short[1]]
+    # Past fair_after_ms the oldest runs next, however large: long prompts are never starved.
+    assert queue.take(now=start + 0.2) == [long]
+    assert queue.take(now=start + 0.2) == [short[2]]
+
+
+def test_a_full_queue_refuses_at_once_but_an_empty_one_takes_any_request() -> None:
+    queue = BatchQueue(BatchingConfig(max_queued_texts=4))
+    queue.add([f"t{i}" for i in range(10)], ["h"], None)  # alone: accepted, however large
+    with pytest.raises(QueueFull, match="limit 4"):
+        queue.add(["one more"], ["h"], None)
+    queue.take()
+    queue.add(["t"] * 3, ["h"], None)
+    queue.add(["t"], ["h"], None)
+    with pytest.raises(QueueFull):
+        queue.add(["t"], ["h"], None)
 
 
 def test_token_estimate_counts_characters_and_special_tokens() -> None:

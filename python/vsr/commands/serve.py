@@ -34,8 +34,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--failure-policy",
         choices=("open", "closed"),
-        help="on a classifier failure: route to the default model (open, the "
-        "default) or answer 503 (closed)",
+        help="when a routing signal's model fails: route with the signals that worked "
+        "(open, the default) or answer 503 (closed); screening never fails open unless its "
+        "plugin says on_error: allow",
+    )
+    parser.add_argument(
+        "--request-timeout-s",
+        type=float,
+        help="classification deadline per request, then a 503 (default 8; keep it below "
+        "Envoy's ext_proc message_timeout)",
     )
     parser.add_argument(
         "--grace-period-s",
@@ -76,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         "log_level",
         "max_body_bytes",
         "failure_policy",
+        "request_timeout_s",
         "grace_period_s",
         "watch_config",
         "api_max_batch_texts",

@@ -46,12 +46,15 @@ class TextSelection(StrictModel):
     ``user_turns``: how many of the most recent user messages (oldest first); ``0`` means all of
     them. ``include_system``: the system (and ``developer``) messages too, in front.
     ``include_tool``: tool results too (documents an agent fetched: where indirect prompt
-    injection hides).
+    injection hides). ``max_chars``: the budget of one request's text for a signal; a longer text
+    is read as its first and last halves (the system prompt and the newest turn), which bounds
+    the work one request can cause (pattern matching reads ~2 MB/s on one core).
     """
 
     user_turns: Annotated[int, Field(ge=0)] = 1
     include_system: bool = False
     include_tool: bool = False
+    max_chars: Annotated[int, Field(ge=1024)] = 262_144
 
 
 # What screening signals (jailbreak, PII) read unless configured otherwise: every user message and

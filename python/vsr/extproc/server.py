@@ -88,6 +88,7 @@ class RouterServer:
                 self.runtime,
                 max_body_bytes=settings.max_body_bytes,
                 failure_policy=settings.failure_policy,
+                request_timeout_s=settings.request_timeout_s,
             ),
             self._grpc,
         )

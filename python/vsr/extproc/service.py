@@ -61,11 +61,17 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
     """The ``envoy.service.ext_proc.v3.ExternalProcessor`` service."""
 
     def __init__(
-        self, runtime: Runtime, *, max_body_bytes: int, failure_policy: FailurePolicy
+        self,
+        runtime: Runtime,
+        *,
+        max_body_bytes: int,
+        failure_policy: FailurePolicy,
+        request_timeout_s: float = 8.0,
     ) -> None:
         self.runtime = runtime
         self.max_body_bytes = max_body_bytes
         self.failure_policy = failure_policy
+        self.request_timeout_s = request_timeout_s
 
     async def Process(
         self, request_iterator: AsyncIterator[Any], context: Any
@@ -189,8 +195,19 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
             return mutations.held_chunk_response()
         chat = parse_chat_request(bytes(state.body), self.max_body_bytes)
         started = time.perf_counter()
+        routing = state.generation.router.aroute(chat, state.request_headers)
         try:
-            result = await state.generation.router.aroute(chat, state.request_headers)
+            # Past the deadline the routing task is cancelled, which drops its queued encoder
+            # work; the client gets vsr's 503 before Envoy's message timeout turns it into a 504.
+            result = await asyncio.wait_for(routing, self.request_timeout_s)
+        except TimeoutError:
+            raise RequestError(
+                f"vsr could not classify this request within {self.request_timeout_s:g} s; "
+                "try again later",
+                status=503,
+                code="classification_timeout",
+                reason="timeout",
+            ) from None
         finally:
             metrics.CLASSIFICATION_SECONDS.observe(time.perf_counter() - started)
         if result.blocked is not None:

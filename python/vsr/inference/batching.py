@@ -6,9 +6,13 @@ Pure data and policy, no threads or event loop, so the rules are tested directly
   wait for company, how many batches of one encoder run at once).
 - ``BatchQueue``: requests waiting for one encoder; ``take`` cuts the next batch.
 
-A batch is the oldest waiting request plus the requests nearest to it in length, up to the limits:
-the oldest always goes next (no request starves behind shorter ones), and texts of similar length
-share a batch, so little compute is spent on padding. Token counts are estimated from characters
+A batch is one anchor request plus the waiting requests nearest to it in length, up to the limits,
+so texts of similar length share a batch and little compute is spent on padding. The anchor is
+the cheapest waiting request (fewest estimated tokens), so a short prompt is never stuck behind
+long ones; once the oldest request has waited ``fair_after_ms`` it goes next whatever its size,
+so long prompts are delayed, never starved. The queue is bounded (``max_queued_texts``): past
+it a request is refused at once (``QueueFull``), which the server answers with a 503 and
+``Retry-After`` instead of letting every client time out. Token counts are estimated from characters
 (exact counts would cost a tokenizer pass per request); the core still cuts each call into
 length-sorted chunks of bounded padded size, so the estimate only steers grouping.
 """
@@ -16,6 +20,7 @@ length-sorted chunks of bounded padded size, so the estimate only steers groupin
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,10 +53,30 @@ class BatchingConfig(BaseModel):
     max_concurrent_batches: int = Field(
         default=2, ge=1, le=64, description="batches of one encoder in flight at once"
     )
+    max_queued_texts: int = Field(
+        default=2048,
+        ge=1,
+        description="texts waiting for one encoder beyond which new requests are refused (503)",
+    )
+    fair_after_ms: float = Field(
+        default=250.0,
+        ge=0,
+        description="a request waiting this long runs next, however large (shortest-first "
+        "before that)",
+    )
 
     @property
     def max_wait_s(self) -> float:
         return self.max_wait_ms / 1000.0
+
+
+class QueueFull(Exception):
+    """An encoder's queue holds ``max_queued_texts`` already: refuse now rather than time out."""
+
+    def __init__(self, queued: int, limit: int) -> None:
+        super().__init__(f"{queued} texts are waiting for this encoder (limit {limit})")
+        self.queued = queued
+        self.limit = limit
 
 
 def estimate_tokens(texts: Sequence[str]) -> int:
@@ -68,6 +93,7 @@ class PendingRequest:
     result: Any
     sequence: int
     tokens: int = field(init=False)
+    queued_at: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         self.tokens = estimate_tokens(self.texts)
@@ -86,6 +112,11 @@ class BatchQueue:
     _next_sequence: int = 0
 
     def add(self, texts: Sequence[str], heads: Sequence[str], result: Any) -> PendingRequest:
+        """Queue a request; ``QueueFull`` when the queue is at its bound (an empty queue always
+        takes one request, however many texts it has)."""
+        queued = sum(len(r.texts) for r in self.waiting)
+        if self.waiting and queued + len(texts) > self.config.max_queued_texts:
+            raise QueueFull(queued, self.config.max_queued_texts)
         request = PendingRequest(tuple(texts), tuple(heads), result, self._next_sequence)
         self._next_sequence += 1
         self.waiting.append(request)
@@ -105,20 +136,29 @@ class BatchQueue:
         tokens = sum(r.tokens for r in self.waiting)
         return texts >= self.config.max_batch_texts or tokens >= self.config.max_batch_tokens
 
-    def take(self) -> list[PendingRequest]:
-        """Remove and return the next batch: the oldest request and its nearest in length.
+    def anchor(self, now: float | None = None) -> PendingRequest:
+        """The request the next batch is built around (see the module's doc)."""
+        oldest = self.waiting[0]
+        now = time.monotonic() if now is None else now
+        if (now - oldest.queued_at) * 1000.0 >= self.config.fair_after_ms:
+            return oldest
+        return min(self.waiting, key=lambda r: (r.tokens, r.sequence))
+
+    def take(self, now: float | None = None) -> list[PendingRequest]:
+        """Remove and return the next batch: the anchor and the requests nearest it in length.
 
         A request larger than the limits on its own still runs, alone: limits bound grouping,
         never what one caller may ask.
         """
         if not self.waiting:
             return []
-        oldest = self.waiting[0]
-        batch = [oldest]
-        texts, tokens = len(oldest.texts), oldest.tokens
+        first = self.anchor(now)
+        batch = [first]
+        texts, tokens = len(first.texts), first.tokens
         # Nearest in length first; arrival order breaks ties, so equal lengths stay FIFO.
         candidates = sorted(
-            self.waiting[1:], key=lambda r: (abs(r.longest - oldest.longest), r.sequence)
+            (r for r in self.waiting if r is not first),
+            key=lambda r: (abs(r.longest - first.longest), r.sequence),
         )
         for request in candidates:
             if texts + len(request.texts) > self.config.max_batch_texts:

@@ -17,7 +17,7 @@ import structlog
 
 from vsr.config.decisions import iter_conditions
 from vsr.config.schema import RouterConfig
-from vsr.inference import EncoderKey, InferencePool
+from vsr.inference import EncoderKey, InferencePool, QueueFull
 from vsr.routing import decision as decisions
 from vsr.routing import edits, plugins
 from vsr.routing.reading import EncoderRun, SignalReading, SignalView, plan_reading
@@ -34,6 +34,10 @@ from vsr.signals import SIGNAL_FAMILIES, Signal
 from vsr.signals.base import describe_error
 
 log = structlog.get_logger(__name__)
+
+# Texts longer than this (all signals' together) are judged on a worker thread, so the event
+# loop keeps serving other streams meanwhile.
+OFF_LOOP_CHARS = 32_768
 
 
 class RoutingEngine:
@@ -109,18 +113,29 @@ class RoutingEngine:
             *(self.pool.count_tokens(key, [text]) for key, text in counted),
             return_exceptions=True,
         )
-        for (_, run), outcome in zip(active, results[: len(active)], strict=True):
+        for outcome in results:
             if isinstance(outcome, asyncio.CancelledError):
                 raise outcome
+            if isinstance(outcome, QueueFull):
+                raise RequestError(
+                    "vsr is at capacity; retry shortly",
+                    status=503,
+                    code="server_overloaded",
+                    reason="overloaded",
+                ) from outcome
+        for (_, run), outcome in zip(active, results[: len(active)], strict=True):
             if isinstance(outcome, BaseException):
                 run.error = outcome
             else:
                 run.heads = outcome
         counts: dict[tuple[EncoderKey, str], int | BaseException] = {}
         for (key, text), outcome in zip(counted, results[len(active) :], strict=True):
-            if isinstance(outcome, asyncio.CancelledError):
-                raise outcome
             counts[(key, text)] = outcome if isinstance(outcome, BaseException) else outcome[0]
+        if sum(len(reading.text) for reading in readings) > OFF_LOOP_CHARS:
+            # Pattern signals over a long text take milliseconds per 10 kB: off the event loop.
+            return await asyncio.to_thread(
+                self._finish, request, readings, runs, counts, started, headers
+            )
         return self._finish(request, readings, runs, counts, started, headers)
 
     def _checked(self, request: ChatRequest | dict[str, Any]) -> ChatRequest:

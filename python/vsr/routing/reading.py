@@ -6,9 +6,10 @@ hold, so a long prompt is read whole and an attack after a long benign preamble 
 Every encoder then runs once per request over the distinct texts all its signals need (in the
 common case, one message: one text), and each signal gets its own view of the outputs.
 
-The work per request is bounded: a signal reads at most ``max_windows`` windows; beyond that it
-reads the first half and the last half of them in reading order (the system prompt comes first and
-the newest user turn last, so both are always read); PII patterns still read every character.
+The work per request is bounded: a signal reads at most ``max_chars`` characters of its text
+(``TextSelection.max_chars``, 256 Ki by default: beyond it the first and last halves) and its
+models at most ``max_windows`` windows of that, again the first and the last halves in reading
+order (the system prompt comes first and the newest user turn last, so both are always read).
 """
 
 from __future__ import annotations
@@ -41,16 +42,28 @@ def plan_reading(signal: Signal[Any], request: ChatRequest, default_text: Any) -
     """What ``signal`` reads of ``request`` (``default_text``: the config's ``text`` selection)."""
     selection = signal.text_selection(default_text)
     if not signal.per_message:
-        text = request.routing_text(selection)
+        text = within_budget(request.routing_text(selection), selection.max_chars)
         return SignalReading(text, tuple(_windows(signal, text, 0)))
     pieces = [text for _, text in request.selected_messages(selection)]
     text = MESSAGE_SEPARATOR.join(pieces)
+    if len(text) > selection.max_chars:
+        # Over budget: read the head and tail of the conversation as one text.
+        text = within_budget(text, selection.max_chars)
+        pieces = [text]
     windows: list[tuple[int, int]] = []
     offset = 0
     for piece in pieces:
         windows += _windows(signal, piece, offset)
         offset += len(piece) + len(MESSAGE_SEPARATOR)
     return SignalReading(text, tuple(head_and_tail(windows, signal.max_windows)))
+
+
+def within_budget(text: str, max_chars: int) -> str:
+    """``text``, or its first and last halves when it is longer than ``max_chars``."""
+    if len(text) <= max_chars:
+        return text
+    half = (max_chars - len(MESSAGE_SEPARATOR)) // 2
+    return text[:half] + MESSAGE_SEPARATOR + text[len(text) - half :]
 
 
 def _windows(signal: Signal[Any], text: str, offset: int) -> list[tuple[int, int]]:
