@@ -17,6 +17,13 @@ from tests.deploy.envoy_filters import (
 )
 from tests.deploy.rendering import NAMESPACE, RELEASE, Manifest, find
 
+from vsr.settings import Settings
+
+def _seconds(duration: str) -> float:
+    assert duration.endswith("s"), duration
+    return float(duration[:-1])
+
+
 VSR_HOST = f"{RELEASE}.{NAMESPACE}.svc.cluster.local"
 # The listener name Envoy Gateway gives Gateway aibrix-eg's listener "http" in aibrix-system.
 AIBRIX_LISTENER = "aibrix-system/aibrix-eg/http"
@@ -69,8 +76,10 @@ def test_filter_runs_first_with_the_design_processing_modes(
     assert modes["request_body_mode"] == "BUFFERED"
     assert modes["response_header_mode"] == "SEND"
     assert settings["allow_mode_override"] is True
-    assert settings["failure_mode_allow"] is True
-    assert settings["message_timeout"]
+    # Screening is not optional: vsr down or too slow is an error, never an unscreened request.
+    assert settings["failure_mode_allow"] is False
+    # Envoy waits longer than vsr's own classification deadline, so vsr answers a slow request.
+    assert _seconds(settings["message_timeout"]) > Settings().request_timeout_s
     # vsr needs the whole body: the listener buffer must hold well more than vsr's 8 MiB limit.
     assert listener["per_connection_buffer_limit_bytes"] > 8 * 1024 * 1024
     if integration == "istio":
