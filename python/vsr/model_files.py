@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vsr._core import ModelLoadError
+from vsr.errors import ModelLoadError
 
 BUNDLE_FILE = "bundle.json"
 BUNDLE_FORMAT = "vsr-bundle/1"

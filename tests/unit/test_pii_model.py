@@ -15,6 +15,7 @@ pytest.importorskip("vsr._core", reason="the native core is not built (make buil
 
 from vsr.pii.detector import PiiDetector
 from vsr.pii.rampart import default_output_dir
+from vsr.training.pii import load_detector
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -24,7 +25,7 @@ if not (default_output_dir() / "model.safetensors").is_file():
 
 @pytest.fixture(scope="module")
 def detector() -> PiiDetector:
-    return PiiDetector.load()
+    return load_detector()
 
 
 def test_bundle_entities_match_onnxruntime(detector: PiiDetector) -> None:

@@ -16,7 +16,7 @@ from vsr.config.decisions import Decision, PluginConfig, ReasoningEffort
 from vsr.config.signals import SignalConfig, TextSelection
 
 __all__ = ["TextSelection"]
-from vsr.inference.batching import BatchingConfig
+from vsr.config.batching import BatchingConfig
 
 
 class ChatTemplateKwargsFamily(StrictModel):

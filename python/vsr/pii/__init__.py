@@ -1,6 +1,7 @@
 """PII detection: the Rampart model's conversion, canonical entity types and pattern recognisers.
 
-- ``PiiDetector.load()``: the shipped detector (built-in bundle ``vsr-pii``, head ``pii``).
+- ``PiiDetector(token_head)``: canonical entities per text from a token head (long texts read in
+  windows); ``vsr.training.pii.load_detector()`` builds the shipped one (bundle ``vsr-pii``).
 - ``detect_pii(text, spans)``: canonical entities from one text's token-model spans (what a signal
   calls after ``EncoderBundle.run``), with the pattern recognisers merged in.
 - ``CANONICAL_TYPES`` / ``REQUIRED_TYPES``: the type names PII policies use.

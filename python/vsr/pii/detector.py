@@ -104,23 +104,6 @@ class PiiDetector:
         self.min_score = min_score
         self.use_patterns = use_patterns
 
-    @classmethod
-    def load(cls, model: str = "vsr-pii", device: str = "cpu", head: str = "pii") -> PiiDetector:
-        """The shipped detector: the ``vsr-pii`` bundle's ``pii`` head (needs the native core)."""
-        from vsr.models import EncoderBundle
-
-        bundle = EncoderBundle.load(model, device)
-        if head not in bundle.heads or bundle.heads[head].kind != "token":
-            raise ValueError(
-                f"{bundle.path}: no token head {head!r}; heads: {sorted(bundle.heads)}"
-            )
-
-        def run(texts: list[str]) -> Sequence[Sequence[ModelSpan]]:
-            spans: Sequence[Sequence[ModelSpan]] = bundle.run(texts, [head])[head]  # type: ignore[assignment]
-            return spans
-
-        return cls(run)
-
     def model_spans(self, texts: Sequence[str]) -> list[list[ShiftedSpan]]:
         """The token model's raw spans per text (model labels), long texts read in windows."""
         pieces: list[str] = []

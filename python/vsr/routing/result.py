@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from vsr.signals.result import SignalResult
 from vsr.wire import (
     HEADER_SELECTED_MODEL,
     HEADER_VSR_CATEGORY,
@@ -27,48 +28,10 @@ from vsr.wire import (
     HEADER_VSR_SYSTEM_PROMPT,
 )
 
-__all__ = ["HEADER_SELECTED_MODEL"]  # re-exported for callers that build header edits
+# Re-exported: callers that build header edits or read signal results find them here too.
+__all__ = ["HEADER_SELECTED_MODEL", "SignalResult"]
 
 BlockKind = Literal["jailbreak", "pii"]
-
-
-@dataclass(frozen=True, slots=True)
-class SignalResult:
-    """One evaluated signal.
-
-    - ``type``/``name``: the signal as the config names it (``{type: domain, name: math}``).
-    - ``matched``: whether the signal fired (what decision rules read).
-    - ``score``: its strength in [0, 1]: a probability, a cosine similarity, 1.0/0.0 for keyword and
-      context signals. The ``confidence`` strategy averages the scores of a decision's conditions.
-    - ``label``: what the signal saw, when it has one: the top domain category, the jailbreak label,
-      the matched keyword, the nearest candidate phrase.
-    - ``entity_types``: PII signals only: the entity types found above the threshold, sorted.
-    - ``error``: set when a model the signal reads failed for this request; the signal then did
-      not match (or, for PII, judged with its patterns alone).
-    """
-
-    type: str
-    name: str
-    matched: bool
-    score: float
-    label: str | None = None
-    entity_types: tuple[str, ...] = ()
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "type": self.type,
-            "name": self.name,
-            "matched": self.matched,
-            "score": round(self.score, 6),
-        }
-        if self.label is not None:
-            out["label"] = self.label
-        if self.entity_types:
-            out["entity_types"] = list(self.entity_types)
-        if self.error is not None:
-            out["error"] = self.error
-        return out
 
 
 @dataclass(frozen=True, slots=True)

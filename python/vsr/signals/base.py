@@ -17,7 +17,7 @@ from vsr.config.signals import SignalConfig, TextSelection
 from vsr.errors import ConfigError
 from vsr.inference import EncoderKey, HeadDescription, InferencePool
 from vsr.inference.registry import HeadKind
-from vsr.routing.result import SignalResult
+from vsr.signals.result import SignalResult
 
 ConfigT = TypeVar("ConfigT", bound=SignalConfig)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from vsr.config.signals import ContextSignal
 from vsr.inference import InferencePool
-from vsr.routing.result import SignalResult
 from vsr.signals.base import Signal, SignalInputs, register
+from vsr.signals.result import SignalResult
 
 
 @register("context")

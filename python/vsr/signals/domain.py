@@ -7,8 +7,8 @@ import numpy as np
 from vsr.config.signals import DomainSignal
 from vsr.errors import ConfigError
 from vsr.inference import InferencePool
-from vsr.routing.result import SignalResult
 from vsr.signals.base import HeadNeed, Signal, SignalInputs, register
+from vsr.signals.result import SignalResult
 
 
 @register("domain")

@@ -6,8 +6,8 @@ import numpy as np
 
 from vsr.config.signals import EmbeddingSignal
 from vsr.inference import InferencePool
-from vsr.routing.result import SignalResult
 from vsr.signals.base import HeadNeed, Signal, SignalInputs, register
+from vsr.signals.result import SignalResult
 
 
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:

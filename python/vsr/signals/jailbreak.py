@@ -16,8 +16,8 @@ from vsr.config.signals import JailbreakSignal
 from vsr.errors import ConfigError
 from vsr.inference import InferencePool
 from vsr.pii.detector import plan_windows
-from vsr.routing.result import SignalResult
 from vsr.signals.base import HeadNeed, Signal, SignalInputs, register
+from vsr.signals.result import SignalResult
 
 # About 200-250 word pieces of English: inside the default bundle's 256-token limit, so a window is
 # read whole. Neighbouring windows overlap so a short attack cut by a boundary is whole in one.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from vsr.config.signals import KeywordSignal
-from vsr.routing.result import SignalResult
 from vsr.signals.base import Signal, SignalInputs, register
+from vsr.signals.result import SignalResult
 
 
 @register("keyword")

@@ -18,8 +18,8 @@ from typing import Any
 from vsr.config.signals import PiiSignal
 from vsr.pii.detector import MAX_WINDOWS, plan_windows, spans_over_windows
 from vsr.pii.entities import detect_pii
-from vsr.routing.result import SignalResult
 from vsr.signals.base import HeadNeed, Signal, SignalInputs, describe_error, register
+from vsr.signals.result import SignalResult
 
 
 def normalise_entity_type(label: str) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from vsr.pii.detector import PiiDetector
-from vsr.pii.entities import REQUIRED_TYPES, PiiEntity
+from vsr.pii.entities import REQUIRED_TYPES, ModelSpan, PiiEntity
 from vsr.training.pii_data import DATA_DIR, Span, generate, read_labelled, write_jsonl
 from vsr.training.pii_eval import PiiReport, score_entities
 from vsr.training.tasks import (
@@ -127,12 +127,27 @@ def score_predictions(
     return text, summary
 
 
+def load_detector(model: str = "vsr-pii", device: str = "cpu", head: str = "pii") -> PiiDetector:
+    """A bundle's token head as a ``PiiDetector`` (the shipped one: ``vsr-pii``, head ``pii``)."""
+    from vsr.models import EncoderBundle
+
+    bundle = EncoderBundle.load(model, device)
+    if head not in bundle.heads or bundle.heads[head].kind != "token":
+        raise ValueError(f"{bundle.path}: no token head {head!r}; heads: {sorted(bundle.heads)}")
+
+    def run(texts: list[str]) -> Sequence[Sequence[ModelSpan]]:
+        spans: Sequence[Sequence[ModelSpan]] = bundle.run(texts, [head])[head]  # type: ignore[assignment]
+        return spans
+
+    return PiiDetector(run)
+
+
 class PiiTask:
     name = "pii"
     summary = "PII entities (Rampart token model + pattern recognisers), canonical types"
 
     def load_predictor(self, model: str | None, device: str) -> PiiPredictor:
-        return PiiPredictor(PiiDetector.load(model or "vsr-pii", device))
+        return PiiPredictor(load_detector(model or "vsr-pii", device))
 
     def evaluate(
         self, predictor: Predictor, records: Sequence[LabelledRecord], batch_size: int
@@ -164,7 +179,7 @@ class PiiTask:
         if out_dir.resolve() != MODEL_DIR.resolve():
             shutil.copy2(MODEL_DIR / "bundle.json", out_dir / "bundle.json")
         files.append(out_dir / "bundle.json")
-        detector = PiiDetector.load(str(out_dir), options.device)
+        detector = load_detector(str(out_dir), options.device)
         metrics: dict[str, Any] = {"splits": {}}
         for split in MEASURED_SPLITS:
             records = [

@@ -1,22 +1,24 @@
-//! The only PyO3 code: the `vsr._core` module, its exception classes, and the one door through
-//! which every heavy call passes (GIL released, errors converted in one place).
+//! The only PyO3 code: the `vsr._core` module and the one door through which every heavy call
+//! passes (GIL released, errors converted in one place). The exception classes are defined in
+//! Python (`vsr.errors`, so pure-Python modules catch them without the native core) and raised
+//! from here; `_core` re-exports them.
 
 use std::path::PathBuf;
 
 use numpy::ndarray::Array2;
 use numpy::IntoPyArray;
-use pyo3::create_exception;
-use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::exceptions::PyValueError;
+use pyo3::import_exception;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::bundle::{Bundle, HeadOutput};
 use crate::error::Error;
 
-create_exception!(_core, VsrError, PyException, "Base class of every vsr error.");
-create_exception!(_core, ModelLoadError, VsrError, "A model directory or file that cannot be loaded.");
-create_exception!(_core, DeviceError, VsrError, "A device that is unavailable or not compiled in.");
-create_exception!(_core, InferenceError, VsrError, "Tokenization or a forward pass failed.");
+import_exception!(vsr.errors, VsrError);
+import_exception!(vsr.errors, ModelLoadError);
+import_exception!(vsr.errors, DeviceError);
+import_exception!(vsr.errors, InferenceError);
 
 fn to_python_error(error: Error) -> PyErr {
     let message = error.to_string();
