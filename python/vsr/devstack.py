@@ -220,29 +220,7 @@ class DevStack:
         for model, port in self.ports.backends.items() if self.with_simulators else ():
             command = [python, "-m", "vsr.cli", "sim", "--model", model, "--port", str(port)]
             sims.append((port, self._spawn(f"sim-{model}", [*command, *self._echo_flag()])))
-        if self.with_vsr:
-            vsr = self._spawn(
-                "vsr",
-                [
-                    python,
-                    "-m",
-                    "vsr.cli",
-                    "serve",
-                    "--config",
-                    str(self.config_path),
-                    "--host",
-                    "127.0.0.1",
-                    "--grpc-port",
-                    str(self.ports.grpc),
-                    "--http-port",
-                    str(self.ports.http),
-                    "--metrics-port",
-                    str(self.ports.metrics),
-                    "--log-format",
-                    "console" if self.log_dir is None else "json",
-                    *self.extra_serve_args,
-                ],
-            )
+        vsr = self._spawn_vsr() if self.with_vsr else None
         template = yaml.safe_load(ENVOY_TEMPLATE.read_text(encoding="utf-8"))
         envoy_config = render_envoy_config(
             template, self.ports, failure_mode_allow=self.failure_mode_allow
@@ -263,9 +241,48 @@ class DevStack:
         )
         for port, process in sims:
             wait_http_ok(f"http://127.0.0.1:{port}/health", self.ready_timeout_s, process)
-        if self.with_vsr:
+        if vsr is not None:
             wait_http_ok(f"http://127.0.0.1:{self.ports.http}/ready", self.ready_timeout_s, vsr)
         wait_http_ok(f"http://127.0.0.1:{self.ports.admin}/ready", self.ready_timeout_s, envoy)
+
+    def _spawn_vsr(self) -> subprocess.Popen[bytes]:
+        python = sys.executable
+        return self._spawn(
+            "vsr",
+            [
+                python,
+                "-m",
+                "vsr.cli",
+                "serve",
+                "--config",
+                str(self.config_path),
+                "--host",
+                "127.0.0.1",
+                "--grpc-port",
+                str(self.ports.grpc),
+                "--http-port",
+                str(self.ports.http),
+                "--metrics-port",
+                str(self.ports.metrics),
+                "--log-format",
+                "console" if self.log_dir is None else "json",
+                *self.extra_serve_args,
+            ],
+        )
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one process (a crash, for fault tests) and forget it."""
+        managed = self.process(name)
+        managed.process.kill()
+        managed.process.wait()
+        if managed.log_file is not None:
+            managed.log_file.close()
+        self.processes.remove(managed)
+
+    def restart_vsr(self) -> None:
+        """Start ``vsr serve`` again on the same ports (after ``kill("vsr")``); wait until ready."""
+        process = self._spawn_vsr()
+        wait_http_ok(f"http://127.0.0.1:{self.ports.http}/ready", self.ready_timeout_s, process)
 
     def _echo_flag(self) -> list[str]:
         return ["--echo"] if self.sim_echo else []
