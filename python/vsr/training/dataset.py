@@ -7,6 +7,7 @@ template, which a random split of rows from the same template cannot tell.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -59,7 +60,12 @@ def iter_jsonl(path: Path) -> Iterator[LabelledRecord]:
     Each line must be a JSON object with a string ``text``.
     """
     try:
-        handle = path.open(encoding="utf-8")
+        # ``.jsonl.gz``: the larger training files are committed compressed.
+        handle = (
+            gzip.open(path, "rt", encoding="utf-8")
+            if path.suffix == ".gz"
+            else path.open(encoding="utf-8")
+        )
     except OSError as error:
         raise TaskError(f"{path}: cannot read ({error.strerror or error})") from None
     with handle:

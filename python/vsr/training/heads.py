@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-_DTYPES = {np.dtype(np.float32): "F32"}
+_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16"}
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,9 @@ def save_safetensors(
         array = np.ascontiguousarray(tensors[name])
         dtype = _DTYPES.get(array.dtype)
         if dtype is None:
-            raise ValueError(f"tensor {name!r}: dtype {array.dtype} is not supported (use float32)")
+            raise ValueError(
+                f"tensor {name!r}: dtype {array.dtype} is not supported (float32 or float16)"
+            )
         data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
         header[name] = {
             "dtype": dtype,

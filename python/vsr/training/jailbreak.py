@@ -60,6 +60,7 @@ SPEC = SequenceTaskSpec(
     # test split) attack recall rose from 84% to 94% with benign false positives unchanged
     # (0.2%); C was not raised further because the hard held-out benign set pays for it (card).
     ngrams=NgramSpec(Analyzer(char_sizes=(3, 5), word_sizes=(1, 2)), regularization=4.0),
+    windowed=True,
 )
 
 

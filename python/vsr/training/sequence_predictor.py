@@ -39,12 +39,63 @@ class SequencePredictor:
         self.labels = tuple(labels)
         self.safe_label = safe_label
         self.threshold = threshold
+        self.windows: tuple[int, int, int] | None = None
+
+    def with_windows(self, chars: int, overlap: int, max_windows: int) -> SequencePredictor:
+        """Score overlapping character windows of each text and keep the riskiest one.
+
+        The served jailbreak signal does this (``vsr.signals.jailbreak``): a long prompt is one
+        mean-pooled vector per window, so an attack after a long preamble is not diluted, and a
+        long benign text is not judged by its length. Needs a safe label (the risk is 1 - P(safe)).
+        """
+        if self.safe_label is None:
+            raise TaskError("windows need a safe label to rank windows by risk")
+        self.windows = (chars, overlap, max_windows)
+        return self
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        return self._run(list(texts))
+        if self.windows is None or self.safe_label is None:
+            return self._run(list(texts))
+        from vsr.pii.detector import plan_windows
+
+        chars, overlap, max_windows = self.windows
+        pieces: list[str] = []
+        owners: list[int] = []
+        for index, text in enumerate(texts):
+            for start, end in plan_windows(text, chars, overlap, max_windows):
+                pieces.append(text[start:end])
+                owners.append(index)
+        rows = self._run(pieces)
+        safe = self.labels.index(self.safe_label)
+        result = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        risk = np.full(len(texts), -1.0)
+        for row, owner in zip(rows, owners, strict=True):
+            if 1.0 - float(row[safe]) > risk[owner]:
+                risk[owner] = 1.0 - float(row[safe])
+                result[owner] = row
+        return result
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         return decide(self.probabilities(texts), self.labels, self.safe_label, self.threshold)
+
+
+def signal_windows() -> tuple[int, int, int]:
+    """(characters, overlap, most windows) of the served jailbreak signal.
+
+    ``vsr.signals.jailbreak`` owns them when it defines them; until then the PII windows, which
+    the jailbreak head was trained with (1,200 characters, 200 overlapping).
+    """
+    from vsr.pii import detector
+
+    try:
+        from vsr.signals import jailbreak as signal
+    except ImportError:  # the serving side is not importable (a training-only environment)
+        signal = detector  # type: ignore[assignment]
+    return (
+        int(getattr(signal, "WINDOW_CHARS", detector.WINDOW_CHARS)),
+        int(getattr(signal, "WINDOW_OVERLAP", detector.WINDOW_OVERLAP)),
+        int(getattr(signal, "MAX_WINDOWS", detector.MAX_WINDOWS)),
+    )
 
 
 def decide(

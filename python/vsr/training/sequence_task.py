@@ -25,7 +25,12 @@ from vsr.training.heads import HeadFit, fit_linear_head, fit_mlp_head, save_safe
 from vsr.training.metrics import classification_report, threshold_for_false_positive_rate
 from vsr.training.model_card import CardText, render_card
 from vsr.training.ngram_fit import NgramSpec, fit_ngram_model
-from vsr.training.sequence_predictor import SequencePredictor, decide, load_sequence_predictor
+from vsr.training.sequence_predictor import (
+    SequencePredictor,
+    decide,
+    load_sequence_predictor,
+    signal_windows,
+)
 from vsr.training.tasks import (
     EvaluationReport,
     LabelledRecord,
@@ -58,6 +63,8 @@ class SequenceTaskSpec:
     calibration_filter: Callable[[Example], bool] | None = None
     # An n-gram expert mixed into the head's probabilities (None: the head alone).
     ngrams: NgramSpec | None = None
+    # Score windows of long texts and keep the riskiest, as the served signal does.
+    windowed: bool = False
 
 
 ExampleLoader = Callable[[Path], list[Example]]
@@ -86,21 +93,27 @@ class SequenceHeadTask:
     def load_predictor(
         self, model: str | None, device: str, threshold: float | None = None
     ) -> SequencePredictor:
-        return load_sequence_predictor(
+        predictor = load_sequence_predictor(
             self.name, model, device, safe_label=self.spec.safe_label, threshold=threshold
         )
+        if self.spec.windowed and predictor.safe_label is not None:
+            predictor.with_windows(*signal_windows())
+        return predictor
 
     def evaluate(
         self, predictor: Predictor, records: Sequence[LabelledRecord], batch_size: int
     ) -> EvaluationReport:
         from tqdm import tqdm
 
+        # The model's own labels (a shipped head may have more classes than the spec it was
+        # first written for, e.g. jailbreak's prompt_injection).
+        labels = tuple(getattr(predictor, "labels", self.spec.labels))
         gold = []
         for record in records:
             label = record.fields.get("label")
-            if label not in self.spec.labels:
+            if label not in labels:
                 raise TaskError(
-                    f'line {record.line}: "label" must be one of {", ".join(self.spec.labels)}, '
+                    f'line {record.line}: "label" must be one of {", ".join(labels)}, '
                     f"got {label!r}"
                 )
             gold.append(str(label))
@@ -110,7 +123,7 @@ class SequenceHeadTask:
                 batch = [record.text for record in records[start : start + batch_size]]
                 predicted.extend(p.label for p in predictor.predict(batch))
                 bar.update(len(batch))
-        report = classification_report(gold, predicted, self.spec.labels)
+        report = classification_report(gold, predicted, labels)
         summary: dict[str, Any] = {"task": self.name, **report.to_dict()}
         text = report.render()
         if self.spec.safe_label is not None:
