@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 import structlog
 
+from vsr.config.observability import ObservabilityConfig
+from vsr.config.schema import Pricing
 from vsr.observability import metrics
 from vsr.routing.request import ChatRequest
 from vsr.routing.result import RoutingResult
@@ -49,6 +51,8 @@ class Generation:
     source: Path | None = None
     created: int = field(default_factory=lambda: int(time.time()))
     close: Callable[[], None] | None = None  # releases the router's threads once retired
+    pricing: Mapping[str, Pricing] = field(default_factory=dict)  # by model name
+    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
 
     def model_label(self, name: str | None) -> str:
         """A metric label for a model: a configured name, else ``unknown`` (labels never carry a
@@ -166,6 +170,8 @@ def config_generation_builder(config_path: Path) -> GenerationBuilder:
             model_names=tuple(model.name for model in config.models),
             source=config_path,
             close=router.close,
+            pricing={m.name: m.pricing for m in config.models if m.pricing is not None},
+            observability=config.observability,
         )
 
     return build

@@ -56,6 +56,8 @@ class Settings(BaseModel):
     watch_config: bool = True
     api_token: str | None = Field(None, min_length=1, repr=False)
     api_max_batch_texts: int = Field(100, ge=1)
+    # The standard OpenTelemetry variables (OTEL_*), read here like every other variable.
+    otel_environment: dict[str, str] = Field(default_factory=dict, repr=False)
 
     @classmethod
     def load(
@@ -72,6 +74,9 @@ class Settings(BaseModel):
             if variable in environment:
                 values[name] = _parse_env_value(environment[variable])
                 sources[name] = f"environment variable {variable}"
+        otel = {key: value for key, value in environment.items() if key.startswith("OTEL_")}
+        if otel:
+            values["otel_environment"] = otel
         for name, value in (overrides or {}).items():
             if value is not None:
                 values[name] = value

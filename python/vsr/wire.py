@@ -36,6 +36,15 @@ HEADER_VSR_PII_VIOLATION = "x-vsr-pii-violation"
 HEADER_VSR_PII_TYPES = "x-vsr-pii-types"
 HEADER_FAIL_OPEN = "x-vsr-fail-open"
 HEADER_VSR_RESPONSE_PATH = "x-vsr-response-path"  # upstream | blocked | error | fail_open
+# Debug headers (sent unless the config requires the request header ``x-vsr-debug: true``).
+HEADER_VSR_CONFIDENCE = "x-vsr-selected-confidence"
+HEADER_VSR_MATCHED_KEYWORDS = "x-vsr-matched-keywords"
+HEADER_VSR_MATCHED_DOMAINS = "x-vsr-matched-domains"
+HEADER_VSR_MATCHED_EMBEDDINGS = "x-vsr-matched-embeddings"
+HEADER_VSR_DEBUG = "x-vsr-debug"  # request header: ask for the debug set
+# W3C trace context (https://www.w3.org/TR/trace-context/), read from the request and sent upstream.
+HEADER_TRACEPARENT = "traceparent"
+HEADER_TRACESTATE = "tracestate"
 
 JSON_CONTENT_TYPE = "application/json"
 SSE_CONTENT_TYPE = "text/event-stream"

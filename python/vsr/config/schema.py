@@ -17,6 +17,7 @@ from vsr.config.signals import SignalConfig, TextSelection
 
 __all__ = ["TextSelection"]
 from vsr.config.batching import BatchingConfig
+from vsr.config.observability import ObservabilityConfig
 
 
 class ChatTemplateKwargsFamily(StrictModel):
@@ -85,6 +86,10 @@ class RouterConfig(StrictModel):
         description="How concurrent requests to one encoder share a forward pass.",
     )
     text: TextSelection = TextSelection()
+    observability: ObservabilityConfig = Field(
+        default_factory=ObservabilityConfig,
+        description="Response accounting, debug headers and tracing.",
+    )
     signals: tuple[SignalConfig, ...] = ()
     decisions: tuple[Decision, ...] = ()
     plugins: tuple[PluginConfig, ...] = Field(

@@ -107,16 +107,34 @@ def held_chunk_response() -> Any:
     return ext_proc.ProcessingResponse(request_body=ext_proc.BodyResponse(response=common))
 
 
-def response_headers_response(set_headers: Mapping[str, str] | None = None) -> Any:
-    edit = header_mutation(set_headers) if set_headers else None
-    return ext_proc.ProcessingResponse(
+def response_headers_response(
+    set_headers: Mapping[str, str] | None = None,
+    remove_headers: Sequence[str] = (),
+    *,
+    mode_override: Any | None = None,
+) -> Any:
+    """Response header edits, and optionally a new processing mode for the response body."""
+    edit = (
+        header_mutation(set_headers, (), remove_headers) if set_headers or remove_headers else None
+    )
+    response = ext_proc.ProcessingResponse(
         response_headers=ext_proc.HeadersResponse(response=_common(edit))
     )
+    if mode_override is not None:
+        response.mode_override.CopyFrom(mode_override)
+    return response
 
 
-def response_body_response() -> Any:
-    """Let a response body (chunk) through unchanged."""
-    return ext_proc.ProcessingResponse(response_body=ext_proc.BodyResponse(response=_common()))
+def response_body_response(body: bytes | None = None) -> Any:
+    """Let a response body (chunk) through: unchanged (None), or replaced by ``body`` (a STREAMED
+    chunk with vsr's usage chunk cut out; empty clears the chunk)."""
+    common = _common()
+    if body is not None:
+        mutation = (
+            ext_proc.BodyMutation(body=body) if body else ext_proc.BodyMutation(clear_body=True)
+        )
+        common.body_mutation.CopyFrom(mutation)
+    return ext_proc.ProcessingResponse(response_body=ext_proc.BodyResponse(response=common))
 
 
 def trailers_response(phase: str) -> Any:

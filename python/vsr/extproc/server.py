@@ -24,7 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from vsr.api.http import ApiOptions, HttpServer, build_http_app
 from vsr.extproc.service import ExternalProcessor
-from vsr.observability import metrics
+from vsr.observability import metrics, tracing
 from vsr.runtime import GenerationBuilder, Runtime, watch_config_directory
 from vsr.settings import Settings
 
@@ -106,6 +106,7 @@ class RouterServer:
 
         self._config_digest = _file_digest(settings.config_path)
         await self.runtime.start()
+        self._start_tracing()
         await self._set_health(serving=True)
         if settings.watch_config:
             # The directory, not the file: a Kubernetes ConfigMap update swaps a symlink in it.
@@ -115,6 +116,22 @@ class RouterServer:
             )
         log.info("serving", generation=self.runtime.current.number)
         return self.ports
+
+    def _start_tracing(self) -> None:
+        """Tracing is set up once, from the first generation's config and the OTEL_* variables."""
+        config = self.runtime.current.observability.tracing
+        environ = self.settings.otel_environment
+        endpoint = tracing.tracing_endpoint(
+            enabled_in_config=config.enabled, endpoint=config.endpoint, environ=environ
+        )
+        if endpoint is not None and not tracing.enabled():
+            tracing.configure(
+                endpoint=endpoint,
+                service_name=config.service_name,
+                sample_ratio=config.sample_ratio,
+                insecure=config.insecure,
+                environ=environ,
+            )
 
     async def _reload_if_config_changed(self) -> None:
         """Reload when the config file's content changed (other files in the directory may
@@ -147,6 +164,7 @@ class RouterServer:
             await self._grpc.stop(self.settings.grace_period_s)
         if self._http is not None:
             await self._http.stop()
+        tracing.shutdown()
         log.info("stopped")
 
 

@@ -19,11 +19,13 @@ import grpc
 import structlog
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
 
-from vsr.extproc import mutations
+from vsr.extproc import accounting, mutations, upstream
+from vsr.extproc.accounting import RequestRecord
 from vsr.extproc.headers import header_dict, untrusted_request_headers
 from vsr.extproc.request import Endpoint, classify_endpoint
-from vsr.observability import metrics
+from vsr.observability import metrics, tracing
 from vsr.observability.logging import bind_request_id
+from vsr.observability.tracing import RequestTrace
 from vsr.routing.request import ChatRequest, RequestError, body_too_large, parse_chat_request
 from vsr.routing.result import RoutingResult
 from vsr.runtime import Generation, Runtime
@@ -33,6 +35,7 @@ from vsr.wire import (
     HEADER_REQUEST_ID,
     HEADER_RETRY_AFTER,
     HEADER_SELECTED_MODEL,
+    HEADER_VSR_DEBUG,
     HEADER_VSR_RESPONSE_PATH,
     REFUSAL_MESSAGES,
     model_object,
@@ -55,6 +58,11 @@ class StreamState:
     held_chunks: bool = False
     response_headers: dict[str, str] = field(default_factory=dict)
     done: bool = False  # an immediate response was sent: Envoy ends the stream
+    started: float = field(default_factory=time.perf_counter)
+    debug: bool = False  # the client sent x-vsr-debug: true
+    model: str | None = None  # the model the client named (for error labels)
+    record: RequestRecord | None = None  # set once the request is forwarded
+    trace: RequestTrace | None = None
 
 
 class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer):  # type: ignore[misc]
@@ -91,8 +99,10 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
         except asyncio.CancelledError:
             # Envoy resets a stream when its client goes away or a deadline passes: not an error.
             log.debug("stream_cancelled")
+            upstream.stream_ended(state.record, state.trace, state.request_id, "cancellation")
             raise
         finally:
+            upstream.stream_ended(state.record, state.trace, state.request_id, "upstream_aborted")
             metrics.ACTIVE_STREAMS.dec()
 
     async def handle(self, state: StreamState, message: Any) -> Any | None:
@@ -110,7 +120,7 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
             if phase == "response_headers":
                 return self.on_response_headers(state, message.response_headers)
             if phase == "response_body":
-                return mutations.response_body_response()
+                return self.on_response_body(state, message.response_body)
             if phase in ("request_trailers", "response_trailers"):
                 return mutations.trailers_response(phase)
         except RequestError as error:
@@ -125,6 +135,9 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
     def reject(self, state: StreamState, error: RequestError) -> Any:
         metrics.REQUESTS.labels(kind="rejected").inc()
         metrics.ERRORS.labels(reason=error.reason).inc()
+        accounting.record_rejected(state.generation, state.model, error.reason)
+        if state.trace is not None:
+            state.trace.end({"http.response.status_code": error.status}, error=error.reason)
         log.info("request_rejected", status=error.status, reason=error.reason)
         state.done = True
         headers = {HEADER_VSR_RESPONSE_PATH: "error"}
@@ -134,6 +147,7 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
 
     def internal_error(self, state: StreamState, phase: str | None, error: Exception) -> Any:
         metrics.ERRORS.labels(reason="internal_error").inc()
+        accounting.record_rejected(state.generation, state.model, "internal_error")
         log.exception("internal_error", phase=phase, error_type=type(error).__name__)
         if phase not in ("request_headers", "request_body"):
             # The request went upstream already: let the response through untouched.
@@ -154,7 +168,17 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
         headers = header_dict(headers_message.headers)
         state.request_id = headers.get(HEADER_REQUEST_ID) or uuid.uuid4().hex
         bind_request_id(state.request_id)
+        state.debug = headers.get(HEADER_VSR_DEBUG, "").strip().lower() == "true"
         target = classify_endpoint(headers.get(":method", ""), headers.get(":path", ""))
+        if target.endpoint is Endpoint.CHAT_COMPLETIONS:
+            state.trace = tracing.start_request(
+                headers,
+                {
+                    "request.id": state.request_id,
+                    "http.request.method": headers.get(":method"),
+                    "url.path": headers.get(":path", "")[:256],
+                },
+            )
         untrusted = untrusted_request_headers(headers)
         state.request_headers = {k: v for k, v in headers.items() if k not in untrusted}
         generation = state.generation
@@ -194,6 +218,7 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
             state.held_chunks = True
             return mutations.held_chunk_response()
         chat = parse_chat_request(bytes(state.body), self.max_body_bytes)
+        state.model = chat.model
         started = time.perf_counter()
         routing = state.generation.router.aroute(chat, state.request_headers)
         try:
@@ -210,15 +235,24 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
             ) from None
         finally:
             metrics.CLASSIFICATION_SECONDS.observe(time.perf_counter() - started)
+        if state.trace is not None:
+            accounting.trace_routing(state.trace, result, started, time.perf_counter())
         if result.blocked is not None:
             if result.blocked.unavailable:
                 return self.screening_unavailable(state, result)
             return self.refuse(state, chat, result)
         if result.fail_open:
             return self.on_failed_signals(state, chat, result)
-        return self.forward(state, result)
+        return self.forward(state, chat, result)
 
-    def forward(self, state: StreamState, result: RoutingResult, *, fail_open: bool = False) -> Any:
+    def forward(
+        self,
+        state: StreamState,
+        chat: ChatRequest,
+        result: RoutingResult,
+        *,
+        fail_open: bool = False,
+    ) -> Any:
         kind = "fail_open" if fail_open else ("auto" if result.auto else "explicit")
         metrics.REQUESTS.labels(kind=kind).inc()
         metrics.DECISIONS.labels(
@@ -232,8 +266,19 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
         if fail_open:
             state.response_headers[HEADER_FAIL_OPEN] = "true"
             set_headers[HEADER_FAIL_OPEN] = "true"
+        if upstream.debug_headers_wanted(state.generation, state.debug):
+            state.response_headers.update(upstream.debug_headers(result))
+        state.record, trace_headers, usage_asked = upstream.begin(
+            state.generation,
+            chat,
+            result,
+            path=state.response_headers[HEADER_VSR_RESPONSE_PATH],
+            started=state.started,
+            trace=state.trace,
+        )
+        set_headers.update(trace_headers)
         # A held (STREAMED) body was cleared chunk by chunk, so the whole body goes in the last one.
-        send_body = result.body_changed or state.held_chunks
+        send_body = result.body_changed or state.held_chunks or usage_asked
         return mutations.request_body_response(
             body=result.body_bytes() if send_body else None,
             set_headers=set_headers,
@@ -254,8 +299,13 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
             score=round(result.blocked.score, 4),
         )
         state.done = True
+        accounting.record_blocked(state.generation, chat, result)
+        if state.trace is not None:
+            state.trace.end({"http.response.status_code": 200, "vsr.response_path": "blocked"})
         model = chat.model or state.generation.default_model
         headers = {**result.response_headers(), HEADER_VSR_RESPONSE_PATH: "blocked"}
+        if upstream.debug_headers_wanted(state.generation, state.debug):
+            headers.update(upstream.debug_headers(result))
         return mutations.refusal_response(
             model,
             REFUSAL_MESSAGES[kind],
@@ -298,10 +348,12 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
                 ),
             )
         metrics.FAIL_OPEN.inc()
-        return self.forward(state, result, fail_open=True)
+        return self.forward(state, chat, result, fail_open=True)
 
     def on_response_headers(self, state: StreamState, headers_message: Any) -> Any:
-        status = header_dict(headers_message.headers).get(":status", "")
-        if status.startswith("2") and state.response_headers:
-            return mutations.response_headers_response(state.response_headers)
-        return mutations.response_headers_response()
+        return upstream.response_headers(
+            state.record, state.trace, state.request_id, headers_message, state.response_headers
+        )
+
+    def on_response_body(self, state: StreamState, body_message: Any) -> Any:
+        return upstream.response_body(state.record, state.trace, state.request_id, body_message)

@@ -56,6 +56,162 @@ CONFIG_RELOADS = Counter(
 )
 READY = Gauge("vsr_ready", "1 once models are loaded and warmed, else 0.", registry=REGISTRY)
 
+# --- The reference router's series (vLLM Semantic Router's ``llm_*`` names and labels), so its
+# Grafana dashboard and alerts work unchanged. ``model`` labels are configured names or ``unknown``
+# (``Generation.model_label``); other labels come from a fixed set named here or in the config.
+
+UNKNOWN = "unknown"
+# llm_request_errors_total{reason}: anything else is counted as ``other``.
+ERROR_REASONS = frozenset(
+    {
+        "upstream_4xx",
+        "upstream_5xx",
+        "timeout",
+        "cancellation",
+        "upstream_aborted",
+        "parse_error",
+        "response_parse_error",
+        "response_processing_error",
+        "jailbreak_block",
+        "pii_policy_denied",
+        "classification_failed",
+        "screening_unavailable",
+        "body_too_large",
+        "model_not_found",
+        "overloaded",
+        "internal_error",
+        "other",
+    }
+)
+# llm_routing_reason_codes_total{reason_code}
+REASON_CODES = frozenset(
+    {"decision_match", "default_model", "explicit_model", "fail_open", "blocked"}
+)
+_DURATION = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_LONG_DURATION = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+_TOKENS = (0, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+
+MODEL_REQUESTS = Counter(
+    "llm_model_requests_total",
+    "Requests forwarded to each model.",
+    ["model"],
+    registry=REGISTRY,
+)
+REQUEST_ERRORS = Counter(
+    "llm_request_errors_total",
+    "Request errors by model and reason (upstream_4xx, upstream_5xx, timeout, cancellation, "
+    "parse_error, jailbreak_block, pii_policy_denied, ...).",
+    ["model", "reason"],
+    registry=REGISTRY,
+)
+ROUTING_MODIFICATIONS = Counter(
+    "llm_model_routing_modifications_total",
+    "Requests whose model vsr changed, from the requested (auto) name to the selected model.",
+    ["source_model", "target_model"],
+    registry=REGISTRY,
+)
+ROUTING_LATENCY = Histogram(
+    "llm_model_routing_latency_seconds",
+    "Time to route one request (signals, decision, plugins, edits).",
+    buckets=(0.001, 0.0025, *_DURATION),
+    registry=REGISTRY,
+)
+COMPLETION_LATENCY = Histogram(
+    "llm_model_completion_latency_seconds",
+    "From the request reaching vsr to the last byte of the model's response.",
+    ["model"],
+    buckets=_LONG_DURATION,
+    registry=REGISTRY,
+)
+TTFT = Histogram(
+    "llm_model_ttft_seconds",
+    "Time to first token: from the request reaching vsr to the first response body chunk.",
+    ["model"],
+    buckets=(*_DURATION, 30.0, 60.0),
+    registry=REGISTRY,
+)
+TPOT = Histogram(
+    "llm_model_tpot_seconds",
+    "Time per output token after the first (streamed responses with usage).",
+    ["model"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28),
+    registry=REGISTRY,
+)
+PROMPT_TOKENS = Counter(
+    "llm_model_prompt_tokens_total", "Prompt tokens by model.", ["model"], registry=REGISTRY
+)
+COMPLETION_TOKENS = Counter(
+    "llm_model_completion_tokens_total", "Completion tokens by model.", ["model"], registry=REGISTRY
+)
+TOKENS = Counter(
+    "llm_model_tokens_total", "Prompt + completion tokens by model.", ["model"], registry=REGISTRY
+)
+PROMPT_TOKENS_PER_REQUEST = Histogram(
+    "llm_prompt_tokens_per_request",
+    "Prompt tokens per request by model.",
+    ["model"],
+    buckets=_TOKENS,
+    registry=REGISTRY,
+)
+COMPLETION_TOKENS_PER_REQUEST = Histogram(
+    "llm_completion_tokens_per_request",
+    "Completion tokens per request by model.",
+    ["model"],
+    buckets=_TOKENS,
+    registry=REGISTRY,
+)
+COST = Counter(
+    "llm_model_cost_total",
+    "Cost of the tokens used, from the config's per-model pricing, by currency.",
+    ["model", "currency"],
+    registry=REGISTRY,
+)
+CATEGORY_CLASSIFICATIONS = Counter(
+    "llm_category_classifications_count",
+    "Requests by the domain category behind their routing ('none' without one).",
+    ["category"],
+    registry=REGISTRY,
+)
+CLASSIFIER_LATENCY = Histogram(
+    "llm_classifier_latency_seconds",
+    "Classification time by signal family; families on one encoder share its pass, so each "
+    "records the whole classification.",
+    ["classifier"],
+    buckets=(0.001, 0.0025, *_DURATION),
+    registry=REGISTRY,
+)
+PII_VIOLATIONS = Counter(
+    "llm_pii_violations_total",
+    "Requests refused by the PII policy, by model and entity type.",
+    ["model", "pii_type"],
+    registry=REGISTRY,
+)
+REASONING_DECISIONS = Counter(
+    "llm_reasoning_decisions_total",
+    "Reasoning choices for auto-routed requests.",
+    ["category", "model", "enabled", "effort"],
+    registry=REGISTRY,
+)
+ROUTING_REASON_CODES = Counter(
+    "llm_routing_reason_codes_total",
+    "Routing outcomes by reason code (decision_match, default_model, explicit_model, fail_open, "
+    "blocked) and model.",
+    ["reason_code", "model"],
+    registry=REGISTRY,
+)
+RESPONSE_EVENTS = Counter(
+    "vsr_response_events_total",
+    "What vsr saw on response bodies: sse_event, non_json_event, usage_stripped, "
+    "usage_missing, body_too_large_to_parse.",
+    ["kind"],
+    registry=REGISTRY,
+)
+
+
+def error_reason(reason: str) -> str:
+    """``reason`` if it is one of ``ERROR_REASONS``, else ``other`` (labels stay bounded)."""
+    return reason if reason in ERROR_REASONS else "other"
+
 
 def start_metrics_server(host: str, port: int) -> None:
     """Serve ``/metrics`` from a daemon thread (prometheus-client's own small HTTP server)."""

@@ -290,6 +290,7 @@ class RoutingEngine:
             cache=plugins.cache_policy(in_force),
             text=request.routing_text(config.text),
             elapsed_s=elapsed,
+            confidence=chosen.confidence if chosen is not None else None,
         )
 
 

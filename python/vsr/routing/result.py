@@ -158,6 +158,8 @@ class RoutingResult:
     - ``cache``: the winning decision's semantic cache policy, None when it has none.
     - ``text``: the text that was classified (for the cache key and DEBUG logs; never log above it).
     - ``elapsed_s``: time spent routing, seconds.
+    - ``confidence``: the matched decision's confidence (mean score of the signals its rule held
+      on), None when no decision matched.
     """
 
     decision: str | None
@@ -176,6 +178,7 @@ class RoutingResult:
     cache: CachePolicy | None
     text: str
     elapsed_s: float
+    confidence: float | None = None
 
     def signal(self, type_: str, name: str) -> SignalResult | None:
         """The evaluated signal ``(type, name)``, or None if it was not evaluated."""
@@ -193,6 +196,10 @@ class RoutingResult:
     def fail_open(self) -> bool:
         """Forwarded although a signal could not be evaluated (decided without it)."""
         return self.blocked is None and bool(self.failed_signals)
+
+    def matched_signal_names(self, type_: str) -> tuple[str, ...]:
+        """Names of the signals of family ``type_`` that fired (debug headers, traces)."""
+        return tuple(r.name for r in self.signals if r.type == type_ and r.matched)
 
     def body_bytes(self) -> bytes:
         """The edited body as compact UTF-8 JSON (what goes upstream when ``body_changed``)."""

@@ -6,6 +6,14 @@ names the *serving* model in ``model``, whatever the request said, so a test can
 answered. With echo on (``--echo`` or the request header ``x-sim-echo: true``) the answer also
 carries ``sim_request``: the headers and JSON body exactly as received, so tests can see what vsr
 and Envoy forwarded.
+
+Request headers script a backend's bad days, per request (so one simulator serves every test):
+
+- ``x-sim-status: 503``: answer that status with an OpenAI error body;
+- ``x-sim-split-bytes: N``: write each SSE event in pieces of N bytes (with a short pause between
+  them, so they reach the proxy as separate chunks);
+- ``x-sim-fail-after: K``: drop the connection after K SSE events (a model crashing mid-stream);
+- ``x-sim-first-chunk-delay-ms: T``: wait T ms before the first SSE event.
 """
 
 from __future__ import annotations
@@ -23,6 +31,17 @@ from aiohttp import web
 log = structlog.get_logger(__name__)
 
 ECHO_HEADER = "x-sim-echo"
+STATUS_HEADER = "x-sim-status"
+SPLIT_HEADER = "x-sim-split-bytes"
+FAIL_AFTER_HEADER = "x-sim-fail-after"
+FIRST_CHUNK_DELAY_HEADER = "x-sim-first-chunk-delay-ms"
+
+
+def _int_header(request: web.Request, name: str) -> int:
+    try:
+        return max(int(request.headers.get(name, "0")), 0)
+    except ValueError:
+        return 0
 
 
 @dataclass(frozen=True)
@@ -87,6 +106,10 @@ class Simulator:
             return _openai_error(404, f"The model `{requested}` does not exist.", "model_not_found")
         if self.options.delay_s:
             await asyncio.sleep(self.options.delay_s)
+        forced = _int_header(request, STATUS_HEADER)
+        if forced >= 400:
+            message = f"simulated failure ({forced})"
+            return _openai_error(forced, message, "server_error" if forced >= 500 else "sim_error")
 
         echo = self.options.echo or request.headers.get(ECHO_HEADER, "").lower() == "true"
         # Header names lower-cased: HTTP/1 proxies may re-case them, and HTTP treats them alike.
@@ -143,8 +166,30 @@ class Simulator:
         await response.prepare(request)
         chunk_identity = {**identity, "object": "chat.completion.chunk"}
 
+        split = _int_header(request, SPLIT_HEADER)
+        fail_after = _int_header(request, FAIL_AFTER_HEADER)
+        first_delay_s = _int_header(request, FIRST_CHUNK_DELAY_HEADER) / 1000
+        sent = 0
+
+        async def write(event: bytes) -> None:
+            nonlocal sent
+            if first_delay_s and sent == 0:
+                await asyncio.sleep(first_delay_s)
+            if fail_after and sent >= fail_after:
+                # A model server crashing mid-stream: the connection drops, no terminating chunk.
+                if request.transport is not None:
+                    request.transport.abort()
+                raise ConnectionResetError("simulated failure mid-stream")
+            sent += 1
+            if not split:
+                await response.write(event)
+                return
+            for start in range(0, len(event), split):
+                await response.write(event[start : start + split])
+                await asyncio.sleep(0.002)
+
         async def send(payload: dict[str, Any]) -> None:
-            await response.write(b"data: " + json.dumps(payload).encode() + b"\n\n")
+            await write(b"data: " + json.dumps(payload).encode() + b"\n\n")
 
         words = text.split(" ")
         for index, word in enumerate(words):
@@ -163,7 +208,7 @@ class Simulator:
         )
         if usage is not None:
             await send({**chunk_identity, "choices": [], "usage": usage})
-        await response.write(b"data: [DONE]\n\n")
+        await write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
 

@@ -1,0 +1,51 @@
+"""The config's ``observability`` block: response accounting, debug headers and tracing.
+
+Tracing is set up once, from the configuration the server starts with (or the standard ``OTEL_*``
+environment variables); the rest is read per request from the current generation.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from vsr.config.base import StrictModel
+
+
+class UsageConfig(StrictModel):
+    """- ``inject_include_usage``: for a streaming request that did not ask for usage, vsr sets
+    ``stream_options.include_usage: true`` so the model reports tokens, and removes that usage
+    chunk from what the client sees."""
+
+    inject_include_usage: bool = True
+
+
+class DebugHeadersConfig(StrictModel):
+    """``x-vsr-selected-confidence``, ``x-vsr-matched-keywords``, ``-domains``, ``-embeddings``.
+
+    - ``enabled``: send them at all.
+    - ``require_request_header``: only when the request carries ``x-vsr-debug: true``.
+    """
+
+    enabled: bool = True
+    require_request_header: bool = False
+
+
+class TracingConfig(StrictModel):
+    """OpenTelemetry traces over OTLP/gRPC; off unless enabled here or by ``OTEL_*`` variables
+    (``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` turns it on)."""
+
+    enabled: bool = False
+    endpoint: str | None = Field(
+        default=None, description="OTLP gRPC endpoint, e.g. http://otel:4317"
+    )
+    insecure: bool = True
+    service_name: str = "vsr"
+    sample_ratio: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+
+
+class ObservabilityConfig(StrictModel):
+    usage: UsageConfig = UsageConfig()
+    debug_headers: DebugHeadersConfig = DebugHeadersConfig()
+    tracing: TracingConfig = TracingConfig()

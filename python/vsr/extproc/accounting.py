@@ -1,0 +1,286 @@
+"""What one request cost and how it went: the reference router's ``llm_*`` metrics, the
+``llm_usage`` log line, and the spans built from the same values.
+
+The service calls ``record_*`` at each outcome; ``RequestRecord`` carries what is known about a
+forwarded request until its response ends (or the stream does). Label values are configured model
+names (``Generation.model_label``), fixed reasons from ``metrics.ERROR_REASONS``, or names from the
+config and its models; never a client's string.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+import structlog
+
+from vsr.extproc.response import ResponseReader, ResponseStats
+from vsr.observability import metrics, tracing
+from vsr.observability.tracing import RequestTrace
+from vsr.routing.request import ChatRequest
+from vsr.routing.result import RoutingResult
+from vsr.runtime import Generation
+
+log = structlog.get_logger(__name__)
+
+# RequestError.reason -> llm_request_errors_total{reason}
+_REJECT_REASONS = {
+    "invalid_json": "parse_error",
+    "invalid_request": "parse_error",
+    "timeout": "timeout",
+    "overloaded": "overloaded",
+    "body_too_large": "body_too_large",
+    "model_not_found": "model_not_found",
+    "screening_unavailable": "screening_unavailable",
+    "classifier_failure": "classification_failed",
+    "internal_error": "internal_error",
+}
+_BLOCK_REASONS = {"jailbreak": "jailbreak_block", "pii": "pii_policy_denied"}
+# Categories and PII types come from models' label sets; this keeps a strange label bounded too.
+_LABEL = re.compile(r"^[A-Za-z0-9_.:/ -]{1,64}$")
+
+
+def _bounded(value: str | None, empty: str = "none") -> str:
+    if not value:
+        return empty
+    return value if _LABEL.match(value) else "other"
+
+
+@dataclass
+class RequestRecord:
+    """A request vsr let through, from routing until its response ends."""
+
+    generation: Generation
+    result: RoutingResult
+    path: str  # upstream | fail_open
+    stream: bool
+    started: float  # perf_counter() when the request reached vsr
+    forwarded_at: float = field(default_factory=time.perf_counter)
+    strip_usage: bool = False  # vsr asked for usage the client did not
+    status: int | None = None
+    reader: ResponseReader | None = None
+    finished: bool = False
+
+    @property
+    def model_label(self) -> str:
+        return self.generation.model_label(self.result.model)
+
+
+def record_routed(
+    generation: Generation, chat: ChatRequest, result: RoutingResult, *, fail_open: bool
+) -> None:
+    model = generation.model_label(result.model)
+    metrics.MODEL_REQUESTS.labels(model=model).inc()
+    _record_classification(result)
+    if result.auto:
+        source = _requested_label(generation, result.requested_model)
+        if source != model:
+            metrics.ROUTING_MODIFICATIONS.labels(source_model=source, target_model=model).inc()
+        metrics.REASONING_DECISIONS.labels(
+            category=_bounded(result.category),
+            model=model,
+            enabled="true" if result.reasoning.enabled else "false",
+            effort=_bounded(result.reasoning.effort if result.reasoning.enabled else None),
+        ).inc()
+    if fail_open:
+        code = "fail_open"
+    elif not result.auto:
+        code = "explicit_model"
+    else:
+        code = "decision_match" if result.decision else "default_model"
+    metrics.ROUTING_REASON_CODES.labels(reason_code=code, model=model).inc()
+
+
+def record_blocked(generation: Generation, chat: ChatRequest, result: RoutingResult) -> None:
+    assert result.blocked is not None
+    model = generation.model_label(result.model)
+    _record_classification(result)
+    metrics.REQUEST_ERRORS.labels(model=model, reason=_BLOCK_REASONS[result.blocked.kind]).inc()
+    metrics.ROUTING_REASON_CODES.labels(reason_code="blocked", model=model).inc()
+    for pii_type in result.blocked.entity_types:
+        metrics.PII_VIOLATIONS.labels(model=model, pii_type=_bounded(pii_type)).inc()
+
+
+def record_rejected(generation: Generation, model: str | None, reason: str) -> None:
+    label = generation.model_label(model)
+    metrics.REQUEST_ERRORS.labels(
+        model=label, reason=metrics.error_reason(_REJECT_REASONS.get(reason, reason))
+    ).inc()
+
+
+def _record_classification(result: RoutingResult) -> None:
+    metrics.ROUTING_LATENCY.observe(result.elapsed_s)
+    metrics.CATEGORY_CLASSIFICATIONS.labels(category=_bounded(result.category)).inc()
+    for family in sorted({signal.type for signal in result.signals}):
+        metrics.CLASSIFIER_LATENCY.labels(classifier=_bounded(family)).observe(result.elapsed_s)
+
+
+def upstream_error_reason(status: int) -> str | None:
+    if status in (408, 504):
+        return "timeout"
+    if 400 <= status < 500:
+        return "upstream_4xx"
+    if status >= 500:
+        return "upstream_5xx"
+    return None
+
+
+def cost_of(generation: Generation, model: str, prompt: int, completion: int) -> tuple[float, str]:
+    """(cost, currency) from the model's ``pricing`` (per million tokens); 0 without pricing."""
+    pricing = generation.pricing.get(model)
+    if pricing is None:
+        return 0.0, "USD"
+    cost = (prompt * pricing.prompt_per_1m + completion * pricing.completion_per_1m) / 1_000_000
+    return cost, pricing.currency
+
+
+def record_completion(
+    record: RequestRecord,
+    trace: RequestTrace | None,
+    request_id: str,
+    *,
+    error: str | None = None,
+) -> None:
+    """The response ended (``error`` None), or the stream ended before it did (``error`` is a
+    reason from ``metrics.ERROR_REASONS``): count it once, log ``llm_usage``, end the trace."""
+    if record.finished:
+        return
+    record.finished = True
+    now = time.perf_counter()
+    model = record.model_label
+    stats = record.reader.stats if record.reader is not None else ResponseStats()
+    status_error = upstream_error_reason(record.status) if record.status is not None else None
+    reason = error or status_error
+    if stats.parse_failed and reason is None:
+        reason = "response_parse_error"
+    if reason is not None:
+        metrics.REQUEST_ERRORS.labels(model=model, reason=metrics.error_reason(reason)).inc()
+    if stats.usage_stripped:
+        metrics.RESPONSE_EVENTS.labels(kind="usage_stripped").inc()
+    if stats.non_json_events:
+        metrics.RESPONSE_EVENTS.labels(kind="non_json_event").inc(stats.non_json_events)
+    if stats.events:
+        metrics.RESPONSE_EVENTS.labels(kind="sse_event").inc(stats.events)
+    if stats.broken:
+        metrics.RESPONSE_EVENTS.labels(kind="body_too_large_to_parse").inc()
+    ok = reason is None
+    latency = now - record.started
+    ttft = stats.first_chunk_at - record.started if stats.first_chunk_at is not None else None
+    prompt = completion = None
+    cost, currency = 0.0, "USD"
+    if ok:
+        metrics.COMPLETION_LATENCY.labels(model=model).observe(latency)
+        if ttft is not None:
+            metrics.TTFT.labels(model=model).observe(ttft)
+        usage = stats.usage
+        if usage is None and record.reader is not None:
+            metrics.RESPONSE_EVENTS.labels(kind="usage_missing").inc()
+        if usage is not None:
+            prompt, completion = usage.prompt_tokens, usage.completion_tokens
+            metrics.PROMPT_TOKENS.labels(model=model).inc(prompt)
+            metrics.COMPLETION_TOKENS.labels(model=model).inc(completion)
+            metrics.TOKENS.labels(model=model).inc(usage.total_tokens)
+            metrics.PROMPT_TOKENS_PER_REQUEST.labels(model=model).observe(prompt)
+            metrics.COMPLETION_TOKENS_PER_REQUEST.labels(model=model).observe(completion)
+            cost, currency = cost_of(record.generation, record.result.model, prompt, completion)
+            if model != metrics.UNKNOWN or cost:
+                metrics.COST.labels(model=model, currency=_bounded(currency, "USD")).inc(cost)
+            if (
+                record.stream
+                and completion > 1
+                and stats.first_chunk_at is not None
+                and stats.last_chunk_at is not None
+            ):
+                tpot = (stats.last_chunk_at - stats.first_chunk_at) / (completion - 1)
+                metrics.TPOT.labels(model=model).observe(tpot)
+    result = record.result
+    trace_id = trace.trace_id if trace is not None else None
+    log.info(
+        "llm_usage",
+        model=result.served_model,
+        decision=result.decision,
+        category=result.category,
+        response_path=record.path,
+        status=record.status,
+        stream=record.stream,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=None if prompt is None or completion is None else prompt + completion,
+        cost=round(cost, 9),
+        currency=currency,
+        ttft_ms=None if ttft is None else round(ttft * 1000, 3),
+        latency_ms=round(latency * 1000, 3),
+        routing_ms=round(result.elapsed_s * 1000, 3),
+        error=reason,
+        request_id=request_id,
+        trace_id=trace_id,
+    )
+    if trace is not None:
+        trace.end(
+            {
+                "http.response.status_code": record.status,
+                "gen_ai.usage.input_tokens": prompt,
+                "gen_ai.usage.output_tokens": completion,
+                "vsr.cost": cost if prompt is not None else None,
+                "vsr.ttft_ms": None if ttft is None else round(ttft * 1000, 3),
+                "vsr.response_path": record.path,
+                "vsr.finish_reason": stats.finish_reason,
+            },
+            error=reason,
+        )
+
+
+def _requested_label(generation: Generation, requested: str | None) -> str:
+    """The requested model as a label: a configured or auto name, else ``unknown``."""
+    if requested is None:
+        return "auto"
+    for auto in generation.auto_model_names:
+        if requested.casefold() == auto.casefold():
+            return auto
+    return generation.model_label(requested)
+
+
+def trace_routing(
+    trace: RequestTrace, result: RoutingResult, started: float, finished: float
+) -> None:
+    """The classification, security and decision spans of a routed (or blocked) request."""
+    classification = trace.span(
+        tracing.SPAN_CLASSIFICATION,
+        started,
+        finished,
+        {
+            "vsr.signals": tuple(f"{s.type}:{s.name}" for s in result.signals),
+            "category.name": result.category,
+            "vsr.failed_signals": tuple(f"{s.type}:{s.name}" for s in result.failed_signals),
+        },
+    )
+    blocked = result.blocked
+    for family, span_name in (("jailbreak", tracing.SPAN_JAILBREAK), ("pii", tracing.SPAN_PII)):
+        signals = [s for s in result.signals if s.type == family]
+        if not signals:
+            continue
+        attributes: dict[str, str | bool | float | tuple[str, ...] | None] = {
+            "security.detected": any(s.matched for s in signals),
+            "security.score": max(s.score for s in signals),
+            "security.blocked": blocked is not None and blocked.kind == family,
+        }
+        if family == "pii":
+            attributes["pii.types"] = tuple(sorted({t for s in signals for t in s.entity_types}))
+        trace.span(span_name, started, finished, attributes, parent=classification)
+    trace.span(
+        tracing.SPAN_DECISION,
+        finished,
+        time.perf_counter(),
+        {
+            "routing.decision": result.decision,
+            "routing.original_model": result.requested_model,
+            "routing.selected_model": result.served_model,
+            "routing.confidence": result.confidence,
+            "routing.auto": result.auto,
+            "reasoning.enabled": result.reasoning.enabled,
+            "reasoning.effort": result.reasoning.effort,
+            "routing.system_prompt_injected": result.system_prompt_injected,
+            "routing.blocked": blocked.kind if blocked is not None else None,
+        },
+    )
