@@ -32,7 +32,7 @@ def _value(any_value: Any) -> Any:
     return getattr(any_value, field) if field else None
 
 
-class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, receiver: OtlpReceiver) -> None:
         self.receiver = receiver
 
@@ -66,7 +66,8 @@ class OtlpReceiver:
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=2), options=[("grpc.so_reuseport", 0)]
         )
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(self), self.server)
+        add = trace_service_pb2_grpc.add_TraceServiceServicer_to_server
+        add(_TraceService(self), self.server)  # type: ignore[no-untyped-call]
         self.port = self.server.add_insecure_port("127.0.0.1:0")
 
     @property
