@@ -40,6 +40,7 @@ from vsr.inference import EncoderKey, HeadDescription, InferencePool
 from vsr.pii.detector import plan_windows, spans_over_windows
 from vsr.pii.entities import CANONICAL_TYPES, PiiEntity, detect_pii
 from vsr.router import Router
+from vsr.signals.jailbreak import jailbreak_windows
 from vsr.signals.pii import normalise_entity_type
 
 # Names clients of the reference router use for vsr's canonical PII types.
@@ -106,18 +107,30 @@ class Classifiers:
 
     async def run(self, texts: Sequence[str], refs: Sequence[HeadRef]) -> dict[HeadRef, Any]:
         """Each ref's output for ``texts``: one pool call (one encoder pass) per encoder."""
-        by_key: dict[EncoderKey, list[HeadRef]] = {}
-        for ref in refs:
-            by_key.setdefault(self.key(ref.model), []).append(ref)
-        calls = [
-            self.pool.run(key, list(texts), sorted({ref.head for ref in group}))
-            for key, group in by_key.items()
+        outputs = await self.run_each([(ref, texts) for ref in refs])
+        return dict(zip(refs, outputs, strict=True))
+
+    async def run_each(self, wanted: Sequence[tuple[HeadRef, Sequence[str]]]) -> list[list[Any]]:
+        """Per ``(ref, texts)``: the head's outputs for those texts. Each encoder runs once, on
+        the distinct texts all its refs need (so domain on a prompt and jailbreak on its windows
+        share one pass when the windows are the prompt itself)."""
+        distinct: dict[EncoderKey, dict[str, int]] = {}
+        heads: dict[EncoderKey, set[str]] = {}
+        keys = [self.key(ref.model) for ref, _ in wanted]
+        for key, (ref, texts) in zip(keys, wanted, strict=True):
+            seen = distinct.setdefault(key, {})
+            for text in texts:
+                seen.setdefault(text, len(seen))
+            heads.setdefault(key, set()).add(ref.head)
+        order = list(distinct)
+        results = await asyncio.gather(
+            *(self.pool.run(key, list(distinct[key]), sorted(heads[key])) for key in order)
+        )
+        by_key = dict(zip(order, results, strict=True))
+        return [
+            [by_key[key][ref.head][distinct[key][text]] for text in texts]
+            for key, (ref, texts) in zip(keys, wanted, strict=True)
         ]
-        outputs: dict[HeadRef, Any] = {}
-        for group, result in zip(by_key.values(), await asyncio.gather(*calls), strict=True):
-            for ref in group:
-                outputs[ref] = result[ref.head]
-        return outputs
 
     @property
     def domain_ref(self) -> HeadRef:
@@ -168,17 +181,24 @@ class Classifiers:
 
     # -- security ---------------------------------------------------------------------------
 
-    def security_result(self, row: np.ndarray, started: float) -> SecurityResponse:
-        """As the jailbreak signal scores it: the mass on the non-benign labels."""
+    def jailbreak_windows(self, text: str) -> list[str]:
+        """The pieces the jailbreak signal reads a message in (one for a short message)."""
+        return [text[start:end] for start, end in jailbreak_windows(text)] or [text]
+
+    def security_result(self, rows: Sequence[np.ndarray], started: float) -> SecurityResponse:
+        """As the jailbreak signal scores a message: the mass on the non-benign labels, in the
+        riskiest of its windows."""
         labels = self.head(self.jailbreak_ref).labels
-        row = np.asarray(row, dtype=np.float64)
+        matrix = np.asarray(rows, dtype=np.float64).reshape(len(rows), -1)
         benign = set(self.jailbreak.benign_labels)
         attack_columns = [i for i, label in enumerate(labels) if label not in benign]
         if not attack_columns:
             raise ApiError(503, "model_unavailable", "the jailbreak head has no attack label")
-        risk = min(float(row[attack_columns].sum()), 1.0)
+        attack = matrix[:, attack_columns].sum(axis=1)
+        riskiest = int(attack.argmax())
+        risk = min(float(attack[riskiest]), 1.0)
         flagged = risk >= self.jailbreak.threshold
-        strongest = max(attack_columns, key=lambda column: float(row[column]))
+        strongest = max(attack_columns, key=lambda column: float(matrix[riskiest, column]))
         return SecurityResponse(
             is_jailbreak=flagged,
             risk_score=risk,
@@ -191,8 +211,14 @@ class Classifiers:
 
     async def security(self, texts: Sequence[str]) -> list[SecurityResponse]:
         started = time.perf_counter()
-        rows = (await self.run(texts, [self.jailbreak_ref]))[self.jailbreak_ref]
-        return [self.security_result(row, started) for row in rows]
+        windows = [self.jailbreak_windows(text) for text in texts]
+        flat = [piece for pieces in windows for piece in pieces]
+        (rows,) = await self.run_each([(self.jailbreak_ref, flat)])
+        results, offset = [], 0
+        for pieces in windows:
+            results.append(self.security_result(rows[offset : offset + len(pieces)], started))
+            offset += len(pieces)
+        return results
 
     # -- PII --------------------------------------------------------------------------------
 

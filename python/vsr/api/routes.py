@@ -82,14 +82,17 @@ async def classify_combined(body: CombinedRequest, state: State) -> CombinedResp
     """Intent, PII and security together; domain and jailbreak heads share one encoder pass."""
     started = time.perf_counter()
     tasks = _classifiers(state)
-    refs = [tasks.domain_ref, tasks.jailbreak_ref]
-    outputs, pii = await _guarded(
-        asyncio.gather(tasks.run([body.text], refs), tasks.pii([body.text], body.pii))
+    wanted = [
+        (tasks.domain_ref, [body.text]),
+        (tasks.jailbreak_ref, tasks.jailbreak_windows(body.text)),
+    ]
+    (domain, jailbreak), pii = await _guarded(
+        asyncio.gather(tasks.run_each(wanted), tasks.pii([body.text], body.pii))
     )
     return CombinedResponse(
-        intent=tasks.intent_result(outputs[tasks.domain_ref][0], body.intent, started),
+        intent=tasks.intent_result(domain[0], body.intent, started),
         pii=pii[0],
-        security=tasks.security_result(outputs[tasks.jailbreak_ref][0], started),
+        security=tasks.security_result(jailbreak, started),
         processing_time_ms=elapsed_ms(started),
     )
 
