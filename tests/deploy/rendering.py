@@ -83,6 +83,8 @@ VALUE_SETS = (
         (
             "autoscaling.enabled=true",
             "metrics.serviceMonitor.enabled=true",
+            "metrics.prometheusRule.enabled=true",
+            "metrics.grafanaDashboard.enabled=true",
             "config.rolloutOnChange=true",
             "server.api.tokenSecret.name=vsr-api-token",
             "models.volume.persistentVolumeClaim.claimName=vsr-models",

@@ -111,7 +111,7 @@ def record_rejected(generation: Generation, model: str | None, reason: str) -> N
 
 def _record_classification(result: RoutingResult) -> None:
     metrics.ROUTING_LATENCY.observe(result.elapsed_s)
-    metrics.CATEGORY_CLASSIFICATIONS.labels(category=_bounded(result.category)).inc()
+    metrics.CATEGORY_CLASSIFICATIONS.inc(_bounded(result.category))
     for family in sorted({signal.type for signal in result.signals}):
         metrics.CLASSIFIER_LATENCY.labels(classifier=_bounded(family)).observe(result.elapsed_s)
 

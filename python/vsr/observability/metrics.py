@@ -6,7 +6,10 @@ and model names from the config (a config has a handful). Durations are in secon
 
 from __future__ import annotations
 
+import threading
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.metrics_core import Metric
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -166,11 +169,45 @@ COST = Counter(
     ["model", "currency"],
     registry=REGISTRY,
 )
-CATEGORY_CLASSIFICATIONS = Counter(
+
+
+class ExactNameCounter:
+    """A counter exported under exactly ``name``: prometheus-client adds ``_total`` to every
+    counter, but the reference's ``llm_category_classifications_count`` has no such suffix, and
+    its dashboards query that name. Exposed untyped (Prometheus queries it the same way)."""
+
+    def __init__(self, name: str, documentation: str, label_name: str) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.label_name = label_name
+        self._labelnames = (label_name,)
+        self._values: dict[str, float] = {}
+        self._lock = threading.Lock()
+        REGISTRY.register(self)
+
+    def inc(self, label_value: str, amount: float = 1.0) -> None:
+        with self._lock:
+            self._values[label_value] = self._values.get(label_value, 0.0) + amount
+
+    def value(self, label_value: str) -> float:
+        with self._lock:
+            return self._values.get(label_value, 0.0)
+
+    def describe(self) -> list[Metric]:
+        return [Metric(self.name, self.documentation, "unknown")]
+
+    def collect(self) -> list[Metric]:
+        family = Metric(self.name, self.documentation, "unknown")
+        with self._lock:
+            for label_value, count in sorted(self._values.items()):
+                family.add_sample(self.name, {self.label_name: label_value}, count)
+        return [family]
+
+
+CATEGORY_CLASSIFICATIONS = ExactNameCounter(
     "llm_category_classifications_count",
     "Requests by the domain category behind their routing ('none' without one).",
-    ["category"],
-    registry=REGISTRY,
+    "category",
 )
 CLASSIFIER_LATENCY = Histogram(
     "llm_classifier_latency_seconds",
