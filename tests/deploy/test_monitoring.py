@@ -28,7 +28,7 @@ def exported() -> dict[str, frozenset[str]]:
     """Every series name vsr exports -> its label names (histograms: _bucket/_count/_sum)."""
     series: dict[str, frozenset[str]] = {}
     for collector in metrics.REGISTRY._collector_to_names:
-        family = collector.describe()[0]
+        family = collector.describe()[0]  # type: ignore[attr-defined]
         labels = frozenset(getattr(collector, "_labelnames", ()))
         if family.type == "counter":
             series[family.name + "_total"] = labels

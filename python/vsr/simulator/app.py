@@ -13,7 +13,8 @@ Request headers script a backend's bad days, per request (so one simulator serve
 - ``x-sim-split-bytes: N``: write each SSE event in pieces of N bytes (with a short pause between
   them, so they reach the proxy as separate chunks);
 - ``x-sim-fail-after: K``: drop the connection after K SSE events (a model crashing mid-stream);
-- ``x-sim-first-chunk-delay-ms: T``: wait T ms before the first SSE event.
+- ``x-sim-first-chunk-delay-ms: T``: wait T ms before the first SSE event;
+- ``x-sim-chunk-delay-ms: T``: wait T ms between SSE events (a model producing tokens).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ STATUS_HEADER = "x-sim-status"
 SPLIT_HEADER = "x-sim-split-bytes"
 FAIL_AFTER_HEADER = "x-sim-fail-after"
 FIRST_CHUNK_DELAY_HEADER = "x-sim-first-chunk-delay-ms"
+CHUNK_DELAY_HEADER = "x-sim-chunk-delay-ms"
 
 
 def _int_header(request: web.Request, name: str) -> int:
@@ -169,12 +171,15 @@ class Simulator:
         split = _int_header(request, SPLIT_HEADER)
         fail_after = _int_header(request, FAIL_AFTER_HEADER)
         first_delay_s = _int_header(request, FIRST_CHUNK_DELAY_HEADER) / 1000
+        chunk_delay_s = _int_header(request, CHUNK_DELAY_HEADER) / 1000
         sent = 0
 
         async def write(event: bytes) -> None:
             nonlocal sent
             if first_delay_s and sent == 0:
                 await asyncio.sleep(first_delay_s)
+            elif chunk_delay_s and sent > 0:
+                await asyncio.sleep(chunk_delay_s)
             if fail_after and sent >= fail_after:
                 # A model server crashing mid-stream: the connection drops, no terminating chunk.
                 if request.transport is not None:
