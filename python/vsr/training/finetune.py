@@ -662,7 +662,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compare", action="store_true", help="train every candidate first")
     parser.add_argument(
-        "--candidate", default="top 2 layers, shared", help="one or more, separated by semicolons"
+        "--candidate", default="top 3 layers, shared", help="one or more, separated by semicolons"
     )
     parser.add_argument("--limit", type=int, help="examples per task (a quick check)")
     parser.add_argument("--window", type=int, default=1200)
