@@ -231,6 +231,42 @@ def record_completion(
         )
 
 
+def answered_by_vsr(
+    trace: RequestTrace | None,
+    request_id: str,
+    started: float,
+    path: str,
+    status: int,
+    *,
+    model: str | None,
+    decision: str | None = None,
+    error: str | None = None,
+) -> None:
+    """A chat request vsr answered itself (blocked, or an error): its ``llm_usage`` line (no
+    tokens were used) and the end of its trace."""
+    latency_ms = round((time.perf_counter() - started) * 1000, 3)
+    log.info(
+        "llm_usage",
+        model=model,
+        decision=decision,
+        response_path=path,
+        status=status,
+        prompt_tokens=0,
+        completion_tokens=0,
+        total_tokens=0,
+        cost=0.0,
+        latency_ms=latency_ms,
+        error=error,
+        request_id=request_id,
+        trace_id=trace.trace_id if trace is not None else None,
+    )
+    if trace is not None:
+        trace.end(
+            {"http.response.status_code": status, "vsr.response_path": path},
+            error=error if path == "error" else None,
+        )
+
+
 def _requested_label(generation: Generation, requested: str | None) -> str:
     """The requested model as a label: a configured or auto name, else ``unknown``."""
     if requested is None:

@@ -60,6 +60,7 @@ class StreamState:
     done: bool = False  # an immediate response was sent: Envoy ends the stream
     started: float = field(default_factory=time.perf_counter)
     debug: bool = False  # the client sent x-vsr-debug: true
+    chat: bool = False  # a chat-completions request (not /v1/models)
     model: str | None = None  # the model the client named (for error labels)
     record: RequestRecord | None = None  # set once the request is forwarded
     trace: RequestTrace | None = None
@@ -136,8 +137,11 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
         metrics.REQUESTS.labels(kind="rejected").inc()
         metrics.ERRORS.labels(reason=error.reason).inc()
         accounting.record_rejected(state.generation, state.model, error.reason)
-        if state.trace is not None:
-            state.trace.end({"http.response.status_code": error.status}, error=error.reason)
+        if state.chat:
+            accounting.answered_by_vsr(
+                state.trace, state.request_id, state.started, "error", error.status,
+                model=state.model, error=error.reason,
+            )  # fmt: skip
         log.info("request_rejected", status=error.status, reason=error.reason)
         state.done = True
         headers = {HEADER_VSR_RESPONSE_PATH: "error"}
@@ -170,7 +174,8 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
         bind_request_id(state.request_id)
         state.debug = headers.get(HEADER_VSR_DEBUG, "").strip().lower() == "true"
         target = classify_endpoint(headers.get(":method", ""), headers.get(":path", ""))
-        if target.endpoint is Endpoint.CHAT_COMPLETIONS:
+        state.chat = target.endpoint is Endpoint.CHAT_COMPLETIONS
+        if state.chat:
             state.trace = tracing.start_request(
                 headers,
                 {
@@ -300,8 +305,10 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
         )
         state.done = True
         accounting.record_blocked(state.generation, chat, result)
-        if state.trace is not None:
-            state.trace.end({"http.response.status_code": 200, "vsr.response_path": "blocked"})
+        accounting.answered_by_vsr(
+            state.trace, state.request_id, state.started, "blocked", 200,
+            model=result.served_model, decision=result.decision, error=f"{kind}_block",
+        )  # fmt: skip
         model = chat.model or state.generation.default_model
         headers = {**result.response_headers(), HEADER_VSR_RESPONSE_PATH: "blocked"}
         if upstream.debug_headers_wanted(state.generation, state.debug):
