@@ -243,12 +243,14 @@ def test_trace_arrives_with_names_parentage_and_attributes(
     names = {
         "semantic_router.request.received",
         "semantic_router.classification",
+        "semantic_router.classification.encoder",
         "semantic_router.security.jailbreak_detection",
         "semantic_router.security.pii_detection",
         "semantic_router.routing.decision",
         "semantic_router.upstream.request",
     }
-    spans = {span.name: span for span in receiver.trace(CLIENT_TRACE_ID, names)}
+    received = receiver.trace(CLIENT_TRACE_ID, names)
+    spans = {span.name: span for span in received}
     assert names <= set(spans)
     root = spans["semantic_router.request.received"]
     assert root.parent_span_id == CLIENT_SPAN_ID  # continues the client's trace
@@ -256,6 +258,10 @@ def test_trace_arrives_with_names_parentage_and_attributes(
     classification = spans["semantic_router.classification"]
     assert classification.parent_span_id == root.span_id
     assert spans["semantic_router.security.pii_detection"].parent_span_id == classification.span_id
+    # One span per encoder pass: the test policy reads two models (sequence and token heads).
+    encoders = [span for span in received if span.name == "semantic_router.classification.encoder"]
+    assert {span.attributes["encoder.model"] for span in encoders} == {"bert-seq", "bert-token"}
+    assert all(span.parent_span_id == classification.span_id for span in encoders)
     decision = spans["semantic_router.routing.decision"]
     assert decision.parent_span_id == root.span_id
     assert decision.attributes["routing.decision"] == "math"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -278,7 +279,11 @@ def _requested_label(generation: Generation, requested: str | None) -> str:
 
 
 def trace_routing(
-    trace: RequestTrace, result: RoutingResult, started: float, finished: float
+    trace: RequestTrace,
+    result: RoutingResult,
+    started: float,
+    finished: float,
+    encoder_runs: Sequence[tracing.EncoderRun] = (),
 ) -> None:
     """The classification, security and decision spans of a routed (or blocked) request."""
     classification = trace.span(
@@ -291,6 +296,19 @@ def trace_routing(
             "vsr.failed_signals": tuple(f"{s.type}:{s.name}" for s in result.failed_signals),
         },
     )
+    for run in encoder_runs:
+        trace.span(
+            tracing.SPAN_ENCODER,
+            run.started,
+            run.finished,
+            {
+                "encoder.model": run.model,
+                "encoder.device": run.device,
+                "encoder.texts": run.texts,
+                "encoder.heads": run.heads,
+            },
+            parent=classification,
+        )
     blocked = result.blocked
     for family, span_name in (("jailbreak", tracing.SPAN_JAILBREAK), ("pii", tracing.SPAN_PII)):
         signals = [s for s in result.signals if s.type == family]

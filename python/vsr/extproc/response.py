@@ -23,6 +23,8 @@ from typing import Any
 # Events are separated by a blank line; servers end lines with LF, CRLF or CR.
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _LINE = re.compile(r"\r\n|\n|\r")
+# A chunk that ends a choice: "finish_reason" with a string, not null.
+_FINISHED = re.compile(r'"finish_reason"\s*:\s*"')
 # An incomplete event longer than this is not parsed (nor held): the stream passes through.
 MAX_EVENT_BYTES = 1 << 20
 MAX_JSON_BYTES = 8 << 20
@@ -172,6 +174,11 @@ class SseReader:
         if payload.strip() == "[DONE]":
             self.stats.done = True
             return False
+        if not payload.lstrip().startswith("{"):
+            self.stats.non_json_events += 1
+            return False
+        if '"usage"' not in payload and not _FINISHED.search(payload):
+            return False  # a plain content chunk: nothing to learn, no JSON parse on the loop
         try:
             parsed = json.loads(payload)
         except ValueError:

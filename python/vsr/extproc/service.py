@@ -224,6 +224,7 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
             return mutations.held_chunk_response()
         chat = parse_chat_request(bytes(state.body), self.max_body_bytes)
         state.model = chat.model
+        encoder_runs = tracing.collect_encoder_runs() if state.trace is not None else None
         started = time.perf_counter()
         routing = state.generation.router.aroute(chat, state.request_headers)
         try:
@@ -241,7 +242,9 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
         finally:
             metrics.CLASSIFICATION_SECONDS.observe(time.perf_counter() - started)
         if state.trace is not None:
-            accounting.trace_routing(state.trace, result, started, time.perf_counter())
+            accounting.trace_routing(
+                state.trace, result, started, time.perf_counter(), encoder_runs or ()
+            )
         if result.blocked is not None:
             if result.blocked.unavailable:
                 return self.screening_unavailable(state, result)

@@ -6,6 +6,7 @@ request is one trace (continuing the client's W3C ``traceparent`` when it sent o
 
     semantic_router.request.received          SERVER, the whole request as vsr saw it
     ├─ semantic_router.classification         all signals (one pass per encoder)
+    │  ├─ semantic_router.classification.encoder   one per encoder run (model, device, texts)
     │  ├─ semantic_router.security.jailbreak_detection
     │  └─ semantic_router.security.pii_detection
     ├─ semantic_router.routing.decision       decision, model, reasoning, plugins' edits
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -29,6 +32,7 @@ log = structlog.get_logger(__name__)
 
 SPAN_REQUEST = "semantic_router.request.received"
 SPAN_CLASSIFICATION = "semantic_router.classification"
+SPAN_ENCODER = "semantic_router.classification.encoder"
 SPAN_JAILBREAK = "semantic_router.security.jailbreak_detection"
 SPAN_PII = "semantic_router.security.pii_detection"
 SPAN_DECISION = "semantic_router.routing.decision"
@@ -45,6 +49,42 @@ Attributes = Mapping[str, str | bool | int | float | tuple[str, ...] | None]
 
 def enabled() -> bool:
     return _tracer is not None
+
+
+@dataclass(frozen=True, slots=True)
+class EncoderRun:
+    """One encoder pass made for a request (the routing engine notes them while tracing)."""
+
+    model: str
+    device: str
+    started: float
+    finished: float
+    texts: int
+    heads: tuple[str, ...]
+
+
+# The encoder runs of the request being routed in this task (its gather children share the list).
+_encoder_runs: ContextVar[list[EncoderRun] | None] = ContextVar("vsr_encoder_runs", default=None)
+
+
+def collect_encoder_runs() -> list[EncoderRun] | None:
+    """Start noting this task's encoder runs; None (nothing noted) when tracing is off."""
+    if _tracer is None:
+        return None
+    runs: list[EncoderRun] = []
+    _encoder_runs.set(runs)
+    return runs
+
+
+def note_encoder_run(
+    model: str, device: str, started: float, texts: int, heads: tuple[str, ...]
+) -> None:
+    """Called by the routing engine after each encoder pass; free when tracing is off."""
+    if _tracer is None:
+        return
+    runs = _encoder_runs.get()
+    if runs is not None:
+        runs.append(EncoderRun(model, device, started, time.perf_counter(), texts, heads))
 
 
 def tracing_endpoint(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -18,6 +19,7 @@ import structlog
 from vsr.config.decisions import iter_conditions
 from vsr.config.schema import RouterConfig
 from vsr.inference import EncoderKey, InferencePool, QueueFull
+from vsr.observability import tracing
 from vsr.routing import decision as decisions
 from vsr.routing import edits, plugins
 from vsr.routing.reading import EncoderRun, SignalReading, SignalView, plan_reading
@@ -106,10 +108,7 @@ class RoutingEngine:
         active = [(key, run) for key, run in runs.items() if run.texts]
         counted = self._token_texts(readings)
         results = await asyncio.gather(
-            *(
-                self.pool.run(key, run.texts, sorted(self._encoder_heads[key]))
-                for key, run in active
-            ),
+            *(self._run_encoder(key, run.texts) for key, run in active),
             *(self.pool.count_tokens(key, [text]) for key, text in counted),
             return_exceptions=True,
         )
@@ -137,6 +136,17 @@ class RoutingEngine:
                 self._finish, request, readings, runs, counts, started, headers
             )
         return self._finish(request, readings, runs, counts, started, headers)
+
+    async def _run_encoder(self, key: EncoderKey, texts: list[str]) -> Any:
+        heads = sorted(self._encoder_heads[key])
+        started = time.perf_counter()
+        try:
+            return await self.pool.run(key, texts, heads)
+        finally:
+            # A span per encoder pass when tracing (a no-op otherwise).
+            tracing.note_encoder_run(
+                Path(key.path).name, key.device, started, len(texts), tuple(heads)
+            )
 
     def _checked(self, request: ChatRequest | dict[str, Any]) -> ChatRequest:
         """The request, checked, with a model the config allows (else RequestError)."""
