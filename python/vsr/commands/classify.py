@@ -1,14 +1,16 @@
-"""``vsr classify --task {domain,jailbreak,pii} INPUT.jsonl --output OUT.jsonl``.
+"""``vsr classify --task {domain,jailbreak,pii} INPUT --output OUT``.
 
-Reads lines ``{"text": ...}`` (other fields, such as an id, are copied to the output) and writes
-one line per input, in order, with ``label`` and ``score`` (and ``entities`` for pii). The whole
-input is checked before the model loads, so a bad line fails fast with its line number.
+Reads rows with a text column (``text`` unless ``--text-column``; other columns, such as an id,
+are copied to the output) from JSONL, CSV or Parquet and writes one row per input, in order, with
+``label`` and ``score`` (and ``entities`` for pii), as JSONL, CSV or Parquet (``vsr.table_io``).
+Files are streamed a batch at a time, so memory stays constant however long the input; a first
+streaming pass checks every row and counts them before the model loads, so a bad row fails fast
+with its line or row number and the progress bar knows its total. Throughput goes to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,15 +24,35 @@ PROGRESS_MIN_LINES = 256
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "classify",
-        help="classify the texts of a JSONL file with a task's model",
-        description='Classify {"text": ...} lines with the shipped default model of a task (or '
-        "--model), writing one JSON line per input with label and score.",
+        help="classify the texts of a JSONL, CSV or Parquet file with a task's model",
+        description="Classify the text column of a JSONL, CSV or Parquet file with the shipped "
+        "default model of a task (or --model), writing one row per input with label and score.",
     )
     parser.add_argument("--task", required=True, choices=task_names())
-    parser.add_argument("input", type=Path, help='JSONL, one {"text": ...} object per line')
-    parser.add_argument("--output", required=True, type=Path, help="JSONL to write ('-': stdout)")
+    parser.add_argument(
+        "input", type=Path, help="JSONL, CSV or Parquet with a text column ('-': JSONL on stdin)"
+    )
+    parser.add_argument(
+        "--output", required=True, type=Path, help="JSONL, CSV or Parquet to write ('-': stdout)"
+    )
+    add_table_arguments(parser)
     add_model_arguments(parser)
     parser.set_defaults(handler=run)
+
+
+def add_table_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by ``classify`` and ``route --input``."""
+    from vsr.table_io import FORMATS
+
+    parser.add_argument(
+        "--text-column", default="text", help="the column holding the text (default text)"
+    )
+    parser.add_argument(
+        "--input-format", choices=FORMATS, help="default: from the input's file name"
+    )
+    parser.add_argument(
+        "--output-format", choices=FORMATS, help="default: from the output's file name"
+    )
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,30 +98,79 @@ def load_predictor(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vsr.table_io import TableError
+
     try:
         return _classify(args)
-    except TaskError as error:
+    except (TaskError, TableError) as error:
         print(f"vsr classify: {error}", file=sys.stderr)
         return 2
 
 
 def _classify(args: argparse.Namespace) -> int:
+    import time
+
     from tqdm import tqdm
 
-    records = read_input(args.input)
+    from vsr.table_io import (
+        TableWriter,
+        count_rows,
+        iter_rows,
+        table_format,
+        text_of,
+    )
+
+    source_format = table_format(args.input, args.input_format)
+    target_format = table_format(args.output, args.output_format)
+    column = args.text_column
+    total = None
+    if str(args.input) != "-":
+        # Check every row (and count them) before loading the model; constant memory.
+        for where, row in iter_rows(args.input, source_format):
+            text_of(row, column, where, args.input)
+        total = count_rows(args.input, source_format)
     predictor = load_predictor(args)
-    output = sys.stdout if str(args.output) == "-" else args.output.open("w", encoding="utf-8")
+    started = time.perf_counter()
     with (
-        output,
-        tqdm(total=len(records), unit="text", disable=len(records) < PROGRESS_MIN_LINES) as bar,
+        TableWriter(args.output, target_format) as writer,
+        tqdm(
+            total=total,
+            unit="text",
+            file=sys.stderr,
+            disable=total is not None and total < PROGRESS_MIN_LINES,
+        ) as bar,
     ):
-        for start in range(0, len(records), args.batch_size):
-            batch = records[start : start + args.batch_size]
-            predictions = predictor.predict([record.text for record in batch])
-            for record, prediction in zip(batch, predictions, strict=True):
-                line = {**record.fields, **prediction.to_record()}
-                output.write(json.dumps(line, ensure_ascii=False) + "\n")
+        batch: list[tuple[dict[str, Any], str]] = []
+        rows = iter_rows(args.input, source_format, batch_size=args.batch_size)
+        for where, row in rows:
+            batch.append((row, text_of(row, column, where, args.input)))
+            if len(batch) == args.batch_size:
+                _write_predictions(predictor, batch, writer)
+                bar.update(len(batch))
+                batch = []
+        if batch:
+            _write_predictions(predictor, batch, writer)
             bar.update(len(batch))
-    if output is not sys.stdout:
-        print(f"wrote {len(records)} lines to {args.output}", file=sys.stderr)
+    _report(writer.rows, time.perf_counter() - started, args.output)
     return 0
+
+
+def _write_predictions(
+    predictor: Any, batch: list[tuple[dict[str, Any], str]], writer: Any
+) -> None:
+    predictions = predictor.predict([text for _, text in batch])
+    writer.write(
+        [
+            {**row, **prediction.to_record()}
+            for (row, _), prediction in zip(batch, predictions, strict=True)
+        ]
+    )
+
+
+def _report(count: int, seconds: float, output: Path) -> None:
+    rate = count / seconds if seconds > 0 else 0.0
+    where = "" if str(output) == "-" else f" -> {output}"
+    print(
+        f"vsr classify: {count} texts in {seconds:.2f} s ({rate:,.1f} texts/s){where}",
+        file=sys.stderr,
+    )

@@ -1,8 +1,12 @@
 """``vsr route``: route requests offline with a config and print what vsr would do.
 
 One request: ``vsr route --config FILE --request REQ.json`` prints one JSON object (decision,
-category, model, reasoning, blocked, headers, body...). A batch: ``--input requests.jsonl
---output out.jsonl`` writes one such object per input line, with a progress bar on long inputs.
+category, model, reasoning, blocked, headers, body...). A batch: ``--input IN --output OUT``
+writes one such row per input row, in order, for JSONL, CSV or Parquet files (``vsr.table_io``).
+A row with ``messages`` is a whole request body; any other row is a prompt in ``--text-column``
+(asking for its ``model`` column, else ``--model``), and its columns are kept in the output.
+Rows are streamed and routed ``--batch-size`` at a time, concurrently, so the inference pool
+batches them as it batches live traffic; a progress bar and the throughput go to stderr.
 """
 
 from __future__ import annotations
@@ -10,9 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from vsr.commands.classify import add_table_arguments
 
 # Inputs longer than this get a progress bar (shorter ones finish before it would be read).
 PROGRESS_MIN_LINES = 50
@@ -28,8 +33,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--config", required=True, type=Path, help="the router config YAML")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--request", type=Path, help="one request body (JSON; '-' for stdin)")
-    source.add_argument("--input", type=Path, help="requests, one JSON object per line")
+    source.add_argument(
+        "--input", type=Path, help="requests or prompts: JSONL (one body per line), CSV, Parquet"
+    )
     parser.add_argument("--output", type=Path, help="with --input: where to write (default stdout)")
+    add_table_arguments(parser)
+    parser.add_argument(
+        "--model", default="auto", help="the model prompt rows ask for (default auto)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=64, help="rows routed concurrently (default 64)"
+    )
     parser.add_argument("--device", help="override the config's device (cpu, cuda:0)")
     parser.add_argument(
         "--signals", action="store_true", help="include every evaluated signal in the output"
@@ -58,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             body = _read_request(args.request)
             print(json.dumps(_summary(router.route(body), args.signals), ensure_ascii=False))
             return 0
-        return _route_batch(router, args.input, args.output, args.signals)
+        return _route_batch(router, args)
 
 
 def _read_request(path: Path) -> Any:
@@ -80,41 +94,114 @@ def _summary(result: Any, with_signals: bool) -> dict[str, Any]:
     return route_summary(result, with_signals)
 
 
-def _lines(handle: IO[str]) -> Iterator[tuple[int, str]]:
-    for number, line in enumerate(handle, start=1):
-        if line.strip():
-            yield number, line
+def _route_batch(router: Any, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from vsr.table_io import STDIO, TableError
+
+    if args.batch_size < 1:
+        print(f"vsr route: --batch-size must be at least 1, got {args.batch_size}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_route_rows(router, args, args.output or Path(STDIO)))
+    except TableError as error:
+        print(f"vsr route: {error}", file=sys.stderr)
+        return 2
 
 
-def _route_batch(router: Any, input_path: Path, output_path: Path | None, signals: bool) -> int:
+async def _route_rows(router: Any, args: argparse.Namespace, output: Path) -> int:
+    """Route every row, ``--batch-size`` at a time on one event loop (so the pool batches them)."""
+    import asyncio
+    import time
+
     from tqdm import tqdm
 
+    from vsr.table_io import TableWriter, count_rows, table_format
+
+    source_format = table_format(args.input, args.input_format)
+    target_format = table_format(output, args.output_format)
+    total = count_rows(args.input, source_format)
+    failures = 0
+    started = time.perf_counter()
+    with (
+        TableWriter(output, target_format) as writer,
+        tqdm(
+            total=total,
+            unit="req",
+            file=sys.stderr,
+            disable=total is None or total < PROGRESS_MIN_LINES or args.output is None,
+        ) as bar,
+    ):
+        rows = _input_rows(args.input, source_format)
+        while chunk := [row for _, row in zip(range(args.batch_size), rows, strict=False)]:
+            outcomes = await asyncio.gather(*(_route_one(router, args, row) for row in chunk))
+            records = []
+            for where, record, error in outcomes:
+                if error is None:
+                    records.append(record)
+                    continue
+                # One bad row must not lose a long batch: note it and carry on.
+                failures += 1
+                if target_format == "jsonl":
+                    records.append({where.split()[0]: int(where.split()[1]), "error": error})
+                else:
+                    print(f"vsr route: {args.input}: {where}: {error}", file=sys.stderr)
+            writer.write(records)
+            bar.update(len(chunk))
+    seconds = time.perf_counter() - started
+    count = writer.rows + (0 if target_format == "jsonl" else failures)
+    rate = count / seconds if seconds > 0 else 0.0
+    print(f"vsr route: {count} requests in {seconds:.2f} s ({rate:,.1f} req/s)", file=sys.stderr)
+    if failures:
+        print(f"vsr route: {failures} of {count} requests failed", file=sys.stderr)
+    return 1 if failures else 0
+
+
+Row = tuple[str, dict[str, Any] | None, str | None]  # (where, row, why it could not be read)
+
+
+def _input_rows(path: Path, fmt: str) -> Any:
+    """``(where, row, None)``, or ``(where, None, error)`` for a JSONL line that is no object."""
+    from vsr.table_io import iter_rows
+
+    if fmt != "jsonl":
+        for where, row in iter_rows(path, fmt):  # type: ignore[arg-type]
+            yield where, row, None
+        return
+    with sys.stdin if str(path) == "-" else path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as error:
+                yield f"line {number}", None, f"not valid JSON: {error}"
+                continue
+            if not isinstance(value, dict):
+                yield f"line {number}", None, "expected a JSON object"
+                continue
+            yield f"line {number}", value, None
+
+
+async def _route_one(
+    router: Any, args: argparse.Namespace, item: Row
+) -> tuple[str, dict[str, Any], str | None]:
     from vsr.errors import VsrError
 
-    with input_path.open(encoding="utf-8") as handle:
-        total = sum(1 for _ in _lines(handle))
-    failures = 0
-    out = output_path.open("w", encoding="utf-8") if output_path else sys.stdout
+    where, row, problem = item
+    if row is None:
+        return where, {}, problem
+    if "messages" in row:
+        body, kept = row, {}
+    else:
+        text = row.get(args.text_column)
+        if not isinstance(text, str):
+            return where, {}, f'"{args.text_column}" must be a string (or give "messages")'
+        model = row.get("model") or args.model
+        body = {"model": model, "messages": [{"role": "user", "content": text}]}
+        kept = row
     try:
-        with input_path.open(encoding="utf-8") as handle:
-            progress = tqdm(
-                _lines(handle),
-                total=total,
-                unit="req",
-                disable=total < PROGRESS_MIN_LINES or output_path is None,
-                file=sys.stderr,
-            )
-            for number, line in progress:
-                try:
-                    record = _summary(router.route(json.loads(line)), signals)
-                except (json.JSONDecodeError, VsrError) as error:
-                    # One bad line must not lose a long batch: record it and carry on.
-                    failures += 1
-                    record = {"line": number, "error": str(error)}
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    finally:
-        if output_path:
-            out.close()
-    if failures:
-        print(f"vsr route: {failures} of {total} requests failed", file=sys.stderr)
-    return 1 if failures else 0
+        result = await router.aroute(body)
+    except VsrError as error:
+        return where, {}, str(error)
+    return where, {**kept, **_summary(result, args.signals)}, None

@@ -1,0 +1,1 @@
+"""Adapters that run vsr inside other engines (``vsr.integrations.ray``: Ray Data)."""
