@@ -186,3 +186,26 @@ def test_a_stream_closed_before_the_response_ends_is_counted() -> None:
     run(scenario())
     after = counter("llm_request_errors_total", model="llama3-8b", reason="upstream_aborted")
     assert after - before == 1
+
+
+def test_a_compressed_body_is_not_read() -> None:
+    async def scenario() -> list[Any]:
+        async with running_server() as (_, stub):
+            compressed = ext_proc.ProcessingRequest(
+                response_headers=ext_proc.HttpHeaders(
+                    headers=header_map(
+                        {
+                            ":status": "200",
+                            "content-type": "application/json",
+                            "content-encoding": "gzip",
+                        }
+                    )
+                )
+            )
+            return await exchange(
+                stub,
+                [request_headers(), request_body(chat("hello", model="llama3-8b")), compressed],
+            )
+
+    answers = run(scenario())
+    assert not answers[2].HasField("mode_override")

@@ -103,7 +103,10 @@ def response_headers(
         try:
             record.status = int(status) if status.isdigit() else None
             strip = record.strip_usage and status.startswith("2")
-            record.reader = reader_for(headers.get(HEADER_CONTENT_TYPE, ""), strip_usage=strip)
+            # A compressed body cannot be read (or cut) on the way: it passes untouched.
+            encoded = headers.get("content-encoding", "identity").strip().lower() != "identity"
+            content_type = "" if encoded else headers.get(HEADER_CONTENT_TYPE, "")
+            record.reader = reader_for(content_type, strip_usage=strip)
             if message.end_of_stream or record.reader is None:
                 accounting.record_completion(record, trace, request_id)
             else:
