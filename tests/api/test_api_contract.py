@@ -138,6 +138,16 @@ def test_bad_input_is_a_400_naming_the_field(
     assert error["message"].startswith(error["param"])
 
 
+def test_any_content_type_is_read_as_json(client: TestClient) -> None:
+    """``curl -d`` labels its body application/x-www-form-urlencoded; the body is JSON anyway."""
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    body = json.dumps({"text": "the integral of x"})
+    for headers in (form, {}):
+        response = client.post("/api/v1/classify/intent", content=body, headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["classification"]["category"] == "math"
+
+
 def test_transport_errors_share_the_shape(client: TestClient) -> None:
     headers = {"content-type": "application/json"}
     error = error_of(client.post("/api/v1/classify/intent", content=b"{no", headers=headers), 400)
