@@ -8,7 +8,9 @@ alternating request by request so both paths see the same machine load:
 - first chunk: from sending the request to the first body bytes (the client's TTFT);
 - whole stream: to the last byte (``data: [DONE]``), every SSE chunk having passed vsr;
 - with vsr, the request is streamed both without ``stream_options`` (vsr asks the model for usage
-  and cuts that chunk out) and with ``include_usage`` (passed through untouched).
+  and cuts that chunk out) and with ``include_usage`` (passed through untouched), and through a
+  second vsr whose config turns response reading off (``observability.usage.read_responses:
+  false``): the request side alone, so the difference is what reading the stream costs.
 
     .venv/bin/python benches/bench_stream.py [--requests 300] [--words 64]
 
@@ -103,7 +105,22 @@ def main() -> int:
         log_dir=work / "vsr",
         extra_serve_args=["--log-level", "warning", "--no-watch-config"],
     )
+    unread_config = work / "keyword-unread.yaml"
+    unread_config.write_text(
+        yaml.safe_dump({**KEYWORD_POLICY, "observability": {"usage": {"read_responses": False}}})
+    )
+    unread_ports = StackPorts.free(backend_names=())
+    unread = DevStack(
+        unread_config,
+        # Its Envoy reaches the first stack's simulators: same backend ports, none started.
+        ports=StackPorts(**{**unread_ports.__dict__, "backends": ports.backends}),
+        envoy_bin=envoy_bin,
+        log_dir=work / "vsr-unread",
+        with_simulators=False,
+        extra_serve_args=["--log-level", "warning", "--no-watch-config"],
+    )
     stack.start()
+    unread.start()
     try:
         plain_ports = StackPorts(
             listener=free_port(), admin=free_port(), grpc=ports.grpc, backends=ports.backends
@@ -122,6 +139,10 @@ def main() -> int:
                     vsr_url,
                     body(args.words, include_usage=True),
                 ),
+                "Envoy -> vsr -> simulator (response reading off)": (
+                    f"{unread.url}/v1/chat/completions",
+                    body(args.words, include_usage=False),
+                ),
             }
             sim_headers = {"x-sim-chunk-delay-ms": str(args.chunk_delay_ms)}
             results = asyncio.run(run(paths, args.requests, sim_headers))
@@ -129,6 +150,7 @@ def main() -> int:
             plain.terminate()
             plain.wait()
     finally:
+        unread.stop()
         stack.stop()
 
     print(

@@ -209,3 +209,30 @@ def test_a_compressed_body_is_not_read() -> None:
 
     answers = run(scenario())
     assert not answers[2].HasField("mode_override")
+
+
+def test_response_reading_off_leaves_bodies_and_requests_alone() -> None:
+    from dataclasses import replace
+
+    from tests.extproc.scripted import scripted_generation
+
+    from vsr.config.observability import ObservabilityConfig, UsageConfig
+
+    async def build(number: int) -> Any:
+        off = ObservabilityConfig(usage=UsageConfig(read_responses=False))
+        return replace(scripted_generation(number=number), observability=off)
+
+    async def scenario() -> list[Any]:
+        async with running_server(build=build) as (_, stub):
+            return await exchange(
+                stub,
+                [
+                    request_headers(),
+                    request_body(chat("hello", model="llama3-8b", stream=True)),
+                    response_headers(200, "text/event-stream"),
+                ],
+            )
+
+    answers = run(scenario())
+    assert not answers[1].request_body.response.HasField("body_mutation")  # no include_usage
+    assert not answers[2].HasField("mode_override")

@@ -14,10 +14,13 @@ from vsr.config.base import StrictModel
 
 
 class UsageConfig(StrictModel):
-    """- ``inject_include_usage``: for a streaming request that did not ask for usage, vsr sets
-    ``stream_options.include_usage: true`` so the model reports tokens, and removes that usage
-    chunk from what the client sees."""
+    """- ``read_responses``: read JSON and SSE response bodies as they pass (token, cost, TTFT
+      metrics); false leaves every response body to the gateway's own mode.
+    - ``inject_include_usage``: for a streaming request that did not ask for usage, vsr sets
+      ``stream_options.include_usage: true`` so the model reports tokens, and removes that usage
+      chunk from what the client sees."""
 
+    read_responses: bool = True
     inject_include_usage: bool = True
 
 

@@ -70,10 +70,12 @@ def begin(
     """Start accounting for a forwarded request. Returns its record, the request headers to add
     (``traceparent``) and whether the body changed here (``stream_options.include_usage``, which
     a streaming model needs to report tokens; the client then does not see that chunk)."""
+    usage = generation.observability.usage
     strip_usage = (
         chat.stream
         and not chat.include_usage
-        and generation.observability.usage.inject_include_usage
+        and usage.read_responses
+        and usage.inject_include_usage
         and request_usage(result.body)
     )
     record = RequestRecord(generation, result, path, chat.stream, started, strip_usage=strip_usage)
@@ -105,7 +107,8 @@ def response_headers(
             strip = record.strip_usage and status.startswith("2")
             # A compressed body cannot be read (or cut) on the way: it passes untouched.
             encoded = headers.get("content-encoding", "identity").strip().lower() != "identity"
-            content_type = "" if encoded else headers.get(HEADER_CONTENT_TYPE, "")
+            reading = record.generation.observability.usage.read_responses and not encoded
+            content_type = headers.get(HEADER_CONTENT_TYPE, "") if reading else ""
             record.reader = reader_for(content_type, strip_usage=strip)
             if message.end_of_stream or record.reader is None:
                 accounting.record_completion(record, trace, request_id)
