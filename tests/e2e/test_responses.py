@@ -202,6 +202,7 @@ def test_upstream_errors_are_counted_and_passed_on(
     assert reply.status == status
     assert reply.json()["error"]["message"] == f"simulated failure ({status})"
     assert "x-vsr-selected-model" not in reply.headers
+    assert reply.headers["x-vsr-response-path"] == "upstream"
     assert delta("llm_request_errors_total", model="llama3-8b", reason=reason) == 1
     assert delta("llm_model_prompt_tokens_total", model="llama3-8b") == 0
 

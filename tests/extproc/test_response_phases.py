@@ -133,7 +133,8 @@ def test_upstream_error_is_counted_without_reading_its_body() -> None:
     before = counter("llm_request_errors_total", model="llama3-8b", reason="upstream_5xx")
     answers = run(scenario())
     assert not answers[2].HasField("mode_override")
-    assert not answers[2].response_headers.response.HasField("header_mutation")
+    reported = set_headers(answers[2].response_headers.response.header_mutation)
+    assert reported == {"x-vsr-response-path": "upstream"}
     after = counter("llm_request_errors_total", model="llama3-8b", reason="upstream_5xx")
     assert after - before == 1
 

@@ -30,6 +30,7 @@ from vsr.wire import (
     HEADER_VSR_MATCHED_DOMAINS,
     HEADER_VSR_MATCHED_EMBEDDINGS,
     HEADER_VSR_MATCHED_KEYWORDS,
+    HEADER_VSR_RESPONSE_PATH,
 )
 
 log = structlog.get_logger(__name__)
@@ -119,7 +120,10 @@ def response_headers(
         except Exception:
             _failed(record)
             mode, remove = None, ()
-    set_headers = vsr_headers if status.startswith("2") else None
+    # Routing headers go on 2xx answers; every answer says which path it took.
+    set_headers = dict(vsr_headers)
+    if not status.startswith("2"):
+        set_headers = {k: v for k, v in vsr_headers.items() if k == HEADER_VSR_RESPONSE_PATH}
     return mutations.response_headers_response(set_headers, remove, mode_override=mode)
 
 
