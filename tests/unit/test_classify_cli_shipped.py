@@ -16,8 +16,8 @@ pytest.importorskip("vsr._core")
 from vsr.cli import main
 from vsr.models import EncoderBundle
 from vsr.training import domain
-from vsr.training.finetune import JAILBREAK_LABELS
 from vsr.training.features import EncoderFeatures, FeatureSpec
+from vsr.training.finetune import JAILBREAK_LABELS
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -62,7 +62,7 @@ def iter_jsonl(path: Path) -> Iterator[LabelledRecord]:
     try:
         # ``.jsonl.gz``: the larger training files are committed compressed.
         handle = (
-            gzip.open(path, "rt", encoding="utf-8")
+            gzip.open(path, "rt", encoding="utf-8")  # noqa: SIM115 (closed by the with below)
             if path.suffix == ".gz"
             else path.open(encoding="utf-8")
         )

@@ -30,6 +30,7 @@ import tarfile
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from vsr.training.dataset import Example, write_examples
 
@@ -79,6 +80,7 @@ TOPIC_CATEGORY = {
     "engineering": "engineering", "electrical engineering": "engineering",
     "civil engineering": "engineering", "mechanical engineering": "engineering",
     "antiquity": "history", "Middle Ages": "history", "history": "history",
+    "military": "history",
     "music": "other", "sport": "other", "cooking": "other", "Greek mythology": "other",
     "baseball": "other", "golf": "other", "art": "other", "football": "other",
     "photography": "other", "card game": "other", "chess": "other", "poetry": "other",
@@ -154,8 +156,8 @@ EVENT_QUESTIONS = (
 # ---- WordNet ----------------------------------------------------------------------------------
 
 
-def _parse_wordnet(directory: Path) -> dict[tuple[str, str], dict[str, object]]:
-    synsets: dict[tuple[str, str], dict[str, object]] = {}
+def _parse_wordnet(directory: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    synsets: dict[tuple[str, str], dict[str, Any]] = {}
     for pos, code in (("noun", "n"), ("verb", "v"), ("adj", "a"), ("adv", "r")):
         for line in (directory / f"data.{pos}").read_text(encoding="latin-1").splitlines():
             if line.startswith("  "):
@@ -184,7 +186,9 @@ def _gloss(gloss: object) -> str:
     return text
 
 
-def _domain_category(synsets: dict, key: tuple[str, str], depth: int = 3) -> str | None:
+def _domain_category(
+    synsets: dict[tuple[str, str], dict[str, Any]], key: tuple[str, str], depth: int = 3
+) -> str | None:
     """A topic domain's category, or that of its nearest hypernym within ``depth`` steps."""
     for _ in range(depth + 1):
         node = synsets[key]
@@ -203,14 +207,14 @@ def wordnet_examples(directory: Path, rng: random.Random) -> list[Example]:
     synsets = _parse_wordnet(directory)
     examples: list[Example] = []
     for key, node in synsets.items():
-        for symbol, offset, pos in node["pointers"]:  # type: ignore[union-attr]
+        for symbol, offset, pos in node["pointers"]:
             if symbol != ";c":
                 continue
             category = _domain_category(synsets, (offset, pos))
             if category is None:
                 continue
-            field_name = _clean_word(synsets[(offset, pos)]["words"][0])  # type: ignore[index]
-            term = _clean_word(node["words"][0])  # type: ignore[index]
+            field_name = _clean_word(synsets[(offset, pos)]["words"][0])
+            term = _clean_word(node["words"][0])
             gloss = _gloss(node["gloss"])
             if len(term) < 3 or not gloss:
                 continue
@@ -228,14 +232,14 @@ def wordnet_examples(directory: Path, rng: random.Random) -> list[Example]:
             break
     by_word: dict[str, str] = {**OCCUPATION_CATEGORY, **EVENT_CATEGORY}
     for node in synsets.values():
-        for symbol, offset, pos in node["pointers"]:  # type: ignore[union-attr]
+        for symbol, offset, pos in node["pointers"]:
             if symbol != "@i":
                 continue
-            parent = _clean_word(synsets[(offset, pos)]["words"][0])  # type: ignore[index]
+            parent = _clean_word(synsets[(offset, pos)]["words"][0])
             category = by_word.get(parent)
             if category is None:
                 continue
-            name = _clean_word(node["words"][0])  # type: ignore[index]
+            name = _clean_word(node["words"][0])
             gloss = _gloss(node["gloss"])
             group = f"wordnet:instance:{parent}:{name[:1].lower()}"
             if parent in EVENT_CATEGORY:

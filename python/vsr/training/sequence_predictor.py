@@ -85,12 +85,15 @@ def signal_windows() -> tuple[int, int, int]:
     ``vsr.signals.jailbreak`` owns them when it defines them; until then the PII windows, which
     the jailbreak head was trained with (1,200 characters, 200 overlapping).
     """
+    from types import ModuleType
+
     from vsr.pii import detector
 
+    signal: ModuleType
     try:
         from vsr.signals import jailbreak as signal
     except ImportError:  # the serving side is not importable (a training-only environment)
-        signal = detector  # type: ignore[assignment]
+        signal = detector
     return (
         int(getattr(signal, "WINDOW_CHARS", detector.WINDOW_CHARS)),
         int(getattr(signal, "WINDOW_OVERLAP", detector.WINDOW_OVERLAP)),

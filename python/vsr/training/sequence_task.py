@@ -113,8 +113,7 @@ class SequenceHeadTask:
             label = record.fields.get("label")
             if label not in labels:
                 raise TaskError(
-                    f'line {record.line}: "label" must be one of {", ".join(labels)}, '
-                    f"got {label!r}"
+                    f'line {record.line}: "label" must be one of {", ".join(labels)}, got {label!r}'
                 )
             gold.append(str(label))
         predicted: list[str] = []
