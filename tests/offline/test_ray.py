@@ -91,13 +91,17 @@ def test_ray_classify_equals_vsr_classify(
     from vsr.integrations.ray import Classifier
 
     # Four blocks, so both workers get some.
-    labelled = ray.data.read_parquet(str(prompts)).repartition(4).map_batches(
-        Classifier,
-        fn_constructor_kwargs={"task": task},
-        concurrency=2,  # two workers, each loading the model once
-        num_cpus=0.5,  # leave a CPU of the two for Ray Data's read tasks
-        batch_size=8,
-        batch_format="numpy",
+    labelled = (
+        ray.data.read_parquet(str(prompts))
+        .repartition(4)
+        .map_batches(
+            Classifier,
+            fn_constructor_kwargs={"task": task},
+            concurrency=2,  # two workers, each loading the model once
+            num_cpus=0.5,  # leave a CPU of the two for Ray Data's read tasks
+            batch_size=8,
+            batch_format="numpy",
+        )
     )
     labelled = labelled.materialize()
     assert "MapBatches(Classifier): 4 tasks executed" in labelled.stats()
@@ -121,13 +125,17 @@ def test_ray_classify_equals_vsr_classify(
 def test_ray_routing_equals_vsr_route(local_ray: None, prompts: Path, tmp_path: Path) -> None:
     from vsr.integrations.ray import RouterBatch
 
-    routed = ray.data.read_parquet(str(prompts)).repartition(4).map_batches(
-        RouterBatch,
-        fn_constructor_kwargs={"config": str(DEFAULT_CONFIG)},
-        concurrency=2,
-        num_cpus=0.5,
-        batch_size=8,
-        batch_format="numpy",
+    routed = (
+        ray.data.read_parquet(str(prompts))
+        .repartition(4)
+        .map_batches(
+            RouterBatch,
+            fn_constructor_kwargs={"config": str(DEFAULT_CONFIG)},
+            concurrency=2,
+            num_cpus=0.5,
+            batch_size=8,
+            batch_format="numpy",
+        )
     )
     through_ray = by_id(routed.take_all())
     single = tmp_path / "routed.parquet"
