@@ -240,7 +240,7 @@ def test_disabled_batching_runs_each_request_alone() -> None:
 
 
 def test_queue_takes_an_oversized_request_alone_and_keeps_arrival_order() -> None:
-    queue = BatchQueue(BatchingConfig(max_batch_texts=2, max_batch_tokens=100, fair_after_ms=0))
+    queue = BatchQueue(BatchingConfig(max_batch_texts=2, max_batch_tokens=100, ms_per_1k_tokens=0))
     big = queue.add(["w " * 1000], ["h"], None)
     small = [queue.add([f"t{i}"], ["h"], None) for i in range(3)]
     assert queue.full()
@@ -250,16 +250,18 @@ def test_queue_takes_an_oversized_request_alone_and_keeps_arrival_order() -> Non
     assert queue.take() == [] and not queue.full()
 
 
-def test_short_requests_go_before_long_ones_until_the_long_one_has_waited() -> None:
-    queue = BatchQueue(BatchingConfig(max_batch_texts=1, fair_after_ms=100))
+def test_short_requests_go_before_long_ones_that_arrived_up_to_their_weight_earlier() -> None:
+    # 1 s per 1,000 tokens: the ~500-token prompt is due 0.5 s after it arrived.
+    queue = BatchQueue(BatchingConfig(max_batch_texts=1, ms_per_1k_tokens=1000))
     long = queue.add(["w " * 1000], ["h"], None)
-    short = [queue.add([f"t{i}"], ["h"], None) for i in range(3)]
-    start = long.queued_at
-    assert queue.take(now=start + 0.01) == [short[0]]
-    assert queue.take(now=start + 0.05) == [short[1]]
-    # Past fair_after_ms the oldest runs next, however large: long prompts are never starved.
-    assert queue.take(now=start + 0.2) == [long]
-    assert queue.take(now=start + 0.2) == [short[2]]
+    early = queue.add(["t0"], ["h"], None)
+    late = queue.add(["t1"], ["h"], None)
+    late.queued_at = long.queued_at + 1.0  # arrived after the long prompt was due
+    assert long.tokens == 502
+    assert queue.take() == [early]
+    # The long prompt is not starved: it goes before a short one that arrived after it was due.
+    assert queue.take() == [long]
+    assert queue.take() == [late]
 
 
 def test_a_full_queue_refuses_at_once_but_an_empty_one_takes_any_request() -> None:

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from vsr.config import parse_config_text
+from vsr.config.signals import PiiSignal
 from vsr.inference import HeadDescription, ModelRegistry
 from vsr.models import Entity
-from vsr.pii.detector import MAX_WINDOWS, WINDOW_CHARS, plan_windows
+from vsr.pii.detector import WINDOW_CHARS, plan_windows
 from vsr.router import Router
 
 SEEN_CHARS = WINDOW_CHARS + 100
@@ -104,5 +105,6 @@ def test_windows_are_bounded_and_keep_the_end_of_a_huge_prompt() -> None:
     # ~380k characters; numbered so that no two windows are the same text.
     huge = "".join(f"{FILLER}({index}) " for index in range(5000)) + "mail jane.doe@example.com"
     result = router.route(request(huge))
-    assert len(encoder.calls[0]) == MAX_WINDOWS
+    # The signal's max_windows (8 by default): the first and last halves of the windows.
+    assert len(encoder.calls[0]) == PiiSignal.model_fields["max_windows"].default == 8
     assert result.blocked is not None  # the last window is always read

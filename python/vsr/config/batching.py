@@ -33,11 +33,12 @@ class BatchingConfig(BaseModel):
         ge=1,
         description="texts waiting for one encoder beyond which new requests are refused (503)",
     )
-    fair_after_ms: float = Field(
-        default=250.0,
+    ms_per_1k_tokens: float = Field(
+        default=1000.0,
         ge=0,
-        description="a request waiting this long runs next, however large (shortest-first "
-        "before that)",
+        description="fair scheduling: a request's place in line is its arrival time plus this "
+        "much per 1,000 estimated tokens, so a short prompt goes ahead of long ones that "
+        "arrived up to that much earlier, and no request waits forever (0: arrival order)",
     )
 
     @property

@@ -139,6 +139,11 @@ class JailbreakSignal(StrictModel):
     benign_labels: tuple[str, ...] = ("benign",)
     model: str = DEFAULT_CLASSIFIER_BUNDLE
     head: str = "jailbreak"
+    max_windows: Annotated[int, Field(ge=1, le=256)] = Field(
+        default=8,
+        description="Windows (~1,000 characters each) the model reads per request; beyond it the "
+        "first and the last halves. Bounds the CPU cost of one long prompt.",
+    )
     text: TextSelection = Field(
         default=SCREENED_MESSAGES,
         description="The messages screened, each read on its own in windows (default: every "
@@ -159,6 +164,11 @@ class PiiSignal(StrictModel):
     use_patterns: bool = True
     model: str = DEFAULT_PII_BUNDLE
     head: str = "pii"
+    max_windows: Annotated[int, Field(ge=1, le=256)] = Field(
+        default=8,
+        description="Windows (~1,200 characters each) the model reads per request; beyond it the "
+        "first and the last halves (the patterns still read the whole text budget).",
+    )
     text: TextSelection = Field(
         default=SCREENED_MESSAGES,
         description="The messages screened, each read on its own in windows (default: every "

@@ -8,13 +8,16 @@ Pure data and policy, no threads or event loop, so the rules are tested directly
 
 A batch is one anchor request plus the waiting requests nearest to it in length, up to the limits,
 so texts of similar length share a batch and little compute is spent on padding. The anchor is
-the cheapest waiting request (fewest estimated tokens), so a short prompt is never stuck behind
-long ones; once the oldest request has waited ``fair_after_ms`` it goes next whatever its size,
-so long prompts are delayed, never starved. The queue is bounded (``max_queued_texts``): past
-it a request is refused at once (``QueueFull``), which the server answers with a 503 and
-``Retry-After`` instead of letting every client time out. Token counts are estimated from characters
-(exact counts would cost a tokenizer pass per request); the core still cuts each call into
-length-sorted chunks of bounded padded size, so the estimate only steers grouping.
+the request with the earliest *fair time*: its arrival plus ``ms_per_1k_tokens`` per 1,000
+estimated tokens (earliest virtual deadline first). A short prompt therefore goes ahead of long
+prompts that arrived up to about their cost earlier, and since every fair time is finite and
+later arrivals get later ones, no request is starved. The queue is bounded
+(``max_queued_texts``): past it a request is refused at once (``QueueFull``), which the server
+answers with a 503 and ``Retry-After`` instead of letting every client time out.
+
+Token counts are estimated from characters (exact counts would cost a tokenizer pass per
+request); the core still cuts each call into length-sorted chunks of bounded padded size, so the
+estimate only steers grouping and order.
 """
 
 from __future__ import annotations
@@ -64,6 +67,10 @@ class PendingRequest:
     def __post_init__(self) -> None:
         self.tokens = estimate_tokens(self.texts)
 
+    def fair_time(self, ms_per_1k_tokens: float) -> float:
+        """When this request is due, for ordering: arrival plus the weight of its work."""
+        return self.queued_at + self.tokens * ms_per_1k_tokens / 1e6
+
     @property
     def longest(self) -> int:
         return max((len(text) for text in self.texts), default=0)
@@ -102,15 +109,12 @@ class BatchQueue:
         tokens = sum(r.tokens for r in self.waiting)
         return texts >= self.config.max_batch_texts or tokens >= self.config.max_batch_tokens
 
-    def anchor(self, now: float | None = None) -> PendingRequest:
-        """The request the next batch is built around (see the module's doc)."""
-        oldest = self.waiting[0]
-        now = time.monotonic() if now is None else now
-        if (now - oldest.queued_at) * 1000.0 >= self.config.fair_after_ms:
-            return oldest
-        return min(self.waiting, key=lambda r: (r.tokens, r.sequence))
+    def anchor(self) -> PendingRequest:
+        """The request the next batch is built around: the earliest fair time."""
+        weight = self.config.ms_per_1k_tokens
+        return min(self.waiting, key=lambda r: (r.fair_time(weight), r.sequence))
 
-    def take(self, now: float | None = None) -> list[PendingRequest]:
+    def take(self) -> list[PendingRequest]:
         """Remove and return the next batch: the anchor and the requests nearest it in length.
 
         A request larger than the limits on its own still runs, alone: limits bound grouping,
@@ -118,7 +122,7 @@ class BatchQueue:
         """
         if not self.waiting:
             return []
-        first = self.anchor(now)
+        first = self.anchor()
         batch = [first]
         texts, tokens = len(first.texts), first.tokens
         # Nearest in length first; arrival order breaks ties, so equal lengths stay FIFO.

@@ -17,6 +17,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -46,8 +47,10 @@ class InferencePool:
         self.registry = registry
         self.batching = batching or BatchingConfig()
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="vsr-infer")
-        # One batcher per encoder, created on first use inside the running loop.
-        self._batchers: dict[EncoderKey, _EncoderBatcher] = {}
+        # Created on first use inside the running loop; one slot per worker thread, so a batch
+        # never queues inside the executor behind work the scheduler would have ordered later.
+        self._max_workers = max_workers
+        self._scheduler: _Scheduler | None = None
 
     def run_sync(
         self, key: EncoderKey, texts: Sequence[str], heads: Sequence[str]
@@ -77,10 +80,9 @@ class InferencePool:
         if not self.batching.enabled or not texts:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, self.run_sync, key, texts, heads)
-        batcher = self._batchers.get(key)
-        if batcher is None:
-            batcher = self._batchers[key] = _EncoderBatcher(self, key)
-        return await batcher.submit(texts, heads)
+        if self._scheduler is None:
+            self._scheduler = _Scheduler(self, self._max_workers)
+        return await self._scheduler.submit(key, texts, heads)
 
     async def count_tokens(self, key: EncoderKey, texts: Sequence[str]) -> list[int]:
         loop = asyncio.get_running_loop()
@@ -90,67 +92,112 @@ class InferencePool:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-class _EncoderBatcher:
-    """Queues one encoder's requests and starts batches; lives on the event loop's thread only.
+@dataclass
+class _EncoderQueue:
+    """One encoder's waiting requests and how many of its batches are running."""
 
-    Dispatch rules, checked whenever a request arrives, a batch finishes or the wait timer fires:
-    nothing in flight -> run what is queued now; a slot free but others running -> run once the
-    queue fills a batch or the oldest request has waited ``max_wait_ms``; no slot free -> wait.
+    queue: BatchQueue
+    running: int = 0
+
+
+class _Scheduler:
+    """Runs batches on the pool's worker slots (one slot per worker thread); lives on the event
+    loop's thread only.
+
+    Whenever a slot is free it picks the next batch across every encoder: the one whose anchor
+    (``BatchQueue.anchor``: the earliest fair time, arrival plus the request's weight in tokens)
+    is earliest; ``BatchQueue.take`` then groups that request with its neighbours in length. So a
+    short prompt is not stuck behind long prompts of any encoder, no request is starved, and a
+    batch is cut only when it can run (requests arriving meanwhile can still join it). An encoder
+    already running a batch waits up to ``max_wait_ms`` for more company unless its queue fills a
+    batch. Requests
+    whose caller gave up (cancelled, past its deadline) are dropped before their batch runs.
     """
 
-    def __init__(self, pool: InferencePool, key: EncoderKey) -> None:
+    def __init__(self, pool: InferencePool, slots: int) -> None:
         self._pool = pool
-        self._key = key
         self._config = pool.batching
-        self._queue = BatchQueue(self._config)
-        self._in_flight = 0
+        self._free = slots
+        self._queues: dict[EncoderKey, _EncoderQueue] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._running: set[asyncio.Task[None]] = set()
 
-    async def submit(self, texts: Sequence[str], heads: Sequence[str]) -> dict[str, Any]:
+    async def submit(
+        self, key: EncoderKey, texts: Sequence[str], heads: Sequence[str]
+    ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         result: asyncio.Future[dict[str, Any]] = loop.create_future()
-        request = self._queue.add(texts, heads, result)
+        state = self._queues.get(key)
+        if state is None:
+            state = self._queues[key] = _EncoderQueue(BatchQueue(self._config))
+        request = state.queue.add(texts, heads, result)  # QueueFull: refused at once
         self._dispatch()
         try:
             return await result
         except asyncio.CancelledError:
-            self._queue.drop(request)
+            state.queue.drop(request)
             raise
 
     def _dispatch(self) -> None:
-        while self._queue and self._in_flight < self._config.max_concurrent_batches:
-            idle = self._in_flight == 0
-            if not (idle or self._queue.full() or self._config.max_wait_s == 0):
-                self._arm_timer()
+        now = time.monotonic()
+        while self._free > 0:
+            key = self._next(now)
+            if key is None:
                 return
-            self._start(self._queue.take())
+            state = self._queues[key]
+            batch = [r for r in state.queue.take() if not r.result.done()]
+            if batch:
+                self._start(key, state, batch)
 
-    def _arm_timer(self) -> None:
+    def _next(self, now: float) -> EncoderKey | None:
+        """The encoder whose batch runs next, or None (then a timer may be armed)."""
+        config = self._config
+        ready: list[tuple[EncoderKey, BatchQueue]] = []
+        wake_at: float | None = None
+        for key, state in self._queues.items():
+            queue = state.queue
+            if not queue or state.running >= config.max_concurrent_batches:
+                continue
+            oldest = queue.waiting[0].queued_at
+            if state.running == 0 or queue.full() or now - oldest >= config.max_wait_s:
+                ready.append((key, queue))
+            else:
+                due = oldest + config.max_wait_s
+                wake_at = due if wake_at is None else min(wake_at, due)
+        if not ready:
+            if wake_at is not None:
+                self._arm_timer(wake_at - now)
+            return None
+        weight = config.ms_per_1k_tokens
+        due = [
+            (queue.anchor().fair_time(weight), queue.anchor().sequence, key) for key, queue in ready
+        ]
+        return min(due, key=lambda item: item[:2])[2]
+
+    def _arm_timer(self, delay_s: float) -> None:
         if self._timer is None:
             loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(self._config.max_wait_s, self._on_timer)
+            self._timer = loop.call_later(max(delay_s, 0.0), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
-        while self._queue and self._in_flight < self._config.max_concurrent_batches:
-            self._start(self._queue.take())
+        self._dispatch()
 
-    def _start(self, batch: list[PendingRequest]) -> None:
-        live = [request for request in batch if not request.result.done()]
-        if not live:
-            return
-        self._in_flight += 1
-        task = asyncio.get_running_loop().create_task(self._execute(live))
+    def _start(self, key: EncoderKey, state: _EncoderQueue, batch: list[PendingRequest]) -> None:
+        self._free -= 1
+        state.running += 1
+        task = asyncio.get_running_loop().create_task(self._execute(key, state, batch))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def _execute(self, batch: list[PendingRequest]) -> None:
+    async def _execute(
+        self, key: EncoderKey, state: _EncoderQueue, batch: list[PendingRequest]
+    ) -> None:
         texts = [text for request in batch for text in request.texts]
         loop = asyncio.get_running_loop()
         try:
             outputs = await loop.run_in_executor(
-                self._pool._executor, self._pool.run_sync, self._key, texts, union_heads(batch)
+                self._pool._executor, self._pool.run_sync, key, texts, union_heads(batch)
             )
             shares = split_outputs(outputs, batch)
         except Exception as error:
@@ -163,9 +210,8 @@ class _EncoderBatcher:
                 if not request.result.done():
                     request.result.set_result(share)
         finally:
-            self._in_flight -= 1
+            self._free += 1
+            state.running -= 1
             if len(batch) > 1:
-                log.debug(
-                    "encoder_batch", path=self._key.path, requests=len(batch), texts=len(texts)
-                )
+                log.debug("encoder_batch", path=key.path, requests=len(batch), texts=len(texts))
             self._dispatch()

@@ -54,8 +54,6 @@ class Signal(ABC, Generic[ConfigT]):
     # Screening signals read each selected message on its own, in windows (see routing.reading);
     # routing signals read the selected messages joined into one text.
     per_message: ClassVar[bool] = False
-    # The most windows one request may have this signal's models read (head and tail beyond it).
-    max_windows: ClassVar[int] = 1
 
     def __init__(self, config: ConfigT, path: str) -> None:
         self.config = config
@@ -64,6 +62,12 @@ class Signal(ABC, Generic[ConfigT]):
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def max_windows(self) -> int:
+        """The most windows one request may have this signal's models read (its config's
+        ``max_windows``; one for signals that read a text whole)."""
+        return int(getattr(self.config, "max_windows", 1))
 
     def head_needs(self) -> tuple[HeadNeed, ...]:
         """The encoder heads this signal reads (none for text-only signals)."""

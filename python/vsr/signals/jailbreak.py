@@ -23,26 +23,27 @@ from vsr.signals.result import SignalResult
 # read whole. Neighbouring windows overlap so a short attack cut by a boundary is whole in one.
 WINDOW_CHARS = 1000
 WINDOW_OVERLAP = 200
-# Per request, across all screened messages: about 8,000 characters of head and tail are read by
-# the model beyond that (see routing.reading.head_and_tail).
+# The default per request (``max_windows`` in the signal's config), across all screened messages:
+# about 8,000 characters of head and tail (see routing.reading.head_and_tail).
 MAX_WINDOWS = 8
 
 
-def jailbreak_windows(text: str) -> list[tuple[int, int]]:
+def jailbreak_windows(text: str, max_windows: int = MAX_WINDOWS) -> list[tuple[int, int]]:
     """The windows one message is read in (also what ``vsr classify --task jailbreak`` uses)."""
-    return plan_windows(text, WINDOW_CHARS, WINDOW_OVERLAP, MAX_WINDOWS)
+    return plan_windows(text, WINDOW_CHARS, WINDOW_OVERLAP, max(max_windows, 2))
 
 
 @register("jailbreak")
 class JailbreakClassifierSignal(Signal[JailbreakSignal]):
     per_message = True
-    max_windows = MAX_WINDOWS
 
     def head_needs(self) -> tuple[HeadNeed, ...]:
         return (HeadNeed(self.config.model, self.config.head, "sequence"),)
 
     def text_windows(self, model: str, text: str) -> Sequence[tuple[int, int]] | None:
-        return jailbreak_windows(text) if model == self.config.model else None
+        if model != self.config.model:
+            return None
+        return jailbreak_windows(text, self.config.max_windows)
 
     def prepare(self, pool: InferencePool) -> None:
         head = self.check_head(pool, self.head_needs()[0])

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from vsr.config.signals import PiiSignal
-from vsr.pii.detector import MAX_WINDOWS, plan_windows, spans_over_windows
+from vsr.pii.detector import plan_windows, spans_over_windows
 from vsr.pii.entities import detect_pii
 from vsr.signals.base import HeadNeed, Signal, SignalInputs, describe_error, register
 from vsr.signals.result import SignalResult
@@ -33,8 +33,6 @@ def normalise_entity_type(label: str) -> str:
 @register("pii")
 class PiiDetectorSignal(Signal[PiiSignal]):
     per_message = True
-    # Per request, across all screened messages (~29k characters read by the model beyond it).
-    max_windows = MAX_WINDOWS + 8
 
     def __init__(self, config: PiiSignal, path: str) -> None:
         super().__init__(config, path)
@@ -44,7 +42,9 @@ class PiiDetectorSignal(Signal[PiiSignal]):
         return (HeadNeed(self.config.model, self.config.head, "token"),)
 
     def text_windows(self, model: str, text: str) -> Sequence[tuple[int, int]] | None:
-        return plan_windows(text) if model == self.config.model else None
+        if model != self.config.model:
+            return None
+        return plan_windows(text, max_windows=max(self.config.max_windows, 2))
 
     def evaluate(self, text: str, inputs: SignalInputs) -> SignalResult:
         spans = spans_over_windows(inputs.head_windows(self.config.model, self.config.head))
