@@ -313,3 +313,14 @@ def test_router_builds_its_pool_with_the_config_batching() -> None:
     )
     with Router(config) as router:
         assert router._pool.batching == config.batching
+
+
+def test_a_short_prompt_never_shares_a_batch_with_a_long_one() -> None:
+    queue = BatchQueue(BatchingConfig(max_batch_texts=32))
+    long = queue.add(["w" * 1000] * 8, ["h"], None)
+    short = queue.add(["What is 2+2?"], ["h"], None)
+    similar = queue.add(["What is 3+3, please?"], ["h"], None)
+    assert queue.take() == [short, similar]
+    assert queue.take() == [long]
+    # The estimate stops at what an encoder reads of a text.
+    assert estimate_tokens(["x" * 100_000]) == 512 + 2

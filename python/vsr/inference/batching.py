@@ -48,9 +48,26 @@ class QueueFull(Exception):
         self.limit = limit
 
 
+# Encoders read at most this many tokens of a text (BERT-family limits are 512 or less; the core
+# cuts longer texts), so a long text costs no more than this.
+MAX_TOKENS_PER_TEXT = 512
+# Texts group only with texts of a similar length: a short prompt must not wait for a long
+# prompt's windows because they share a batch. Similar: the longer is at most twice the shorter
+# plus this many characters.
+SIMILAR_LENGTH_SLACK = 256
+
+
 def estimate_tokens(texts: Sequence[str]) -> int:
     """Tokens a request's texts will take, from their length in characters."""
-    return sum(math.ceil(len(text) / CHARACTERS_PER_TOKEN) + SPECIAL_TOKENS for text in texts)
+    return sum(
+        min(math.ceil(len(text) / CHARACTERS_PER_TOKEN), MAX_TOKENS_PER_TEXT) + SPECIAL_TOKENS
+        for text in texts
+    )
+
+
+def similar_length(a: int, b: int) -> bool:
+    """Whether texts of ``a`` and ``b`` characters may share a batch."""
+    return max(a, b) <= 2 * min(a, b) + SIMILAR_LENGTH_SLACK
 
 
 @dataclass(eq=False)
@@ -131,6 +148,8 @@ class BatchQueue:
             key=lambda r: (abs(r.longest - first.longest), r.sequence),
         )
         for request in candidates:
+            if not similar_length(request.longest, first.longest):
+                continue
             if texts + len(request.texts) > self.config.max_batch_texts:
                 continue
             if tokens + request.tokens > self.config.max_batch_tokens:
