@@ -4,12 +4,15 @@ headers, the llm_usage log line, and traces received by a real OTLP receiver."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -301,3 +304,29 @@ def test_debug_headers_follow_the_request_header_when_required(
         assert "x-vsr-debug" not in asked.json()["sim_request"]["headers"]
     finally:
         second.stop()
+
+
+async def first_and_last_chunk_s(
+    url: str, body: Any, headers: Mapping[str, str]
+) -> tuple[float, float]:
+    async with aiohttp.ClientSession() as session:
+        started = time.perf_counter()
+        async with session.post(url, json=body, headers=dict(headers)) as response:
+            assert response.status == 200
+            await response.content.readany()
+            first = time.perf_counter() - started
+            await response.read()
+            return first, time.perf_counter() - started
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_each_chunk_reaches_the_client_at_once(stack: DevStack, include_usage: bool) -> None:
+    """With 400 ms between the model's events, the client gets the first one long before the
+    second exists: vsr holds nothing back, whether it cuts the usage chunk or not."""
+    options = {"stream_options": {"include_usage": True}} if include_usage else {}
+    body = chat_body("one two three", "llama3-8b", stream=True, **options)
+    first, last = asyncio.run(
+        first_and_last_chunk_s(f"{stack.url}{CHAT}", body, {"x-sim-chunk-delay-ms": "400"})
+    )
+    assert first < 0.3, f"first chunk after {first:.3f} s"
+    assert last > 1.6  # the stream itself took its time (8 events, 400 ms apart)
