@@ -161,6 +161,11 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
                 return mutations.response_body_response()
             return mutations.trailers_response(phase) if phase else None
         state.done = True
+        if state.chat:
+            accounting.answered_by_vsr(
+                state.trace, state.request_id, state.started, "error", 500,
+                model=state.model, error="internal_error",
+            )  # fmt: skip
         return mutations.openai_error(
             500,
             f"vsr failed to process this request (request id {state.request_id})",
