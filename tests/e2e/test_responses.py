@@ -251,6 +251,7 @@ def test_trace_arrives_with_names_parentage_and_attributes(
         "semantic_router.security.jailbreak_detection",
         "semantic_router.security.pii_detection",
         "semantic_router.routing.decision",
+        "semantic_router.routing.plugins",
         "semantic_router.upstream.request",
     }
     received = receiver.trace(CLIENT_TRACE_ID, names)
@@ -270,6 +271,9 @@ def test_trace_arrives_with_names_parentage_and_attributes(
     assert decision.parent_span_id == root.span_id
     assert decision.attributes["routing.decision"] == "math"
     assert decision.attributes["routing.selected_model"] == "phi4-mini"
+    plugins = spans["semantic_router.routing.plugins"]
+    assert plugins.parent_span_id == decision.span_id
+    assert plugins.attributes["plugins.system_prompt_injected"] is True
     upstream = spans["semantic_router.upstream.request"]
     assert upstream.parent_span_id == root.span_id
     assert (

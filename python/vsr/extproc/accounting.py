@@ -322,10 +322,11 @@ def trace_routing(
         if family == "pii":
             attributes["pii.types"] = tuple(sorted({t for s in signals for t in s.entity_types}))
         trace.span(span_name, started, finished, attributes, parent=classification)
-    trace.span(
+    now = time.perf_counter()
+    decision = trace.span(
         tracing.SPAN_DECISION,
         finished,
-        time.perf_counter(),
+        now,
         {
             "routing.decision": result.decision,
             "routing.original_model": result.requested_model,
@@ -334,7 +335,22 @@ def trace_routing(
             "routing.auto": result.auto,
             "reasoning.enabled": result.reasoning.enabled,
             "reasoning.effort": result.reasoning.effort,
-            "routing.system_prompt_injected": result.system_prompt_injected,
             "routing.blocked": blocked.kind if blocked is not None else None,
         },
+    )
+    # What the plugins did (the engine applies them with the decision, in one step).
+    trace.span(
+        tracing.SPAN_PLUGINS,
+        finished,
+        now,
+        {
+            "plugins.system_prompt_injected": result.system_prompt_injected,
+            "plugins.reasoning_applied": result.reasoning.applied,
+            "plugins.body_changed": result.body_changed,
+            "plugins.headers_set": tuple(sorted(result.headers.set)),
+            "plugins.headers_removed": result.headers.remove,
+            "plugins.semantic_cache": result.cache is not None and result.cache.enabled,
+            "plugins.blocked_by": blocked.kind if blocked is not None else None,
+        },
+        parent=decision,
     )

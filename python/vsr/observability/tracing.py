@@ -9,7 +9,8 @@ request is one trace (continuing the client's W3C ``traceparent`` when it sent o
     │  ├─ semantic_router.classification.encoder   one per encoder run (model, device, texts)
     │  ├─ semantic_router.security.jailbreak_detection
     │  └─ semantic_router.security.pii_detection
-    ├─ semantic_router.routing.decision       decision, model, reasoning, plugins' edits
+    ├─ semantic_router.routing.decision       decision, model, reasoning
+    │  └─ semantic_router.routing.plugins     what the plugins did (prompt, reasoning, headers)
     └─ semantic_router.upstream.request       CLIENT, until the response's last byte; its context
                                               goes upstream as ``traceparent``
 
@@ -36,6 +37,7 @@ SPAN_ENCODER = "semantic_router.classification.encoder"
 SPAN_JAILBREAK = "semantic_router.security.jailbreak_detection"
 SPAN_PII = "semantic_router.security.pii_detection"
 SPAN_DECISION = "semantic_router.routing.decision"
+SPAN_PLUGINS = "semantic_router.routing.plugins"
 SPAN_UPSTREAM = "semantic_router.upstream.request"
 
 # perf_counter() seconds -> epoch nanoseconds (spans are stamped with the clock the service uses).
