@@ -324,3 +324,28 @@ def test_a_short_prompt_never_shares_a_batch_with_a_long_one() -> None:
     assert queue.take() == [long]
     # The estimate stops at what an encoder reads of a text.
     assert estimate_tokens(["x" * 100_000]) == 512 + 2
+
+
+def test_long_prompts_leave_a_worker_slot_for_short_ones() -> None:
+    encoder = FakeEncoder(hold_first=True)
+    registry = ModelRegistry(resolver=Path, loader=lambda path, device: encoder)
+    pool = InferencePool(registry, max_workers=2, batching=BatchingConfig(max_concurrent_batches=4))
+    key = registry.key("fake")
+    long_texts = ["w" * 1000] * 8  # ~2,000 estimated tokens: a large batch
+
+    async def scenario() -> list[list[str]]:
+        first = asyncio.ensure_future(pool.run(key, long_texts, ["length"]))
+        await asyncio.to_thread(encoder.started.wait, 5)
+        second = asyncio.ensure_future(pool.run(key, [t + "x" for t in long_texts], ["length"]))
+        await asyncio.sleep(0.05)
+        # The second long prompt waits: the other slot is kept for small batches.
+        assert len(encoder.calls) == 1
+        short = await asyncio.wait_for(pool.run(key, ["What is 2+2?"], ["length"]), 5)
+        assert short["length"].tolist() == [[12.0]]
+        encoder.release.set()
+        await asyncio.gather(first, second)
+        return [texts for texts, _ in encoder.calls]
+
+    calls = asyncio.run(scenario())
+    assert calls[1] == ["What is 2+2?"] and len(calls) == 3
+    pool.close()

@@ -92,6 +92,15 @@ class InferencePool:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
+# A request estimated above this many tokens makes a batch large (see ``_Scheduler``): about
+# four windows of 256 tokens, hundreds of milliseconds of a CPU's time.
+LARGE_REQUEST_TOKENS = 1024
+
+
+def is_large(request: PendingRequest) -> bool:
+    return request.tokens > LARGE_REQUEST_TOKENS
+
+
 @dataclass
 class _EncoderQueue:
     """One encoder's waiting requests and how many of its batches are running."""
@@ -110,14 +119,20 @@ class _Scheduler:
     short prompt is not stuck behind long prompts of any encoder, no request is starved, and a
     batch is cut only when it can run (requests arriving meanwhile can still join it). An encoder
     already running a batch waits up to ``max_wait_ms`` for more company unless its queue fills a
-    batch. Requests
-    whose caller gave up (cancelled, past its deadline) are dropped before their batch runs.
+    batch. Requests whose caller gave up (cancelled, past its deadline) are dropped before their
+    batch runs.
+
+    Large batches (long prompts' windows) may hold all slots but one: on a CPU a batch of long
+    windows takes seconds, and short prompts arriving meanwhile need a slot that is not behind it.
     """
 
     def __init__(self, pool: InferencePool, slots: int) -> None:
         self._pool = pool
         self._config = pool.batching
         self._free = slots
+        # Large batches may hold all slots but one, which stays for small ones.
+        self._large_limit = max(1, slots - 1)
+        self._large_running = 0
         self._queues: dict[EncoderKey, _EncoderQueue] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._running: set[asyncio.Task[None]] = set()
@@ -158,6 +173,8 @@ class _Scheduler:
             queue = state.queue
             if not queue or state.running >= config.max_concurrent_batches:
                 continue
+            if self._large_running >= self._large_limit and is_large(queue.anchor()):
+                continue  # the last slot is kept for small batches
             oldest = queue.waiting[0].queued_at
             if state.running == 0 or queue.full() or now - oldest >= config.max_wait_s:
                 ready.append((key, queue))
@@ -169,10 +186,10 @@ class _Scheduler:
                 self._arm_timer(wake_at - now)
             return None
         weight = config.ms_per_1k_tokens
-        due = [
+        order = [
             (queue.anchor().fair_time(weight), queue.anchor().sequence, key) for key, queue in ready
         ]
-        return min(due, key=lambda item: item[:2])[2]
+        return min(order, key=lambda item: (item[0], item[1]))[2]
 
     def _arm_timer(self, delay_s: float) -> None:
         if self._timer is None:
@@ -186,12 +203,14 @@ class _Scheduler:
     def _start(self, key: EncoderKey, state: _EncoderQueue, batch: list[PendingRequest]) -> None:
         self._free -= 1
         state.running += 1
-        task = asyncio.get_running_loop().create_task(self._execute(key, state, batch))
+        large = any(is_large(request) for request in batch)
+        self._large_running += large
+        task = asyncio.get_running_loop().create_task(self._execute(key, state, batch, large))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
     async def _execute(
-        self, key: EncoderKey, state: _EncoderQueue, batch: list[PendingRequest]
+        self, key: EncoderKey, state: _EncoderQueue, batch: list[PendingRequest], large: bool
     ) -> None:
         texts = [text for request in batch for text in request.texts]
         loop = asyncio.get_running_loop()
@@ -211,6 +230,7 @@ class _Scheduler:
                     request.result.set_result(share)
         finally:
             self._free += 1
+            self._large_running -= large
             state.running -= 1
             if len(batch) > 1:
                 log.debug("encoder_batch", path=key.path, requests=len(batch), texts=len(texts))
