@@ -165,13 +165,30 @@ def test_clients_that_hang_up_leave_nothing_behind(make_stack: Callable[..., Dev
                 f"Content-Length: {len(body) + 10}\r\n\r\n".encode()
                 + body  # 10 bytes short: Envoy is still waiting for the body when we hang up
             )
-    # Envoy resets each ext_proc stream when its client goes; allow for a loaded machine.
+    # Envoy opened an ext_proc stream for each (the headers arrived) and resets it when its
+    # client goes; wait for all 20 to have started, then for vsr to have closed them all.
     deadline = time.monotonic() + 15
+    while envoy_stat(stack, "ext_proc.streams_started") < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert envoy_stat(stack, "ext_proc.streams_started") >= 20
     while active_streams(stack) > 0 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert active_streams(stack) == 0
     reply = send(stack.ports.listener, "POST", CHAT, chat_body("what is 2 + 2?"))
     assert reply.status == 200 and reply.json()["model"] == "phi4-mini"
+
+
+def envoy_stat(stack: DevStack, suffix: str) -> int:
+    """The sum of Envoy's counters whose name ends with ``suffix`` (admin /stats)."""
+    connection = http.client.HTTPConnection("127.0.0.1", stack.ports.admin, timeout=10)
+    try:
+        connection.request("GET", "/stats?filter=" + suffix.replace(".", "\\."))
+        lines = connection.getresponse().read().decode().splitlines()
+    finally:
+        connection.close()
+    return sum(
+        int(line.rsplit(": ", 1)[1]) for line in lines if line.split(":")[0].endswith(suffix)
+    )
 
 
 def rss_kib(stack: DevStack) -> int:
