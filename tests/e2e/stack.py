@@ -140,3 +140,13 @@ def send(
 
 def chat_body(content: str, model: str = "auto", **extra: Any) -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": content}], **extra}
+
+
+def metrics_text(port: int) -> str:
+    """vsr's Prometheus exposition (the metrics port)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", "/metrics")
+        return connection.getresponse().read().decode()
+    finally:
+        connection.close()

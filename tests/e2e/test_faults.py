@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 from tests.e2e.conftest import _start
-from tests.e2e.stack import CREDIT_CARD, chat_body, send, write_router_config
+from tests.e2e.stack import CREDIT_CARD, chat_body, metrics_text, send, write_router_config
 
 from vsr.devstack import DevStack, StackPorts
 
@@ -145,12 +145,7 @@ def test_classification_past_the_deadline_is_a_503_never_a_forward(
 
 
 def active_streams(stack: DevStack) -> float:
-    connection = http.client.HTTPConnection("127.0.0.1", stack.ports.metrics, timeout=10)
-    try:
-        connection.request("GET", "/metrics")
-        text = connection.getresponse().read().decode()
-    finally:
-        connection.close()
+    text = metrics_text(stack.ports.metrics)
     (line,) = [line for line in text.splitlines() if line.startswith("vsr_active_streams ")]
     return float(line.split()[1])
 

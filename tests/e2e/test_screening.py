@@ -3,12 +3,11 @@ made it fail: each case here once reached a model unscreened or ended in an empt
 
 from __future__ import annotations
 
-import http.client
 import json
 from typing import Any
 
 import pytest
-from tests.e2e.stack import CREDIT_CARD, JAILBREAK_PHRASE, Reply, chat_body, send
+from tests.e2e.stack import CREDIT_CARD, JAILBREAK_PHRASE, Reply, chat_body, metrics_text, send
 
 from vsr.devstack import DevStack
 
@@ -147,12 +146,7 @@ def test_bad_input_is_an_openai_error_not_an_empty_500(
 def test_model_labels_stay_bounded(stack: DevStack) -> None:
     bogus = "bogus-model-" + "z" * 200
     post(stack, chat_body("hi", bogus))
-    connection = http.client.HTTPConnection("127.0.0.1", stack.ports.metrics, timeout=10)
-    try:
-        connection.request("GET", "/metrics")
-        exported = connection.getresponse().read().decode()
-    finally:
-        connection.close()
+    exported = metrics_text(stack.ports.metrics)
     assert "bogus-model" not in exported
     for line in exported.splitlines():
         if line.startswith("vsr_decisions_total{"):

@@ -63,6 +63,23 @@ class TextSelection(StrictModel):
 SCREENED_MESSAGES = TextSelection(user_turns=0, include_system=True)
 
 
+class ScreeningSignal(StrictModel):
+    """What the screening signals (jailbreak, PII) share: which messages they read and how many
+    model windows one request may cost."""
+
+    max_windows: Annotated[int, Field(ge=1, le=256)] = Field(
+        default=8,
+        description="Windows (~1,000 characters each) the model reads per request; beyond it the "
+        "first and the last halves. Bounds the CPU cost of one long prompt (PII patterns still "
+        "read the whole text budget).",
+    )
+    text: TextSelection = Field(
+        default=SCREENED_MESSAGES,
+        description="The messages screened, each read on its own in windows (default: every "
+        "user message and the system prompt).",
+    )
+
+
 class KeywordSignal(StrictModel):
     """Fires on words or regular expressions in the text.
 
@@ -129,7 +146,7 @@ class EmbeddingSignal(StrictModel):
     head: str = "embedding"
 
 
-class JailbreakSignal(StrictModel):
+class JailbreakSignal(ScreeningSignal):
     """Fires when the probability of the non-benign labels reaches ``threshold`` in any window of
     any screened message (the riskiest window decides)."""
 
@@ -139,19 +156,9 @@ class JailbreakSignal(StrictModel):
     benign_labels: tuple[str, ...] = ("benign",)
     model: str = DEFAULT_CLASSIFIER_BUNDLE
     head: str = "jailbreak"
-    max_windows: Annotated[int, Field(ge=1, le=256)] = Field(
-        default=8,
-        description="Windows (~1,000 characters each) the model reads per request; beyond it the "
-        "first and the last halves. Bounds the CPU cost of one long prompt.",
-    )
-    text: TextSelection = Field(
-        default=SCREENED_MESSAGES,
-        description="The messages screened, each read on its own in windows (default: every "
-        "user message and the system prompt).",
-    )
 
 
-class PiiSignal(StrictModel):
+class PiiSignal(ScreeningSignal):
     """Fires when PII entities of ``entity_types`` (all types when empty) are found; model spans
     count from ``threshold``. Types are the canonical names of ``vsr.pii.entities``
     (``EMAIL_ADDRESS``, ``US_SSN``...), compared case-insensitively. ``use_patterns`` adds
@@ -164,16 +171,6 @@ class PiiSignal(StrictModel):
     use_patterns: bool = True
     model: str = DEFAULT_PII_BUNDLE
     head: str = "pii"
-    max_windows: Annotated[int, Field(ge=1, le=256)] = Field(
-        default=8,
-        description="Windows (~1,200 characters each) the model reads per request; beyond it the "
-        "first and the last halves (the patterns still read the whole text budget).",
-    )
-    text: TextSelection = Field(
-        default=SCREENED_MESSAGES,
-        description="The messages screened, each read on its own in windows (default: every "
-        "user message and the system prompt).",
-    )
 
 
 class ContextSignal(StrictModel):

@@ -85,11 +85,17 @@ def _unavailable(
     )
 
 
+def _plugin_result(
+    config: RouterConfig, plugin: PluginConfig, signals: SignalIndex
+) -> SignalResult | None:
+    key = plugin_signal(config, plugin)
+    return signals.get(key) if key else None
+
+
 def _jailbreak_block(
     config: RouterConfig, plugin: JailbreakPlugin, signals: SignalIndex
 ) -> BlockReason | None:
-    key = plugin_signal(config, plugin)
-    result = signals.get(key) if key else None
+    result = _plugin_result(config, plugin, signals)
     if result is None:
         return None
     if result.error is not None:
@@ -108,8 +114,7 @@ def _jailbreak_block(
 
 
 def _pii_block(config: RouterConfig, plugin: PiiPlugin, signals: SignalIndex) -> BlockReason | None:
-    key = plugin_signal(config, plugin)
-    result = signals.get(key) if key else None
+    result = _plugin_result(config, plugin, signals)
     if result is None:
         return None
     allowed = {normalise_entity_type(t) for t in plugin.allowed_types}
