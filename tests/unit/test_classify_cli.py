@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 
 from vsr.cli import build_parser
-from vsr.training import domain
-from vsr.training.sequence_predictor import SequencePredictor
-from vsr.training.sequence_task import SequenceHeadTask
-from vsr.training.tasks import Task
+from vsr.tasks import Task, domain
+from vsr.tasks.sequence import SequencePredictor, SequenceTask
 
 LABELS = domain.LABELS
 
@@ -33,7 +31,7 @@ def _keyword_probabilities(texts: Sequence[str]) -> np.ndarray:
     return probabilities
 
 
-class FakeDomainTask(SequenceHeadTask):
+class FakeDomainTask(SequenceTask):
     def load_predictor(
         self, model: str | None, device: str, threshold: float | None = None
     ) -> SequencePredictor:
@@ -42,7 +40,7 @@ class FakeDomainTask(SequenceHeadTask):
 
 @pytest.fixture(autouse=True)
 def fake_task(monkeypatch: pytest.MonkeyPatch) -> None:
-    task: Task = FakeDomainTask(domain.SPEC, domain.load_examples, domain.CARD)
+    task: Task = FakeDomainTask(domain.TASK.name, domain.TASK.summary, LABELS)
     monkeypatch.setattr("vsr.commands.classify.get_task", lambda name: task)
     monkeypatch.setattr("vsr.commands.eval.get_task", lambda name: task)
 

@@ -15,7 +15,7 @@ pytest.importorskip("vsr._core")
 
 from vsr.cli import main
 from vsr.models import EncoderBundle
-from vsr.training import domain
+from vsr.tasks import domain
 from vsr.training.features import EncoderFeatures, FeatureSpec
 from vsr.training.finetune import JAILBREAK_LABELS
 

@@ -11,7 +11,7 @@ import pytest
 
 from vsr.cli import build_parser
 from vsr.pii.detector import PiiDetector
-from vsr.training import pii
+from vsr.tasks import pii
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from vsr.training.pii_eval import MISSED, SPURIOUS, score_entities
+from vsr.tasks.pii_eval import MISSED, SPURIOUS, score_entities
 
 
 @dataclass(frozen=True)

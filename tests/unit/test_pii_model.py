@@ -13,13 +13,13 @@ import pytest
 
 pytest.importorskip("vsr._core", reason="the native core is not built (make build)")
 
+from vsr.model_files import rampart_dir
 from vsr.pii.detector import PiiDetector
-from vsr.pii.rampart import default_output_dir
-from vsr.training.pii import load_detector
+from vsr.tasks.pii import load_detector
 
 TESTS = Path(__file__).resolve().parents[1]
 
-if not (default_output_dir() / "model.safetensors").is_file():
+if not (rampart_dir() / "model.safetensors").is_file():
     pytest.skip("the Rampart model is not converted (make setup)", allow_module_level=True)
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vsr.pii import rampart
-from vsr.pii.onnx_reader import OnnxFormatError, parse_model
+from vsr.setup_tools import rampart
+from vsr.setup_tools.onnx_reader import OnnxFormatError, parse_model
 
 
 # ---- a tiny protobuf writer, enough to build ONNX graphs in tests -------------------------------

@@ -10,14 +10,17 @@ import pytest
 from tests.unit.training_fakes import HashedWords
 
 from vsr.ngrams import NgramModel
+from vsr.tasks import TaskError, get_task, task_names
+from vsr.tasks.metrics import classification_report
+from vsr.tasks.records import parse_line
+from vsr.tasks.sequence import decide
 from vsr.training import domain
 from vsr.training.bundle_manifest import merge_head
-from vsr.training.dataset import Example, parse_line, split_by_group
+from vsr.training.dataset import Example, split_by_group
 from vsr.training.features import CachedFeatures, FeatureSpec
 from vsr.training.heads import fit_linear_head, load_safetensors, save_safetensors
-from vsr.training.metrics import classification_report, threshold_for_false_positive_rate
-from vsr.training.sequence_predictor import decide
-from vsr.training.tasks import TaskError, TrainOptions, get_task, task_names
+from vsr.training.metrics import threshold_for_false_positive_rate
+from vsr.training.tasks import TrainOptions, get_trainer, trainer_names
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -89,9 +92,13 @@ def test_bad_lines_name_their_number() -> None:
 
 def test_registry_lists_tasks_and_rejects_unknown_ones() -> None:
     assert task_names()[:2] == ["domain", "jailbreak"]
-    assert get_task("domain") is domain.TASK
+    assert trainer_names() == task_names()  # every served task can be trained
+    assert get_task("domain") is domain.SPEC.task
+    assert get_trainer("domain") is domain.TRAINER
     with pytest.raises(TaskError, match="unknown task 'topic'"):
         get_task("topic")
+    with pytest.raises(TaskError, match="unknown task 'topic'"):
+        get_trainer("topic")
 
 
 def test_bundle_refuses_heads_from_another_encoder(tmp_path: Path) -> None:
@@ -110,9 +117,9 @@ def test_feature_cache_encodes_each_text_once(tmp_path: Path) -> None:
 
 
 def _train(task_name: str, out: Path, seed: int = 0) -> dict[str, object]:
-    task = get_task(task_name)
+    trainer = get_trainer(task_name)
     options = TrainOptions(out_dir=out, seed=seed, data_dir=DATA, limit=30)
-    result = task.train(options, features=HashedWords())  # type: ignore[call-arg]
+    result = trainer.train(options, features=HashedWords())  # type: ignore[call-arg]
     return dict(result.metrics)
 
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vsr.training.tasks import LabelledRecord, TaskError, get_task, task_names
+from vsr.tasks import LabelledRecord, TaskError, get_task, task_names
 
 # Inputs with at least this many lines get a progress bar.
 PROGRESS_MIN_LINES = 256
@@ -71,7 +71,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_input(path: Path) -> list[LabelledRecord]:
     """Every line must be a JSON object with a string "text"; errors name the line number."""
-    from vsr.training.dataset import parse_line
+    from vsr.tasks.records import parse_line
 
     try:
         handle = sys.stdin if str(path) == "-" else path.open(encoding="utf-8")

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from vsr.commands.classify import add_model_arguments, load_predictor, read_input
-from vsr.training.tasks import TaskError, get_task, task_names
+from vsr.tasks import TaskError, get_task, task_names
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -6,6 +6,10 @@ ships in ``vsr-default``: it fine-tunes the top two MiniLM layers as one branch 
 domain and jailbreak heads (PyTorch, on the GPU machine: ``vsr train tasks --device cuda:0 --out
 python/vsr/default_models``) and writes the branch, both heads, ``bundle.json``, the metrics and
 the parity fixture (``vsr.training.finetune``).
+
+Training is tooling behind the ``train`` extra (``pip install 'vsr[train]'``): this module
+imports ``vsr.training`` only inside ``run``, so ``vsr --help`` and the serving commands never load
+it, and a missing extra is reported by name before any work starts.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from vsr.training.tasks import TaskError, TrainOptions, get_task, task_names
+from vsr.tasks import TaskError, task_names
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -71,8 +75,20 @@ def run_tasks(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vsr.training import install_hint, missing_for
+
+    missing = missing_for(args.task)
+    if missing:
+        print(
+            f"vsr train {args.task}: needs {', '.join(missing)}, not installed; "
+            f"install the training extra: {install_hint(missing)}",
+            file=sys.stderr,
+        )
+        return 2
     if args.task == TASKS_MODEL:
         return run_tasks(args)
+    from vsr.training.tasks import TrainOptions, get_trainer
+
     cache_dir = args.cache_dir if str(args.cache_dir) not in ("", ".") else None
     options = TrainOptions(
         out_dir=args.out,
@@ -83,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=cache_dir,
     )
     try:
-        result = get_task(args.task).train(options)
+        result = get_trainer(args.task).train(options)
     except TaskError as error:
         print(f"vsr train: {error}", file=sys.stderr)
         return 2

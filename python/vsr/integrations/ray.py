@@ -52,7 +52,7 @@ class Classifier:
         threshold: float | None = None,
         batch_size: int = 32,
     ) -> None:
-        from vsr.training.tasks import TaskError, get_task
+        from vsr.tasks import TaskError, get_task
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")

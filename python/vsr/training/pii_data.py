@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from vsr.tasks.pii_eval import Span
 from vsr.training.pii_fillers import DATE_FORMATS, slot_fillers
 from vsr.training.pii_identities import faker_identity, identity_fillers, load_identities
 from vsr.training.pii_splits import (
@@ -45,13 +46,6 @@ _ADDRESS = "ADDRESS_PART"
 _LOCATION_PART = "LOCATION_PART"
 
 GENERATED_AT = datetime(2026, 11, 21, 8, 15, tzinfo=UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Span:
-    label: str
-    start: int
-    end: int
 
 
 @dataclass(frozen=True, slots=True)

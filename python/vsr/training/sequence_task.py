@@ -1,4 +1,4 @@
-"""Training and evaluating a sequence head (domain, jailbreak) on the shared encoder.
+"""Training a sequence head (domain, jailbreak) on frozen features of the shared encoder.
 
 The pipeline: read the task's examples, split off whole groups (templates, topics, sources) for
 calibration and test, encode with vsr's own core, fit the head, pick the decision threshold on the
@@ -18,37 +18,26 @@ import numpy as np
 import structlog
 
 from vsr.ngrams import NgramModel, mix_probabilities
+from vsr.tasks import TaskError
+from vsr.tasks.metrics import classification_report
+from vsr.tasks.sequence import SequenceTask, decide, safety_rates
 from vsr.training.bundle_manifest import merge_head
 from vsr.training.dataset import Example, cap_per_label, split_by_group
 from vsr.training.features import CachedFeatures, EncoderFeatures, FeatureExtractor, FeatureSpec
 from vsr.training.heads import HeadFit, fit_linear_head, fit_mlp_head, save_safetensors
-from vsr.training.metrics import classification_report, threshold_for_false_positive_rate
+from vsr.training.metrics import threshold_for_false_positive_rate
 from vsr.training.model_card import CardText, render_card
 from vsr.training.ngram_fit import NgramSpec, fit_ngram_model
-from vsr.training.sequence_predictor import (
-    SequencePredictor,
-    decide,
-    load_sequence_predictor,
-    signal_windows,
-)
-from vsr.training.tasks import (
-    EvaluationReport,
-    LabelledRecord,
-    Predictor,
-    TaskError,
-    TrainOptions,
-    TrainResult,
-)
+from vsr.training.tasks import TrainOptions, TrainResult
 
 log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
 class SequenceTaskSpec:
-    name: str
-    summary: str
-    labels: tuple[str, ...]
-    safe_label: str | None = None  # set: decide by threshold on 1 - P(safe)
+    """How a served task's head (``vsr.tasks.sequence.SequenceTask``) is trained."""
+
+    task: SequenceTask  # name, labels and safe label: what is served
     max_false_positive_rate: float = 0.01  # on calibration data, for the shipped threshold
     min_threshold: float = 0.5  # never flag a text the head thinks is more likely safe
     test_fraction: float = 0.2
@@ -63,16 +52,30 @@ class SequenceTaskSpec:
     calibration_filter: Callable[[Example], bool] | None = None
     # An n-gram expert mixed into the head's probabilities (None: the head alone).
     ngrams: NgramSpec | None = None
-    # Score windows of long texts and keep the riskiest, as the served signal does.
-    windowed: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.task.name
+
+    @property
+    def summary(self) -> str:
+        return self.task.summary
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.task.labels
+
+    @property
+    def safe_label(self) -> str | None:
+        return self.task.safe_label  # set: decide by threshold on 1 - P(safe)
 
 
 ExampleLoader = Callable[[Path], list[Example]]
 ExternalLoader = Callable[[Path], dict[str, list[Example]]]
 
 
-class SequenceHeadTask:
-    """A ``Task`` for one sequence head; the task module supplies its data and card text."""
+class SequenceHeadTrainer:
+    """A ``Trainer`` for one sequence head; the training module supplies its data and card text."""
 
     def __init__(
         self,
@@ -87,51 +90,6 @@ class SequenceHeadTask:
         self._load_examples = load_examples
         self._load_external = load_external
         self._card = card
-
-    # ---- prediction -------------------------------------------------------------------------
-
-    def load_predictor(
-        self, model: str | None, device: str, threshold: float | None = None
-    ) -> SequencePredictor:
-        predictor = load_sequence_predictor(
-            self.name, model, device, safe_label=self.spec.safe_label, threshold=threshold
-        )
-        if self.spec.windowed and predictor.safe_label is not None:
-            predictor.with_windows(*signal_windows())
-        return predictor
-
-    def evaluate(
-        self, predictor: Predictor, records: Sequence[LabelledRecord], batch_size: int
-    ) -> EvaluationReport:
-        from tqdm import tqdm
-
-        # The model's own labels (a shipped head may have more classes than the spec it was
-        # first written for, e.g. jailbreak's prompt_injection).
-        labels = tuple(getattr(predictor, "labels", self.spec.labels))
-        gold = []
-        for record in records:
-            label = record.fields.get("label")
-            if label not in labels:
-                raise TaskError(
-                    f'line {record.line}: "label" must be one of {", ".join(labels)}, got {label!r}'
-                )
-            gold.append(str(label))
-        predicted: list[str] = []
-        with tqdm(total=len(records), unit="text", disable=len(records) < 256) as bar:
-            for start in range(0, len(records), batch_size):
-                batch = [record.text for record in records[start : start + batch_size]]
-                predicted.extend(p.label for p in predictor.predict(batch))
-                bar.update(len(batch))
-        report = classification_report(gold, predicted, labels)
-        summary: dict[str, Any] = {"task": self.name, **report.to_dict()}
-        text = report.render()
-        if self.spec.safe_label is not None:
-            rates = safety_rates(gold, predicted, self.spec.safe_label)
-            summary.update(rates)
-            text += "\n\n" + render_safety_rates(rates)
-        return EvaluationReport(text, summary)
-
-    # ---- training ---------------------------------------------------------------------------
 
     def train(self, options: TrainOptions, features: FeatureExtractor | None = None) -> TrainResult:
         spec = self.spec
@@ -295,27 +253,3 @@ def _label_counts(examples: Sequence[Example]) -> dict[str, int]:
     for example in examples:
         counts[example.label] = counts.get(example.label, 0) + 1
     return dict(sorted(counts.items()))
-
-
-def safety_rates(gold: Sequence[str], predicted: Sequence[str], safe_label: str) -> dict[str, Any]:
-    """Attack recall (any unsafe label flagged as any unsafe label) and false-positive rate."""
-    attacks = [p for g, p in zip(gold, predicted, strict=True) if g != safe_label]
-    safe = [p for g, p in zip(gold, predicted, strict=True) if g == safe_label]
-    recall = sum(p != safe_label for p in attacks) / len(attacks) if attacks else None
-    false_positive = sum(p != safe_label for p in safe) / len(safe) if safe else None
-    return {
-        "attack_recall": None if recall is None else round(recall, 4),
-        "false_positive_rate": None if false_positive is None else round(false_positive, 4),
-        "attacks": len(attacks),
-        "safe": len(safe),
-    }
-
-
-def render_safety_rates(rates: Mapping[str, Any]) -> str:
-    def percent(value: float | None) -> str:
-        return "n/a" if value is None else f"{100 * value:.2f}%"
-
-    return (
-        f"attack recall: {percent(rates['attack_recall'])} of {rates['attacks']}   "
-        f"false positives: {percent(rates['false_positive_rate'])} of {rates['safe']}"
-    )

