@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 import aiohttp
-from bench_extproc import cpu_model, envoy_version, percentile
 
+from bench_extproc import cpu_model, envoy_version, percentile
 from vsr.devstack import DevStack, StackPorts, find_envoy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,8 +139,9 @@ def main() -> int:
         row(f"while {args.long_clients} clients send {args.long_kb} KB prompts", loaded, loaded_ok)
     )
     if long_latencies:
+        answered = dict(sorted(statuses.items()))
         print(
-            f"\nlong prompts: {len(long_latencies)} answered, statuses {dict(sorted(statuses.items()))}, "
+            f"\nlong prompts: {len(long_latencies)} answered, statuses {answered}, "
             f"p50 {statistics.median(long_latencies):.2f} s, max {max(long_latencies):.2f} s"
         )
     return 0

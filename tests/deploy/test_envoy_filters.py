@@ -19,6 +19,7 @@ from tests.deploy.rendering import NAMESPACE, RELEASE, Manifest, find
 
 from vsr.settings import Settings
 
+
 def _seconds(duration: str) -> float:
     assert duration.endswith("s"), duration
     return float(duration[:-1])
