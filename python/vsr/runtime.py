@@ -18,8 +18,9 @@ from typing import Any, Protocol
 
 import structlog
 
+from vsr.cache import SemanticCache, build_store
 from vsr.config.observability import ObservabilityConfig
-from vsr.config.schema import Pricing
+from vsr.config.schema import Pricing, RouterConfig
 from vsr.observability import metrics
 from vsr.routing.request import ChatRequest
 from vsr.routing.result import RoutingResult
@@ -53,6 +54,7 @@ class Generation:
     close: Callable[[], None] | None = None  # releases the router's threads once retired
     pricing: Mapping[str, Pricing] = field(default_factory=dict)  # by model name
     observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
+    cache: SemanticCache | None = None  # when a semantic_cache plugin is enabled anywhere
 
     def model_label(self, name: str | None) -> str:
         """A metric label for a model: a configured name, else ``unknown`` (labels never carry a
@@ -140,6 +142,7 @@ def config_generation_builder(config_path: Path) -> GenerationBuilder:
     from vsr.router import Router
 
     previous: list[Router] = []
+    caches: list[SemanticCache] = []
 
     def load(number: int) -> Router:
         config = load_config(config_path)
@@ -156,6 +159,7 @@ def config_generation_builder(config_path: Path) -> GenerationBuilder:
             router.close()
             raise
         previous[:] = [router]
+        cache = _cache_for(config, caches)
         log.info(
             "generation_built",
             generation=number,
@@ -172,9 +176,24 @@ def config_generation_builder(config_path: Path) -> GenerationBuilder:
             close=router.close,
             pricing={m.name: m.pricing for m in config.models if m.pricing is not None},
             observability=config.observability,
+            cache=cache,
         )
 
     return build
+
+
+def _cache_for(config: RouterConfig, caches: list[SemanticCache]) -> SemanticCache | None:
+    """The previous generation's cache when its settings are unchanged (entries survive a
+    reload), else a new one; None when no plugin enables the cache."""
+    from vsr.routing.plugins import cache_wanted
+
+    if not cache_wanted(config):
+        return None
+    if caches and caches[0].config == config.semantic_cache:
+        return caches[0]
+    cache = SemanticCache(config.semantic_cache, build_store(config.semantic_cache))
+    caches[:] = [cache]
+    return cache
 
 
 def directory_signature(directory: Path) -> tuple[tuple[str, int, int], ...]:

@@ -41,6 +41,8 @@ HEADER_VSR_CONFIDENCE = "x-vsr-selected-confidence"
 HEADER_VSR_MATCHED_KEYWORDS = "x-vsr-matched-keywords"
 HEADER_VSR_MATCHED_DOMAINS = "x-vsr-matched-domains"
 HEADER_VSR_MATCHED_EMBEDDINGS = "x-vsr-matched-embeddings"
+HEADER_VSR_CACHE_HIT = "x-vsr-cache-hit"  # "true" on an answer from the semantic cache
+HEADER_VSR_CACHE_SIMILARITY = "x-vsr-cache-similarity"
 HEADER_VSR_DEBUG = "x-vsr-debug"  # request header: ask for the debug set
 # W3C trace context (https://www.w3.org/TR/trace-context/), read from the request and sent upstream.
 HEADER_TRACEPARENT = "traceparent"

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 
 import vsr
-from vsr.api import playground, routes
+from vsr.api import cache, playground, routes
 from vsr.api.errors import install_error_handlers
 from vsr.api.middleware import ApiGuard
 from vsr.api.state import ApiOptions, ApiState
@@ -47,6 +47,7 @@ def build_http_app(runtime: Runtime, options: ApiOptions | None = None) -> Any:
     install_error_handlers(app)
     _add_probes(app)
     app.include_router(routes.router)
+    app.include_router(cache.router)
     playground.install(app)
     return ApiGuard(app, token=options.token, max_body_bytes=options.max_body_bytes)
 

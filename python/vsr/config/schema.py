@@ -17,6 +17,7 @@ from vsr.config.signals import SignalConfig, TextSelection
 
 __all__ = ["TextSelection"]
 from vsr.config.batching import BatchingConfig
+from vsr.config.cache import CacheConfig
 from vsr.config.observability import ObservabilityConfig
 
 
@@ -89,6 +90,11 @@ class RouterConfig(StrictModel):
     observability: ObservabilityConfig = Field(
         default_factory=ObservabilityConfig,
         description="Response accounting, debug headers and tracing.",
+    )
+    semantic_cache: CacheConfig = Field(
+        default_factory=CacheConfig,
+        description="Where the semantic cache keeps entries and what it may cache "
+        "(the semantic_cache plugin turns it on per decision).",
     )
     signals: tuple[SignalConfig, ...] = ()
     decisions: tuple[Decision, ...] = ()

@@ -19,7 +19,8 @@ import grpc
 import structlog
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
 
-from vsr.extproc import accounting, mutations, upstream
+from vsr.cache import AnswerCollector, CacheControl, CacheTicket, cache_control
+from vsr.extproc import accounting, caching, mutations, upstream
 from vsr.extproc.accounting import RequestRecord
 from vsr.extproc.headers import header_dict, untrusted_request_headers
 from vsr.extproc.request import Endpoint, classify_endpoint
@@ -64,6 +65,10 @@ class StreamState:
     model: str | None = None  # the model the client named (for error labels)
     record: RequestRecord | None = None  # set once the request is forwarded
     trace: RequestTrace | None = None
+    cache_control: CacheControl = field(default_factory=CacheControl)
+    cache_ticket: CacheTicket | None = None  # the semantic cache may answer or learn from it
+    cache_reader: AnswerCollector | None = None  # reads the answer to cache
+    stream: bool = False  # the client asked for SSE
 
 
 class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer):  # type: ignore[misc]
@@ -189,6 +194,8 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
                     "url.path": headers.get(":path", "")[:256],
                 },
             )
+        # Read before x-vsr-* headers are dropped: a client may only ask for less caching.
+        state.cache_control = cache_control(headers)
         untrusted = untrusted_request_headers(headers)
         state.request_headers = {k: v for k, v in headers.items() if k not in untrusted}
         generation = state.generation
@@ -256,6 +263,18 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
             return self.refuse(state, chat, result)
         if result.fail_open:
             return self.on_failed_signals(state, chat, result)
+        state.stream = chat.stream
+        state.cache_ticket = caching.ticket(
+            state.generation, result, state.request_headers, state.cache_control
+        )
+        if state.cache_ticket is not None:
+            hit = await caching.lookup(
+                state.generation, state.cache_ticket, chat, result, state.cache_control,
+                trace=state.trace, request_id=state.request_id, started=state.started,
+            )  # fmt: skip
+            if hit is not None:
+                state.done = True
+                return hit
         return self.forward(state, chat, result)
 
     def forward(
@@ -366,9 +385,19 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
         return self.forward(state, chat, result, fail_open=True)
 
     def on_response_headers(self, state: StreamState, headers_message: Any) -> Any:
+        if state.cache_ticket is not None and state.record is not None:
+            state.cache_reader = caching.collector(
+                state.generation, state.cache_ticket, header_dict(headers_message.headers),
+                state.stream,
+            )  # fmt: skip
         return upstream.response_headers(
             state.record, state.trace, state.request_id, headers_message, state.response_headers
         )
 
     def on_response_body(self, state: StreamState, body_message: Any) -> Any:
+        if state.cache_reader is not None and not caching.feed(
+            state.generation, state.cache_ticket, state.cache_reader, body_message.body,
+            body_message.end_of_stream,
+        ):  # fmt: skip
+            state.cache_reader = None
         return upstream.response_body(state.record, state.trace, state.request_id, body_message)

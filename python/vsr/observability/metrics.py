@@ -253,3 +253,38 @@ def error_reason(reason: str) -> str:
 def start_metrics_server(host: str, port: int) -> None:
     """Serve ``/metrics`` from a daemon thread (prometheus-client's own small HTTP server)."""
     start_http_server(port, addr=host, registry=REGISTRY)
+
+
+# The semantic cache (the reference router's names). ``backend``: memory | milvus | pgvector.
+CACHE_HITS = Counter(
+    "llm_cache_hits_total", "Requests answered from the semantic cache.", ["backend"],
+    registry=REGISTRY,
+)  # fmt: skip
+CACHE_MISSES = Counter(
+    "llm_cache_misses_total",
+    "Cache lookups that found nothing usable, by reason.",
+    ["backend", "reason"],  # no_match | error | timeout
+    registry=REGISTRY,
+)
+CACHE_OPERATIONS = Counter(
+    "llm_cache_operations_total",
+    "Cache store operations by kind and outcome.",
+    ["backend", "operation", "status"],  # lookup | store | flush ; success | error | timeout
+    registry=REGISTRY,
+)
+CACHE_OPERATION_SECONDS = Histogram(
+    "llm_cache_operation_duration_seconds",
+    "Time one cache store operation took.",
+    ["backend", "operation"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+    registry=REGISTRY,
+)
+CACHE_ENTRIES = Gauge(
+    "llm_cache_entries_total", "Entries in the semantic cache.", ["backend"], registry=REGISTRY
+)
+CACHE_SKIPPED = Counter(
+    "vsr_cache_skipped_total",
+    "Requests or answers the cache left alone, by reason (a fixed set, see vsr.cache).",
+    ["stage", "reason"],  # lookup | store
+    registry=REGISTRY,
+)

@@ -22,7 +22,13 @@ from vsr.inference import EncoderKey, InferencePool, QueueFull
 from vsr.observability import tracing
 from vsr.routing import decision as decisions
 from vsr.routing import edits, plugins
-from vsr.routing.reading import EncoderRun, SignalReading, SignalView, plan_reading
+from vsr.routing.reading import (
+    EncoderRun,
+    SignalReading,
+    SignalView,
+    plan_reading,
+    within_budget,
+)
 from vsr.routing.request import ChatRequest, RequestError
 from vsr.routing.result import (
     HEADER_SELECTED_MODEL,
@@ -68,6 +74,12 @@ class RoutingEngine:
                 self._encoder_heads.setdefault(key, set()).add(need.head)
             for model in signal.token_count_models():
                 self._token_encoders.add(self._key(model))
+        # The semantic cache's vector: one more head on an encoder the request may run anyway.
+        self._cache_key: EncoderKey | None = None
+        if plugins.cache_wanted(config):
+            self._cache_key = self._key(config.semantic_cache.model)
+            heads = self._encoder_heads.setdefault(self._cache_key, set())
+            heads.add(config.semantic_cache.head)
 
     def _key(self, model: str) -> EncoderKey:
         if model not in self._keys:
@@ -183,7 +195,26 @@ class RoutingEngine:
                 run = runs[self._keys[need.model]]
                 for window in reading.window_texts():
                     run.add(window)
+        if self._cache_key is not None:
+            runs[self._cache_key].add(self._cache_text(request))
         return readings, runs
+
+    def _cache_text(self, request: ChatRequest) -> str:
+        return within_budget(request.routing_text(self.config.text), self.config.text.max_chars)
+
+    def _cache_embedding(
+        self, request: ChatRequest, runs: dict[EncoderKey, EncoderRun], enabled: bool
+    ) -> Any:
+        """The classified text's cache vector (None when the cache is off or its encoder failed:
+        the request is then neither answered from nor written to the cache)."""
+        key = self._cache_key
+        if key is None or not enabled:
+            return None
+        run = runs[key]
+        text = self._cache_text(request)
+        if run.error is not None or text not in run.rows:
+            return None
+        return run.heads[self.config.semantic_cache.head][run.rows[text]]
 
     def _token_texts(self, readings: list[SignalReading]) -> list[tuple[EncoderKey, str]]:
         wanted: dict[tuple[EncoderKey, str], None] = {}
@@ -271,6 +302,9 @@ class RoutingEngine:
             if prompt is not None:
                 system_prompt_injected = edits.apply_system_prompt(body, prompt.prompt, prompt.mode)
                 body_changed |= system_prompt_injected
+        cache = plugins.cache_policy(in_force)
+        cache_enabled = cache is not None and cache.enabled and block is None
+        cache_embedding = self._cache_embedding(request, runs, cache_enabled)
         elapsed = time.perf_counter() - started
         # DEBUG: the server logs each request once itself; this line is for offline tracing.
         log.debug(
@@ -297,10 +331,11 @@ class RoutingEngine:
             body_changed=body_changed,
             headers=header_edits,
             system_prompt_injected=system_prompt_injected,
-            cache=plugins.cache_policy(in_force),
+            cache=cache,
             text=request.routing_text(config.text),
             elapsed_s=elapsed,
             confidence=chosen.confidence if chosen is not None else None,
+            cache_embedding=cache_embedding,
         )
 
 

@@ -163,6 +163,12 @@ def cache_policy(plugins: Mapping[str, PluginConfig]) -> CachePolicy | None:
     )
 
 
+def cache_wanted(config: RouterConfig) -> bool:
+    """Whether any request may use the semantic cache (a global or decision plugin enables it)."""
+    every = [*config.plugins, *(p for d in config.decisions for p in d.plugins)]
+    return any(isinstance(p, SemanticCachePlugin) and p.enabled for p in every)
+
+
 def referenced_signals(config: RouterConfig, decisions: Sequence[Decision]) -> set[tuple[str, str]]:
     """Signals read by blocking plugins, global or in any decision."""
     found: set[tuple[str, str]] = set()

@@ -160,6 +160,8 @@ class RoutingResult:
     - ``elapsed_s``: time spent routing, seconds.
     - ``confidence``: the matched decision's confidence (mean score of the signals its rule held
       on), None when no decision matched.
+    - ``cache_embedding``: the classified text's vector from the cache's embedding head, computed
+      in the same encoder pass as the signals; None unless ``cache`` is enabled (or it failed).
     """
 
     decision: str | None
@@ -179,6 +181,7 @@ class RoutingResult:
     text: str
     elapsed_s: float
     confidence: float | None = None
+    cache_embedding: Any = None
 
     def signal(self, type_: str, name: str) -> SignalResult | None:
         """The evaluated signal ``(type, name)``, or None if it was not evaluated."""
