@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.e2e.cache_stores import RunningStore, start_milvus, start_pgvector
 from tests.e2e.conftest import _start
 from tests.e2e.stack import CREDIT_CARD, Reply, chat_body, send
 from tests.e2e.test_responses import data_events, scrape, value
@@ -48,23 +49,52 @@ def cache_config() -> dict[str, Any]:
     return config
 
 
+@pytest.fixture(scope="module", params=["memory", "milvus", "pgvector"])
+def store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningStore | None]:
+    """The same suite runs against each backend (the shared ones on real servers)."""
+    if request.param == "memory":
+        yield None
+        return
+    pytest.importorskip("pymilvus" if request.param == "milvus" else "pgserver")
+    work = tmp_path_factory.mktemp(f"store-{request.param}")
+    running = start_milvus(work) if request.param == "milvus" else start_pgvector(work)
+    yield running
+    running.stop()
+
+
 @pytest.fixture(scope="module")
-def stack(envoy_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+def stack(
+    envoy_bin: Path, tmp_path_factory: pytest.TempPathFactory, store: RunningStore | None
+) -> Iterator[DevStack]:
     work = tmp_path_factory.mktemp("e2e-cache")
+    config = cache_config()
+    if store is not None:
+        # A shared store answers over the network: its first calls create the table.
+        config["semantic_cache"].update(store.settings, timeout_ms=1000)
     path = work / "router.yaml"
-    path.write_text(yaml.safe_dump(cache_config(), sort_keys=False), encoding="utf-8")
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     devstack = DevStack(
         path, ports=StackPorts.free(), envoy_bin=envoy_bin, log_dir=work / "logs",
         extra_serve_args=["--no-watch-config"],
     )  # fmt: skip
+    BACKENDS[devstack.ports.listener] = store.backend if store is not None else "memory"
     yield _start(devstack)
     devstack.stop()
+
+
+BACKENDS: dict[int, str] = {}
+
+
+def backend(stack: DevStack) -> str:
+    return BACKENDS[stack.ports.listener]
 
 
 def stores(stack: DevStack) -> float:
     return value(
         scrape(stack), "llm_cache_operations_total",
-        backend="memory", operation="store", status="success",
+        backend=backend(stack), operation="store", status="success",
     )  # fmt: skip
 
 
@@ -103,7 +133,9 @@ def test_paraphrase_hits_and_unrelated_misses(stack: DevStack) -> None:
     assert 0.85 <= float(reply.headers["x-vsr-cache-similarity"]) <= 1.0
     cached, original = reply.json(), first.json()
     assert cached["object"] == "chat.completion"
-    assert cached["choices"][0]["message"]["content"] == original["choices"][0]["message"]["content"]
+    assert (
+        cached["choices"][0]["message"]["content"] == original["choices"][0]["message"]["content"]
+    )
     assert cached["model"] == original["model"]
     assert cached["usage"] == original["usage"]
     assert cached["id"] != original["id"]
@@ -242,6 +274,8 @@ QUESTIONS = [
 
 
 def test_eviction_at_the_bound(stack: DevStack) -> None:
+    if backend(stack) != "memory":
+        pytest.skip("the shared stores trim to max_entries in batches, not per write")
     tenant = "t-eviction"
     for question in QUESTIONS:
         ask_and_store(stack, chat_body(question), tenant)
@@ -258,11 +292,35 @@ def test_admin_flush_per_tenant(stack: DevStack) -> None:
     ask_and_store(stack, chat_body(QUESTION), "t-flush-a")
     ask_and_store(stack, chat_body(QUESTION), "t-flush-b")
     url = (
-        f"http://127.0.0.1:{stack.ports.http}/api/v1/cache"
-        "?tenant_header=x-user-id&tenant=t-flush-a"
+        f"http://127.0.0.1:{stack.ports.http}/api/v1/cache?tenant_header=x-user-id&tenant=t-flush-a"
     )
     request = urllib.request.Request(url, method="DELETE")
     with urllib.request.urlopen(request, timeout=5) as response:
         assert yaml.safe_load(response.read())["removed"] == 1
     assert not is_hit(post(stack, chat_body(PARAPHRASE), "t-flush-a"))
     assert is_hit(post(stack, chat_body(PARAPHRASE), "t-flush-b"))
+
+
+def test_store_killed_mid_run_requests_keep_flowing(
+    stack: DevStack, store: RunningStore | None
+) -> None:
+    """Last in the module: it kills the store. Every request is then a miss, answered upstream."""
+    if store is None:
+        pytest.skip("the memory store lives in vsr's process")
+    tenant = "t-killed"
+    ask_and_store(stack, chat_body(QUESTION), tenant)
+    assert is_hit(post(stack, chat_body(PARAPHRASE), tenant))
+    before = scrape(stack)
+    store.kill()
+    started = time.monotonic()
+    for _ in range(5):
+        reply = post(stack, chat_body(PARAPHRASE), tenant)
+        assert not is_hit(reply)
+    assert time.monotonic() - started < 15
+    after = scrape(stack)
+    misses = sum(
+        value(after, "llm_cache_misses_total", backend=store.backend, reason=reason)
+        - value(before, "llm_cache_misses_total", backend=store.backend, reason=reason)
+        for reason in ("error", "timeout")
+    )
+    assert misses == 5

@@ -9,6 +9,7 @@ ones are dropped (counted) rather than queued without bound.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 MAX_PENDING_WRITES = 256
+WRITE_TIMEOUT_FACTOR = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +99,10 @@ class SemanticCache:
         task.add_done_callback(self._pending.discard)
 
     async def _store(self, entry: Entry) -> None:
-        await self._call("store", self.store.store(entry))
+        # Off the request path, a write may take longer than a lookup (a shared store's first
+        # write creates its table or collection), but not without bound.
+        timeout_s = min(self.config.timeout_ms * WRITE_TIMEOUT_FACTOR, 5000) / 1000
+        await self._call("store", self.store.store(entry), timeout_s)
         await self.stats()
 
     async def drain(self) -> None:
@@ -132,11 +137,15 @@ class SemanticCache:
         await self.drain()
         await self.store.close()
 
-    async def _call(self, operation: str, call: Awaitable[T]) -> T | str:
+    async def _call(
+        self, operation: str, call: Awaitable[T], timeout_s: float | None = None
+    ) -> T | str:
         """The store's answer, or ``timeout`` / ``error`` (logged and counted)."""
         started = time.perf_counter()
+        if timeout_s is None:
+            timeout_s = self.config.timeout_ms / 1000
         try:
-            result = await asyncio.wait_for(call, self.config.timeout_ms / 1000)
+            result = await asyncio.wait_for(call, timeout_s)
         except TimeoutError:
             metrics.CACHE_OPERATIONS.labels(self.backend, operation, "timeout").inc()
             log.warning("cache_timeout", operation=operation, backend=self.backend)
@@ -162,4 +171,14 @@ def build_store(config: CacheConfig) -> CacheStore:
         from vsr.cache.memory import MemoryStore
 
         return MemoryStore(config.max_entries, config.max_bytes)
-    raise NotImplementedError(f"semantic_cache.backend {config.backend!r} is not built yet")
+    if config.backend == "milvus":
+        from vsr.cache.milvus import MilvusStore
+
+        milvus = config.milvus
+        token = os.environ.get(milvus.token_env) if milvus.token_env else None
+        return MilvusStore(milvus.uri, milvus.collection, token)
+    from vsr.cache.pgvector import PgvectorStore
+
+    pg = config.pgvector
+    dsn = (os.environ.get(pg.dsn_env) if pg.dsn_env else None) or pg.dsn
+    return PgvectorStore(dsn, pg.table, config.max_entries)
