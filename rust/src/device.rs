@@ -2,6 +2,7 @@
 
 use candle_core::{DType, Device};
 
+use crate::cpu::Precision;
 use crate::error::{Error, Result};
 
 /// Parse a device name into a candle device.
@@ -114,9 +115,26 @@ pub fn parse_dtype(name: Option<&str>, device: &Device) -> Result<DType> {
             "float32" | "f32" | "fp32" => Ok(DType::F32),
             "float16" | "f16" | "fp16" | "half" => Ok(DType::F16),
             "bfloat16" | "bf16" => Ok(DType::BF16),
-            _ => Err(Error::Argument(format!("unknown dtype {n:?}: expected float32, float16 or bfloat16"))),
+            _ => Err(Error::Argument(format!(
+                "unknown dtype {n:?}: expected float32, float16, bfloat16 or int8 (CPU)"
+            ))),
         },
     }
+}
+
+/// The weights' dtype and, on a CPU, the encoder layers' precision: "int8" loads float32 weights
+/// and quantizes the layers' products; float32 on a CPU runs the packed-weight layer path.
+pub fn parse_numerics(name: Option<&str>, device: &Device) -> Result<(DType, Option<Precision>)> {
+    let int8 = matches!(name.map(|n| n.trim().to_ascii_lowercase()).as_deref(), Some("int8" | "qint8"));
+    if int8 {
+        if !device.is_cpu() {
+            return Err(Error::Argument("dtype int8 runs on the CPU only; use bfloat16 on a GPU".into()));
+        }
+        return Ok((DType::F32, Some(Precision::Int8)));
+    }
+    let dtype = parse_dtype(name, device)?;
+    let precision = (device.is_cpu() && dtype == DType::F32).then_some(Precision::Float32);
+    Ok((dtype, precision))
 }
 
 pub fn dtype_name(dtype: DType) -> &'static str {
@@ -139,6 +157,9 @@ mod tests {
         assert_eq!(parse_dtype(Some("bf16"), &Device::Cpu).unwrap(), DType::BF16);
         assert_eq!(parse_dtype(None, &Device::Cpu).unwrap(), DType::F32);
         assert!(parse_dtype(Some("int8"), &Device::Cpu).is_err());
+        assert_eq!(parse_numerics(Some("int8"), &Device::Cpu).unwrap(), (DType::F32, Some(Precision::Int8)));
+        assert_eq!(parse_numerics(None, &Device::Cpu).unwrap(), (DType::F32, Some(Precision::Float32)));
+        assert_eq!(parse_numerics(Some("bf16"), &Device::Cpu).unwrap(), (DType::BF16, None));
     }
 
     #[cfg(not(feature = "cuda"))]

@@ -3,6 +3,7 @@
 //! Rust returns numbers (probabilities, embeddings, token offsets); Python decides what they mean.
 
 pub mod bundle;
+pub mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda_graphs;
 pub mod device;

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::device::{device_name, dtype_name, exclusive, parse_device, parse_dtype};
+use crate::cpu::Precision;
+use crate::device::{device_name, dtype_name, exclusive, parse_device, parse_numerics};
 use crate::error::{Error, Result};
 use crate::model::branch::{hidden_states, Branch};
 use crate::model::heads::{Head, HeadBatch, PooledViews};
@@ -36,6 +37,8 @@ pub struct Bundle {
     branches: Vec<Branch>,
     device: Device,
     dtype: DType,
+    /// The CPU layer path's precision (None: candle's ops).
+    precision: Option<Precision>,
     /// Recorded forward passes for small batches (CUDA only).
     #[cfg(feature = "cuda")]
     graphs: Option<crate::cuda_graphs::GraphCache>,
@@ -68,7 +71,7 @@ impl Bundle {
             return Err(Error::load(model_dir, "model directory not found"));
         }
         let device = parse_device(device)?;
-        let dtype = parse_dtype(dtype, &device)?;
+        let (dtype, precision) = parse_numerics(dtype, &device)?;
         let config_path = model_dir.join("config.json");
         if !config_path.is_file() {
             return Err(Error::load(&config_path, "file not found (expected the model's config.json)"));
@@ -90,7 +93,7 @@ impl Bundle {
         let tokenizer =
             TextTokenizer::load(&model_dir.join("tokenizer.json"), max_length, config.pad_token_id)?;
         let weights = Weights::open(&model_dir.join("model.safetensors"), dtype, &device)?;
-        let (encoder, weights) = Encoder::load(&config, weights)?;
+        let (encoder, weights) = Encoder::load(&config, weights, precision)?;
         let heads = specs
             .iter()
             .zip(sources)
@@ -101,7 +104,7 @@ impl Bundle {
             .collect::<Result<Vec<_>>>()?;
         let branches = branch_specs
             .iter()
-            .map(|(name, spec)| Branch::load(name, spec, &config, &config_path, dtype, &device))
+            .map(|(name, spec)| Branch::load(name, spec, &config, &config_path, dtype, &device, precision))
             .collect::<Result<Vec<_>>>()?;
         // ModernBERT builds its sliding-window bias from host data on every pass, which a capture
         // cannot record; it runs eagerly.
@@ -120,6 +123,7 @@ impl Bundle {
             graphs,
             device,
             dtype,
+            precision,
         };
         bundle.warm_up()?;
         Ok(bundle)
@@ -157,6 +161,9 @@ impl Bundle {
         device_name(&self.device)
     }
     pub fn dtype_name(&self) -> &'static str {
+        if self.precision == Some(Precision::Int8) {
+            return "int8";
+        }
         dtype_name(self.dtype)
     }
     pub fn architecture(&self) -> &'static str {

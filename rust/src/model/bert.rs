@@ -1,9 +1,10 @@
 //! BERT (covers MiniLM, BERT-base, bge/e5-style encoders): post-norm transformer with absolute
 //! position embeddings. Q, K and V are fused into one matmul at load time.
 
-use candle_core::{Module, Tensor};
+use candle_core::{DType, Module, Tensor};
 use candle_nn::Embedding;
 
+use crate::cpu::{CpuLayer, DenseWeights, LayerWeights, Precision};
 use crate::model::dense::Dense;
 
 use crate::error::Result;
@@ -11,8 +12,14 @@ use crate::model::config::EncoderConfig;
 use crate::model::layers::{layer_norm, linear, padding_bias, self_attention, Activation, Norm};
 use crate::weights::Weights;
 
-/// One transformer layer; a branch (branch.rs) holds its own copies of the top ones.
-pub(crate) struct BertLayer {
+/// One transformer layer; a branch (branch.rs) holds its own copies of the top ones. On the CPU
+/// in float32 or int8 it is the packed-weight path of `crate::cpu`, elsewhere candle's ops.
+pub(crate) enum BertLayer {
+    Candle(CandleLayer),
+    Cpu(Box<CpuLayer>),
+}
+
+pub(crate) struct CandleLayer {
     qkv: Dense,
     attention_output: Dense,
     attention_norm: Norm,
@@ -54,15 +61,71 @@ pub(crate) fn layer_tensor_names(index: usize) -> Vec<String> {
 }
 
 /// Layers `range` (indices as named in `weights`) of a BERT encoder shaped by `config`.
+/// `precision`: the CPU path's, or None for candle's ops (GPUs, half precision).
 pub(crate) fn load_layers(
     config: &EncoderConfig,
     weights: &Weights,
     range: std::ops::Range<usize>,
+    precision: Option<Precision>,
 ) -> Result<Vec<BertLayer>> {
-    range.map(|index| BertLayer::load(config, weights, index)).collect()
+    range
+        .map(|index| {
+            let layer = CandleLayer::load(config, weights, index)?;
+            match precision {
+                Some(precision) if weights.device().is_cpu() && weights.dtype() == DType::F32 => {
+                    match CpuLayer::new(layer.cpu_weights(config)?, precision) {
+                        Some(cpu) => Ok(BertLayer::Cpu(Box::new(cpu))),
+                        None if precision == Precision::Float32 => Ok(BertLayer::Candle(layer)),
+                        None => Err(crate::error::Error::Argument(format!(
+                            "int8 needs the exact GELU; this model's activation is {:?}",
+                            config.hidden_act
+                        ))),
+                    }
+                }
+                _ => Ok(BertLayer::Candle(layer)),
+            }
+        })
+        .collect()
 }
 
-impl BertLayer {
+fn host(tensor: &Tensor) -> Result<Vec<f32>> {
+    Ok(tensor.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+}
+
+fn dense_weights(dense: &Dense) -> Result<DenseWeights> {
+    let (out_dim, in_dim) = dense.weight().dims2()?;
+    let bias = match dense.bias() {
+        Some(bias) => host(bias)?,
+        None => vec![0.0; out_dim],
+    };
+    Ok(DenseWeights { weight: host(dense.weight())?, bias, out_dim, in_dim })
+}
+
+impl CandleLayer {
+    /// The layer's tensors on the host, for the CPU path to pack.
+    fn cpu_weights(&self, config: &EncoderConfig) -> Result<LayerWeights> {
+        let norm = |norm: &Norm| -> Result<(Vec<f32>, Vec<f32>)> {
+            let (gamma, beta) = norm.parameters();
+            let gamma = host(gamma)?;
+            let beta = match beta {
+                Some(beta) => host(beta)?,
+                None => vec![0.0; gamma.len()],
+            };
+            Ok((gamma, beta))
+        };
+        Ok(LayerWeights {
+            qkv: dense_weights(&self.qkv)?,
+            attention_output: dense_weights(&self.attention_output)?,
+            attention_norm: norm(&self.attention_norm)?,
+            intermediate: dense_weights(&self.intermediate)?,
+            output: dense_weights(&self.output)?,
+            output_norm: norm(&self.output_norm)?,
+            eps: config.norm_eps as f32,
+            heads: config.num_heads,
+            gelu: config.hidden_act == Activation::Gelu,
+        })
+    }
+
     fn load(config: &EncoderConfig, weights: &Weights, index: usize) -> Result<Self> {
         let h = config.hidden_size;
         let name = |suffix: &str| format!("encoder.layer.{index}.{suffix}");
@@ -73,7 +136,7 @@ impl BertLayer {
             (Some(q), Some(k), Some(v)) => Some(Tensor::cat(&[q, k, v], 0)?),
             _ => None,
         };
-        Ok(BertLayer {
+        Ok(CandleLayer {
             qkv: Dense::new(weight, bias)?,
             attention_output: linear(weights, &name("attention.output.dense"), h, h, true)?,
             attention_norm: layer_norm(
@@ -98,10 +161,10 @@ impl BertLayer {
 }
 
 impl Bert {
-    pub fn load(config: &EncoderConfig, weights: &Weights) -> Result<Self> {
+    pub fn load(config: &EncoderConfig, weights: &Weights, precision: Option<Precision>) -> Result<Self> {
         let h = config.hidden_size;
         let word = weights.get("embeddings.word_embeddings.weight", &[config.vocab_size, h])?;
-        let layers = load_layers(config, weights, 0..config.num_layers)?;
+        let layers = load_layers(config, weights, 0..config.num_layers, precision)?;
         let token_types =
             weights.get("embeddings.token_type_embeddings.weight", &[config.type_vocab_size, h])?;
         let embeddings_norm = layer_norm(weights, "embeddings.LayerNorm", h, config.norm_eps, true)?;
@@ -141,9 +204,28 @@ impl Bert {
     /// Run `layers` (this encoder's own or a branch's) over `x`, with this encoder's heads and
     /// activation.
     pub(crate) fn run_layers(&self, layers: &[BertLayer], x: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        let cpu: Vec<&CpuLayer> = layers
+            .iter()
+            .filter_map(|layer| match layer {
+                BertLayer::Cpu(cpu) => Some(&**cpu),
+                BertLayer::Candle(_) => None,
+            })
+            .collect();
+        if !cpu.is_empty() && cpu.len() == layers.len() {
+            let (batch, seq, hidden) = x.dims3()?;
+            let mut data = host(x)?;
+            let key_bias = host(bias)?;
+            crate::cpu::install(|| crate::cpu::run_layers(&cpu, &mut data, &key_bias, batch, seq));
+            return Ok(Tensor::from_vec(data, (batch, seq, hidden), x.device())?);
+        }
         let mut x = x.clone();
         for layer in layers {
-            x = layer.forward(&x, bias, self.num_heads, self.activation)?;
+            x = match layer {
+                BertLayer::Candle(layer) => layer.forward(&x, bias, self.num_heads, self.activation)?,
+                BertLayer::Cpu(_) => {
+                    return Err(crate::error::Error::Inference("CPU and candle layers mixed".into()))
+                }
+            };
         }
         Ok(x)
     }

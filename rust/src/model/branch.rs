@@ -43,6 +43,7 @@ impl Branch {
         config_path: &Path,
         dtype: DType,
         device: &Device,
+        precision: Option<crate::cpu::Precision>,
     ) -> Result<Self> {
         let path = spec.weights.as_path();
         if config.architecture != Architecture::Bert {
@@ -85,7 +86,7 @@ impl Branch {
             ));
         }
         // Missing and misshaped tensors: Weights names the file and the tensor.
-        let layers = load_layers(config, &weights, from..count)?;
+        let layers = load_layers(config, &weights, from..count, precision)?;
         Ok(Branch { from_layer: from, layers })
     }
 

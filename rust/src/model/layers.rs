@@ -104,6 +104,11 @@ impl Norm {
         Ok(self.norm.forward(x)?)
     }
 
+    /// gamma and beta (None: no shift).
+    pub fn parameters(&self) -> (&Tensor, Option<&Tensor>) {
+        (self.norm.weight(), self.norm.bias())
+    }
+
     #[cfg(feature = "cuda")]
     pub fn eps(&self) -> f64 {
         self.norm.eps()

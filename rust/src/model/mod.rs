@@ -27,12 +27,17 @@ pub enum Encoder {
 
 impl Encoder {
     /// Build the encoder named by `config` from `weights` (whose prefix is set here).
-    pub fn load(config: &EncoderConfig, weights: Weights) -> Result<(Self, Weights)> {
+    /// `precision`: the CPU layer path's (BERT on a CPU in float32), or None for candle's ops.
+    pub fn load(
+        config: &EncoderConfig,
+        weights: Weights,
+        precision: Option<crate::cpu::Precision>,
+    ) -> Result<(Self, Weights)> {
         match config.architecture {
             Architecture::Bert => {
                 let weights = weights
                     .find_prefix("embeddings.word_embeddings.weight", &["", "bert.", "model.", "encoder."])?;
-                Ok((Encoder::Bert(bert::Bert::load(config, &weights)?), weights))
+                Ok((Encoder::Bert(bert::Bert::load(config, &weights, precision)?), weights))
             }
             Architecture::ModernBert => {
                 let weights = weights.find_prefix("embeddings.tok_embeddings.weight", &["model.", ""])?;

@@ -1,0 +1,427 @@
+//! float32 matrix products for the CPU encoder path: `C = A · Wᵀ (+ bias)` with the weight packed
+//! once, at load, into panels of `NR` output columns (candle's gemm packs its right-hand side on
+//! every call, which cost more than the arithmetic for the few rows of a lone request).
+//!
+//! The AVX-512 kernel keeps an `MR x NR` block of C in 16 registers and streams one packed panel;
+//! other CPUs run a portable kernel the compiler vectorises for AVX2 + FMA (or whatever it has).
+
+use super::pool::{for_each_part, SendPtr};
+use super::Isa;
+
+/// Output columns per packed panel: two AVX-512 registers.
+pub(crate) const NR: usize = 32;
+/// Rows of C per kernel call.
+const MR: usize = 8;
+/// Rows of A per block: the block stays in L2 while every panel passes over it.
+const MC: usize = 128;
+/// Depth per pass over a panel: `KC x NR` floats (32 KiB) stay in L1 while the block's rows use
+/// them; a whole panel of a 1536-deep product (192 KiB) did not, and the kernel waited on it.
+const KC: usize = 256;
+
+/// A right-hand side packed for `matmul`: `n` output columns of depth `k`, as `ceil(n / NR)`
+/// panels of `k x NR` values (column-padded with zeros).
+pub(crate) struct Packed {
+    n: usize,
+    k: usize,
+    data: Vec<f32>,
+}
+
+impl Packed {
+    /// From a weight in PyTorch's (out = n, in = k) row-major layout, row `j` at `w[j * ld..]`.
+    pub(crate) fn from_rows(w: &[f32], n: usize, k: usize, ld: usize) -> Self {
+        let mut packed = Packed::zeros(n, k);
+        packed.fill_from_rows(w, ld);
+        packed
+    }
+
+    pub(crate) fn zeros(n: usize, k: usize) -> Self {
+        Packed { n, k, data: vec![0.0; n.div_ceil(NR) * k * NR] }
+    }
+
+    /// Reshape to (n, k) reusing the allocation (scratch for attention).
+    pub(crate) fn reset(&mut self, n: usize, k: usize) {
+        self.n = n;
+        self.k = k;
+        self.data.clear();
+        self.data.resize(n.div_ceil(NR) * k * NR, 0.0);
+    }
+
+    pub(crate) fn fill_from_rows(&mut self, w: &[f32], ld: usize) {
+        let k = self.k;
+        for (panel, chunk) in self.data.chunks_exact_mut(k * NR).enumerate() {
+            for c in 0..NR.min(self.n - panel * NR) {
+                let row = &w[(panel * NR + c) * ld..][..k];
+                for (depth, &value) in row.iter().enumerate() {
+                    chunk[depth * NR + c] = value;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn fill_from_columns(&mut self, b: &[f32], ld: usize) {
+        let (n, k) = (self.n, self.k);
+        for (panel, chunk) in self.data.chunks_exact_mut(k * NR).enumerate() {
+            let (start, width) = (panel * NR, NR.min(n - panel * NR));
+            for depth in 0..k {
+                chunk[depth * NR..][..width].copy_from_slice(&b[depth * ld + start..][..width]);
+            }
+        }
+    }
+
+    pub(crate) fn k(&self) -> usize {
+        self.k
+    }
+
+    fn panels(&self) -> usize {
+        self.n.div_ceil(NR)
+    }
+}
+
+/// `c[r * ldc + j] = sum_k a[r * lda + k] * W[j][k] + bias[j]` for `r < m`, `j < w.n()`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul(
+    isa: Isa,
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    w: &Packed,
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+    ldc: usize,
+    threads: usize,
+) {
+    if m == 0 || w.n == 0 {
+        return;
+    }
+    assert!(a.len() >= (m - 1) * lda + w.k && c.len() >= (m - 1) * ldc + w.n);
+    assert!(bias.is_none_or(|b| b.len() >= w.n));
+    // SAFETY: the bounds of A and C were checked above.
+    unsafe { matmul_raw(isa, a.as_ptr(), lda, m, w, bias, SendPtr(c.as_mut_ptr()), ldc, threads) }
+}
+
+/// `matmul` with C as a pointer, for callers that write interleaved regions of one buffer from
+/// several threads (attention heads).
+///
+/// `threads > 1` splits the work: by columns when there are few rows (each thread streams half of
+/// the weight), by row blocks otherwise. Products below `PARALLEL_MACS` stay on the caller's
+/// thread: waking a second one costs more than it saves.
+///
+/// # Safety
+/// `a` must hold `(m - 1) * lda + w.k()` values, `c` `(m - 1) * ldc + w.n()`, `bias` `w.n()`, and
+/// no other thread may touch the written part of C meanwhile.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn matmul_raw(
+    isa: Isa,
+    a: *const f32,
+    lda: usize,
+    m: usize,
+    w: &Packed,
+    bias: Option<&[f32]>,
+    c: SendPtr<f32>,
+    ldc: usize,
+    threads: usize,
+) {
+    if m == 0 || w.n == 0 {
+        return;
+    }
+    let a_ptr = SendPtr(a as *mut f32);
+    let macs = m * w.n * w.k;
+    let parts = if threads > 1 && macs >= super::PARALLEL_MACS { threads } else { 1 };
+    let panels = w.panels();
+    if m >= MC * parts || panels < parts {
+        let blocks = m.div_ceil(MC);
+        for_each_part(parts, blocks, |range| {
+            for block in range {
+                let rows = (block * MC)..((block + 1) * MC).min(m);
+                // SAFETY: row blocks are disjoint, and in bounds (the caller's contract).
+                unsafe { run_block(isa, a_ptr, lda, rows, w, 0..panels, bias, c, ldc) };
+            }
+        });
+    } else {
+        for_each_part(parts, panels, |range| {
+            for block in 0..m.div_ceil(MC) {
+                let rows = (block * MC)..((block + 1) * MC).min(m);
+                // SAFETY: panel ranges write disjoint columns of C, in bounds.
+                unsafe { run_block(isa, a_ptr, lda, rows, w, range.clone(), bias, c, ldc) };
+            }
+        });
+    }
+}
+
+/// One block of rows against a range of panels.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_block(
+    isa: Isa,
+    a: SendPtr<f32>,
+    lda: usize,
+    rows: std::ops::Range<usize>,
+    w: &Packed,
+    panels: std::ops::Range<usize>,
+    bias: Option<&[f32]>,
+    c: SendPtr<f32>,
+    ldc: usize,
+) {
+    let k = w.k;
+    for panel in panels {
+        let start = panel * NR;
+        let cols = NR.min(w.n - start);
+        let mut bias_panel = [0.0f32; NR];
+        if let Some(bias) = bias {
+            bias_panel[..cols].copy_from_slice(&bias[start..start + cols]);
+        }
+        let mut depth = 0;
+        while depth < k {
+            let kc = KC.min(k - depth);
+            let b = w.data.as_ptr().add(panel * k * NR + depth * NR);
+            let mut row = rows.start;
+            while row < rows.end {
+                let r = MR.min(rows.end - row);
+                let tile = Tile {
+                    k: kc,
+                    a: a.get().add(row * lda + depth),
+                    lda,
+                    b,
+                    c: c.get().add(row * ldc + start),
+                    ldc,
+                    cols,
+                    bias: &bias_panel,
+                    accumulate: depth > 0,
+                };
+                match isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => avx512::dispatch(r, &tile),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => portable::dispatch_avx2(r, &tile),
+                    _ => portable::dispatch(r, &tile),
+                }
+                row += r;
+            }
+            depth += kc;
+        }
+    }
+}
+
+/// One kernel call's operands: `r` rows of A from `a`, one packed panel `b`, C at `c`.
+struct Tile<'a> {
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+    bias: &'a [f32; NR],
+    /// Add to C (a later depth block) instead of starting from the bias.
+    accumulate: bool,
+}
+
+impl Tile<'_> {
+    /// The starting values of row `row`: the bias, or what earlier depth blocks left in C.
+    unsafe fn start(&self, row: usize) -> [f32; NR] {
+        if !self.accumulate {
+            return *self.bias;
+        }
+        let mut values = [0.0f32; NR];
+        std::ptr::copy_nonoverlapping(self.c.add(row * self.ldc), values.as_mut_ptr(), self.cols);
+        values
+    }
+
+    /// Write a finished row of the block (only the panel's valid columns).
+    unsafe fn store(&self, row: usize, values: &[f32; NR]) {
+        std::ptr::copy_nonoverlapping(values.as_ptr(), self.c.add(row * self.ldc), self.cols);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{Tile, MR, NR};
+
+    pub(super) unsafe fn dispatch(r: usize, tile: &Tile<'_>) {
+        match r {
+            8 => kernel::<8>(tile),
+            7 => kernel::<7>(tile),
+            6 => kernel::<6>(tile),
+            5 => kernel::<5>(tile),
+            4 => kernel::<4>(tile),
+            3 => kernel::<3>(tile),
+            2 => kernel::<2>(tile),
+            _ => kernel::<1>(tile),
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn kernel<const R: usize>(t: &Tile<'_>) {
+        debug_assert!(R <= MR);
+        let mut lo = [_mm512_setzero_ps(); R];
+        let mut hi = [_mm512_setzero_ps(); R];
+        for row in 0..R {
+            if t.accumulate && t.cols == NR {
+                lo[row] = _mm512_loadu_ps(t.c.add(row * t.ldc));
+                hi[row] = _mm512_loadu_ps(t.c.add(row * t.ldc + 16));
+            } else {
+                let start = t.start(row);
+                lo[row] = _mm512_loadu_ps(start.as_ptr());
+                hi[row] = _mm512_loadu_ps(start.as_ptr().add(16));
+            }
+        }
+        let mut b = t.b;
+        for depth in 0..t.k {
+            let b0 = _mm512_loadu_ps(b);
+            let b1 = _mm512_loadu_ps(b.add(16));
+            for row in 0..R {
+                let a = _mm512_set1_ps(*t.a.add(row * t.lda + depth));
+                lo[row] = _mm512_fmadd_ps(a, b0, lo[row]);
+                hi[row] = _mm512_fmadd_ps(a, b1, hi[row]);
+            }
+            b = b.add(NR);
+        }
+        for row in 0..R {
+            let out = t.c.add(row * t.ldc);
+            if t.cols == NR {
+                _mm512_storeu_ps(out, lo[row]);
+                _mm512_storeu_ps(out.add(16), hi[row]);
+            } else {
+                let mut values = [0.0f32; NR];
+                _mm512_storeu_ps(values.as_mut_ptr(), lo[row]);
+                _mm512_storeu_ps(values.as_mut_ptr().add(16), hi[row]);
+                t.store(row, &values);
+            }
+        }
+    }
+}
+
+/// Plain loops over `[f32; NR]` rows; compiled once per target feature set.
+mod portable {
+    use super::{Tile, NR};
+
+    #[inline(always)]
+    unsafe fn kernel<const R: usize>(t: &Tile<'_>) {
+        let mut acc = [[0.0f32; NR]; R];
+        for (row, acc) in acc.iter_mut().enumerate() {
+            *acc = t.start(row);
+        }
+        let mut b = t.b;
+        for depth in 0..t.k {
+            let panel = &*(b as *const [f32; NR]);
+            for (row, acc) in acc.iter_mut().enumerate() {
+                let a = *t.a.add(row * t.lda + depth);
+                for (sum, &w) in acc.iter_mut().zip(panel) {
+                    *sum = a.mul_add(w, *sum);
+                }
+            }
+            b = b.add(NR);
+        }
+        for (row, values) in acc.iter().enumerate() {
+            t.store(row, values);
+        }
+    }
+
+    unsafe fn by_rows(r: usize, tile: &Tile<'_>) {
+        let mut row = 0;
+        while row < r {
+            let take = 2.min(r - row);
+            let shifted = Tile { a: tile.a.add(row * tile.lda), c: tile.c.add(row * tile.ldc), ..*tile };
+            if take == 2 {
+                kernel::<2>(&shifted);
+            } else {
+                kernel::<1>(&shifted);
+            }
+            row += take;
+        }
+    }
+
+    pub(super) unsafe fn dispatch(r: usize, tile: &Tile<'_>) {
+        by_rows(r, tile)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dispatch_avx2(r: usize, tile: &Tile<'_>) {
+        by_rows(r, tile)
+    }
+}
+
+impl Clone for Tile<'_> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl Copy for Tile<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &[f32], m: usize, k: usize, w: &[f32], n: usize, bias: &[f32]) -> Vec<f32> {
+        let mut c = vec![0.0f32; m * n];
+        for r in 0..m {
+            for j in 0..n {
+                let dot: f64 = (0..k).map(|d| a[r * k + d] as f64 * w[j * k + d] as f64).sum();
+                c[r * n + j] = dot as f32 + bias[j];
+            }
+        }
+        c
+    }
+
+    fn values(count: usize, seed: u32) -> Vec<f32> {
+        let mut state = seed;
+        (0..count)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_a_naive_product_on_every_isa_and_edge() {
+        for isa in Isa::available() {
+            for &(m, n, k) in &[(1, 1, 1), (3, 33, 7), (9, 64, 300), (17, 70, 513), (130, 96, 40)] {
+                let (a, w, bias) = (values(m * k, 1), values(n * k, 2), values(n, 3));
+                let want = naive(&a, m, k, &w, n, &bias);
+                for threads in [1, 2] {
+                    let mut got = vec![0.0f32; m * n];
+                    matmul(isa, &a, k, m, &Packed::from_rows(&w, n, k, k), Some(&bias), &mut got, n, threads);
+                    let diff = got.iter().zip(&want).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+                    assert!(diff < 1e-4, "{isa:?} {m}x{n}x{k}: {diff}");
+                }
+            }
+        }
+    }
+
+    /// `cargo test --release -- --ignored --nocapture gemm_speed`: GFLOP/s of the shapes a BERT
+    /// layer runs (the minimum time of many calls, so other load on the machine falls out).
+    #[test]
+    #[ignore]
+    fn gemm_speed() {
+        let isa = Isa::detect();
+        for &(m, n, k) in &[
+            (16, 1152, 384),
+            (16, 1536, 384),
+            (16, 384, 1536),
+            (128, 1152, 384),
+            (128, 1536, 384),
+            (128, 384, 1536),
+            (128, 3072, 768),
+            (4096, 1536, 384),
+        ] {
+            let (a, w) = (values(m * k, 1), values(n * k, 2));
+            let packed = Packed::from_rows(&w, n, k, k);
+            let mut c = vec![0.0f32; m * n];
+            let reps = (4e9 / (2.0 * (m * n * k) as f64)).clamp(20.0, 2000.0) as usize;
+            let mut best = f64::MAX;
+            for _ in 0..reps {
+                let start = std::time::Instant::now();
+                matmul(isa, &a, k, m, &packed, None, &mut c, n, 1);
+                best = best.min(start.elapsed().as_secs_f64());
+            }
+            println!(
+                "{m}x{n}x{k}: {:.1} GFLOP/s ({:.1} us)",
+                2.0 * (m * n * k) as f64 / best / 1e9,
+                best * 1e6
+            );
+        }
+    }
+}

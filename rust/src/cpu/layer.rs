@@ -1,0 +1,150 @@
+//! One BERT layer on the CPU path (post-norm: attention, add & norm, GELU MLP, add & norm) over
+//! (rows, hidden) float32 buffers that live for one forward pass, not one per op.
+
+use super::attention::{self_attention, Shape};
+use super::gemm::{matmul, Packed};
+use super::ops::{add_norm, gelu};
+use super::pool::threads;
+use super::quant::QuantizedWeight;
+use super::{Isa, Precision};
+
+/// A linear layer's weight (out, in) row-major and bias, as read from the checkpoint.
+pub(crate) struct DenseWeights {
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub out_dim: usize,
+    pub in_dim: usize,
+}
+
+/// A layer norm's gamma and beta.
+pub(crate) type Norm = (Vec<f32>, Vec<f32>);
+
+/// What a layer is built from (see `model/bert.rs`).
+pub(crate) struct LayerWeights {
+    pub qkv: DenseWeights,
+    pub attention_output: DenseWeights,
+    pub attention_norm: Norm,
+    pub intermediate: DenseWeights,
+    pub output: DenseWeights,
+    pub output_norm: Norm,
+    pub eps: f32,
+    pub heads: usize,
+    /// The exact (erf) GELU; other activations keep candle's path.
+    pub gelu: bool,
+}
+
+enum Weight {
+    Float32(Packed),
+    Int8(QuantizedWeight),
+}
+
+struct Linear {
+    weight: Weight,
+    bias: Vec<f32>,
+    out_dim: usize,
+}
+
+impl Linear {
+    fn new(dense: DenseWeights, precision: Precision) -> Self {
+        let DenseWeights { weight, bias, out_dim, in_dim } = dense;
+        let weight = match precision {
+            Precision::Float32 => Weight::Float32(Packed::from_rows(&weight, out_dim, in_dim, in_dim)),
+            Precision::Int8 => Weight::Int8(QuantizedWeight::new(&weight, out_dim, in_dim)),
+        };
+        Linear { weight, bias, out_dim }
+    }
+
+    /// `c = a · Wᵀ + bias` for `m` contiguous rows.
+    fn forward(&self, isa: Isa, a: &[f32], m: usize, c: &mut [f32], threads: usize) {
+        match &self.weight {
+            Weight::Float32(packed) => {
+                matmul(isa, a, packed.k(), m, packed, Some(&self.bias), c, self.out_dim, threads)
+            }
+            Weight::Int8(weight) => weight.matmul(a, m, &self.bias, c, threads),
+        }
+    }
+}
+
+pub(crate) struct CpuLayer {
+    qkv: Linear,
+    attention_output: Linear,
+    attention_norm: (Vec<f32>, Vec<f32>),
+    intermediate: Linear,
+    output: Linear,
+    output_norm: (Vec<f32>, Vec<f32>),
+    eps: f32,
+    heads: usize,
+    hidden: usize,
+    inner: usize,
+}
+
+impl CpuLayer {
+    /// Pack (or quantize) the layer's weights; None when it needs an op this path lacks.
+    pub(crate) fn new(weights: LayerWeights, precision: Precision) -> Option<Self> {
+        if !weights.gelu {
+            return None;
+        }
+        let hidden = weights.attention_output.out_dim;
+        let inner = weights.intermediate.out_dim;
+        Some(CpuLayer {
+            qkv: Linear::new(weights.qkv, precision),
+            attention_output: Linear::new(weights.attention_output, precision),
+            attention_norm: weights.attention_norm,
+            intermediate: Linear::new(weights.intermediate, precision),
+            output: Linear::new(weights.output, precision),
+            output_norm: weights.output_norm,
+            eps: weights.eps,
+            heads: weights.heads,
+            hidden,
+            inner,
+        })
+    }
+
+    fn forward(&self, isa: Isa, x: &mut [f32], work: &mut Workspace, bias: &[f32], batch: usize, seq: usize) {
+        let rows = batch * seq;
+        let (h, threads) = (self.hidden, threads());
+        let Workspace { qkv, context, inner } = work;
+        let (qkv, context, inner) =
+            (&mut qkv[..rows * 3 * h], &mut context[..rows * h], &mut inner[..rows * self.inner]);
+        self.qkv.forward(isa, x, rows, qkv, threads);
+        let shape = Shape { batch, seq, heads: self.heads, head_dim: h / self.heads };
+        self_attention(isa, qkv, bias, shape, context, threads);
+        // The attention output lands in the qkv buffer's first third (free now), then is normed
+        // with x as the residual; x takes the result.
+        let attended = &mut qkv[..rows * h];
+        self.attention_output.forward(isa, context, rows, attended, threads);
+        add_norm(isa, attended, x, &self.attention_norm.0, &self.attention_norm.1, self.eps);
+        x.copy_from_slice(attended);
+        self.intermediate.forward(isa, x, rows, inner, threads);
+        gelu(isa, inner);
+        let out = &mut qkv[..rows * h];
+        self.output.forward(isa, inner, rows, out, threads);
+        add_norm(isa, out, x, &self.output_norm.0, &self.output_norm.1, self.eps);
+        x.copy_from_slice(out);
+    }
+}
+
+struct Workspace {
+    qkv: Vec<f32>,
+    context: Vec<f32>,
+    inner: Vec<f32>,
+}
+
+/// Run `layers` over `x` ((batch * seq, hidden), updated in place) with the per-key additive
+/// `bias` (batch * seq). Buffers are allocated once per pass and reused by every layer.
+pub(crate) fn run_layers(layers: &[&CpuLayer], x: &mut [f32], bias: &[f32], batch: usize, seq: usize) {
+    let Some(first) = layers.first() else { return };
+    let rows = batch * seq;
+    let inner = layers.iter().map(|l| l.inner).max().unwrap_or(first.inner);
+    let mut work = Workspace {
+        qkv: vec![0.0; rows * 3 * first.hidden],
+        context: vec![0.0; rows * first.hidden],
+        inner: vec![0.0; rows * inner],
+    };
+    let isa = *ISA;
+    for layer in layers {
+        layer.forward(isa, x, &mut work, bias, batch, seq);
+    }
+}
+
+static ISA: std::sync::LazyLock<Isa> = std::sync::LazyLock::new(Isa::detect);

@@ -1,0 +1,68 @@
+//! The CPU encoder path: BERT layers on plain float32 buffers with weights packed at load,
+//! one thread pool, fused row operations, and an optional int8 product (`dtype="int8"`).
+//!
+//! candle's CPU ops remain for everything else (embeddings, heads, ModernBERT); this path runs
+//! the layers, where nearly all of a pass's time goes.
+
+mod attention;
+mod gemm;
+mod layer;
+mod ops;
+mod pool;
+mod quant;
+
+pub(crate) use layer::{run_layers, CpuLayer, DenseWeights, LayerWeights};
+pub(crate) use pool::install;
+
+/// Multiply-accumulates below which a product runs on one thread: waking the other core costs
+/// ~10-20 us, which is most of what a 1 M MAC product takes.
+const PARALLEL_MACS: usize = 1 << 21;
+
+/// How the layers' matrix products are computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    Float32,
+    /// Weights in int8 per output channel, activations quantized per row at run time.
+    Int8,
+}
+
+/// The instruction set the kernels are compiled for, detected once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isa {
+    Avx512,
+    Avx2,
+    Portable,
+}
+
+impl Isa {
+    pub(crate) fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512dq")
+                && is_x86_feature_detected!("avx512vl")
+                && is_x86_feature_detected!("fma")
+            {
+                return Isa::Avx512;
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Portable
+    }
+
+    #[cfg(test)]
+    pub(crate) fn available() -> Vec<Isa> {
+        let best = Isa::detect();
+        [Isa::Avx512, Isa::Avx2, Isa::Portable]
+            .into_iter()
+            .filter(|isa| match best {
+                Isa::Avx512 => true,
+                Isa::Avx2 => *isa != Isa::Avx512,
+                Isa::Portable => *isa == Isa::Portable,
+            })
+            .collect()
+    }
+}
