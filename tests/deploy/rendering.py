@@ -76,6 +76,10 @@ VALUE_SETS = (
     ValueSet("default"),
     ValueSet("istio", (ISTIO_DIR / "values.yaml",)),
     ValueSet("aibrix", (AIBRIX_DIR / "values.yaml",)),
+    # The semantic cache per backend (the shared stores' credentials from Secrets).
+    ValueSet("cache-memory", (CHART / "values-cache-memory.yaml",)),
+    ValueSet("cache-milvus", (CHART / "values-cache-milvus.yaml",)),
+    ValueSet("cache-pgvector", (CHART / "values-cache-pgvector.yaml",)),
     # Every optional object on at once, on the GPU image: the widest render.
     ValueSet(
         "gpu-everything",

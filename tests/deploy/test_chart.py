@@ -97,6 +97,22 @@ def test_api_token_comes_from_a_secret_only_when_named(
     assert token["valueFrom"] == {"secretKeyRef": {"name": "vsr-api-token", "key": "token"}}
 
 
+def test_cache_store_credentials_come_from_secrets(rendered: dict[str, list[Manifest]]) -> None:
+    def environment(name: str) -> dict[str, dict[str, object]]:
+        pod = find(rendered[name], "Deployment")["spec"]["template"]["spec"]
+        return {item["name"]: item for item in pod["containers"][0]["env"]}
+
+    assert "VSR_CACHE_MILVUS_TOKEN" not in environment("default")
+    assert "VSR_CACHE_PG_DSN" not in environment("cache-memory")
+    milvus = environment("cache-milvus")["VSR_CACHE_MILVUS_TOKEN"]["valueFrom"]
+    assert milvus == {"secretKeyRef": {"name": "vsr-cache-milvus", "key": "token"}}
+    pg = environment("cache-pgvector")["VSR_CACHE_PG_DSN"]["valueFrom"]
+    assert pg == {"secretKeyRef": {"name": "vsr-cache-pg", "key": "dsn"}}
+    for name in ("cache-milvus", "cache-pgvector"):
+        config = yaml.safe_load(find(rendered[name], "ConfigMap")["data"]["config.yaml"])
+        assert "PASSWORD" not in str(config) and config["semantic_cache"]["backend"] in name
+
+
 def test_gpu_values_use_cuda_image_and_gpu(rendered: dict[str, list[Manifest]]) -> None:
     manifests = rendered["gpu-everything"]
     container = find(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]
