@@ -14,6 +14,7 @@ thread (hnswlib releases the GIL).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from collections import OrderedDict
@@ -160,7 +161,7 @@ class MemoryStore:
 
     def _sweep(self) -> None:
         now = time.time()
-        for slot in list(self._meta)[:SWEEP_PER_WRITE]:
+        for slot in list(itertools.islice(self._meta, SWEEP_PER_WRITE)):
             expires_at = self._meta[slot].expires_at
             if expires_at and expires_at <= now:
                 self.expirations += 1
