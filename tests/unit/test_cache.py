@@ -213,3 +213,36 @@ def test_slow_or_failing_store_is_a_miss() -> None:
         assert time.perf_counter() - started < 0.5
 
     asyncio.run(run())
+
+
+def test_index_built_while_writes_and_evictions_go_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never a wrong answer: every hit's answer is the one stored with the vector it matched."""
+    monkeypatch.setattr(memory_module, "INDEX_AT", 64)
+    store = MemoryStore(max_entries=150, max_bytes=1 << 30)
+    stored: dict[bytes, np.ndarray] = {}
+    lock = threading.Lock()
+
+    def work(worker: int) -> None:
+        for i in range(200):
+            vector = unit(32)
+            answer = f"{worker}-{i}".encode()
+            with lock:
+                stored[answer] = vector
+            store.store_sync(entry(vector, answer))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    partition = store._partitions[("s", "k")]
+    assert partition.index is not None and not partition.building
+    live = [meta.answer for meta in store._meta.values()]
+    assert len(live) == 150
+    found = 0
+    for answer, vector in stored.items():
+        hit = store.lookup_sync("s", "k", vector, 0.999)
+        if hit is not None:
+            assert hit.answer == answer
+            found += 1
+    assert found >= 140

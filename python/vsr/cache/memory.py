@@ -50,6 +50,8 @@ class _Meta:
 class _Partition:
     slots: dict[int, None] = field(default_factory=dict)  # an ordered set
     index: hnswlib.Index | None = None
+    building: bool = False  # an index is being built outside the lock
+    added: list[int] = field(default_factory=list)  # slots stored while it was
 
 
 class MemoryStore:
@@ -144,8 +146,37 @@ class MemoryStore:
             self._bytes += size
             if partition.index is not None:
                 self._index_add(partition, slot)
-            elif len(partition.slots) > INDEX_AT:
-                self._build_index(partition)
+                return
+            if partition.building:
+                partition.added.append(slot)
+                return
+            if len(partition.slots) <= INDEX_AT:
+                return
+            partition.building = True
+            slots = np.fromiter(partition.slots, dtype=np.int64)
+            rows = self._vectors[slots].copy()
+        # Built outside the lock (it takes a second): lookups go on by brute force meanwhile.
+        index = _new_index(rows.shape[1], max(2 * len(slots), 2 * INDEX_AT))
+        index.add_items(rows, slots, num_threads=1)
+        with self._lock:
+            self._install(key, partition, index, set(slots.tolist()))
+
+    def _install(
+        self, key: tuple[str, str], partition: _Partition, index: hnswlib.Index, built: set[int]
+    ) -> None:
+        """Catch the new index up with what changed while it was built, then use it."""
+        partition.building = False
+        added, partition.added = partition.added, []
+        if self._partitions.get(key) is not partition:
+            return  # emptied meanwhile
+        for gone in built - partition.slots.keys():
+            index.mark_deleted(gone)
+        partition.index = index
+        for slot in added:
+            if slot in partition.slots:
+                if slot in built:  # left and came back: its vector changed
+                    index.mark_deleted(slot)
+                self._index_add(partition, slot)
 
     def flush_sync(self, scope: str | None = None, model: str | None = None) -> int:
         with self._lock:
@@ -193,16 +224,10 @@ class MemoryStore:
         self._free.append(slot)
 
     def _build_index(self, partition: _Partition) -> None:
+        """Index a partition at once, under the lock (bulk loads: benches, tests)."""
         assert self._vectors is not None
         slots = np.fromiter(partition.slots, dtype=np.int64)
-        index = hnswlib.Index(space="ip", dim=self._vectors.shape[1])
-        index.init_index(
-            max_elements=max(2 * len(slots), 2 * INDEX_AT),
-            M=HNSW_M,
-            ef_construction=HNSW_EF_CONSTRUCTION,
-            allow_replace_deleted=True,
-        )
-        index.set_ef(HNSW_EF_SEARCH)
+        index = _new_index(self._vectors.shape[1], max(2 * len(slots), 2 * INDEX_AT))
         index.add_items(self._vectors[slots], slots, num_threads=1)
         partition.index = index
 
@@ -223,3 +248,15 @@ class MemoryStore:
                 index.add_items(row, [slot], num_threads=1, replace_deleted=True)
             return
         index.add_items(row, [slot], num_threads=1)
+
+
+def _new_index(dim: int, capacity: int) -> hnswlib.Index:
+    index = hnswlib.Index(space="ip", dim=dim)
+    index.init_index(
+        max_elements=capacity,
+        M=HNSW_M,
+        ef_construction=HNSW_EF_CONSTRUCTION,
+        allow_replace_deleted=True,
+    )
+    index.set_ef(HNSW_EF_SEARCH)
+    return index
