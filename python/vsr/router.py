@@ -36,6 +36,9 @@ class Router:
     ) -> None:
         self.config = config
         self.registry = registry or ModelRegistry(config.device)
+        # A registry shared across reloads takes each new config's dtypes for the keys it
+        # resolves from now on; loaded models stay keyed by the dtype they were loaded in.
+        self.registry.dtypes = dict(config.dtypes)
         self._pool = InferencePool(self.registry, max_workers=max_workers, batching=config.batching)
         try:
             self._engine = RoutingEngine(config, self._pool)

@@ -45,14 +45,17 @@ class EncoderModel(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class EncoderKey:
-    """Identifies one loaded encoder: its resolved directory and the device it runs on."""
+    """Identifies one loaded encoder: its resolved directory, the device it runs on, and the
+    dtype asked for it (None: the device's default, float32 on a CPU)."""
 
     path: str
     device: str
+    dtype: str | None = None
 
 
 Resolver = Callable[[str], Path]
-Loader = Callable[[Path, str], EncoderModel]
+# Called as loader(directory, device), or loader(directory, device, dtype) when a dtype is set.
+Loader = Callable[..., EncoderModel]
 
 
 def _default_resolver(name_or_path: str) -> Path:
@@ -65,24 +68,35 @@ class ModelRegistry:
     """Loads each (directory, device) once; thread-safe, so warm-up may run off the event loop."""
 
     def __init__(
-        self, device: str = "cpu", *, resolver: Resolver | None = None, loader: Loader | None = None
+        self,
+        device: str = "cpu",
+        *,
+        resolver: Resolver | None = None,
+        loader: Loader | None = None,
+        dtypes: Mapping[str, str] | None = None,
     ) -> None:
         self.device = device
+        self.dtypes: dict[str, str] = dict(dtypes or {})
         self._resolve = resolver or _default_resolver
         self._load = loader or load_encoder_model
         self._models: dict[EncoderKey, EncoderModel] = {}
         self._lock = threading.Lock()
 
     def key(self, name_or_path: str) -> EncoderKey:
-        """Resolve a model name now (raises ModelLoadError for a missing directory)."""
-        return EncoderKey(str(self._resolve(name_or_path)), self.device)
+        """Resolve a model name now (raises ModelLoadError for a missing directory). Its dtype is
+        the one ``dtypes`` gives for the name as written or for the resolved directory."""
+        path = str(self._resolve(name_or_path))
+        return EncoderKey(path, self.device, self.dtypes.get(name_or_path, self.dtypes.get(path)))
 
     def get(self, key: EncoderKey) -> EncoderModel:
         with self._lock:
             model = self._models.get(key)
             if model is None:
-                log.info("model_loading", path=key.path, device=key.device)
-                model = self._load(Path(key.path), key.device)
+                log.info("model_loading", path=key.path, device=key.device, dtype=key.dtype)
+                if key.dtype is None:
+                    model = self._load(Path(key.path), key.device)
+                else:
+                    model = self._load(Path(key.path), key.device, key.dtype)
                 self._models[key] = model
             return model
 
@@ -143,21 +157,21 @@ class _BundleModel:
         return counts
 
 
-def load_encoder_model(model_dir: Path, device: str) -> EncoderModel:
+def load_encoder_model(model_dir: Path, device: str, dtype: str | None = None) -> EncoderModel:
     """Load a directory with the native core: a bundle, a classifier, or an embedding model."""
     from vsr import models
     from vsr.model_files import BUNDLE_FILE, read_config
 
     if (model_dir / BUNDLE_FILE).is_file():
-        return _BundleModel(models.EncoderBundle.load(model_dir, device))
+        return _BundleModel(models.EncoderBundle.load(model_dir, device, dtype=dtype))
     architectures = [str(a) for a in read_config(model_dir).get("architectures") or []]
     if any(a.endswith("ForSequenceClassification") for a in architectures):
-        classifier = models.SequenceClassifier.load(model_dir, device)
+        classifier = models.SequenceClassifier.load(model_dir, device, dtype=dtype)
         head = HeadDescription("sequence", "sequence", tuple(classifier.labels))
         return _SingleHeadModel(classifier, head, classifier.predict)
     if any(a.endswith("ForTokenClassification") for a in architectures):
-        tagger = models.TokenClassifier.load(model_dir, device)
+        tagger = models.TokenClassifier.load(model_dir, device, dtype=dtype)
         head = HeadDescription("token", "token", tuple(tagger.labels))
         return _SingleHeadModel(tagger, head, tagger.predict)
-    embedder = models.Embedder.load(model_dir, device)
+    embedder = models.Embedder.load(model_dir, device, dtype=dtype)
     return _SingleHeadModel(embedder, HeadDescription("embedding", "embedding", ()), embedder.embed)
