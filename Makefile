@@ -78,7 +78,7 @@ lint: setup ## ruff, mypy, stubtest, rustfmt, clippy
 	cargo clippy --release --all-targets --features python -- -D warnings
 
 bench: build ## CPU benchmarks of the core against ONNX Runtime and PyTorch (see benches/README.md)
-	PYTHONPATH=python "$$(bash scripts/reference_venv.sh)/bin/python" benches/bench_core.py
+	PYTHONPATH=python "$$(bash scripts/reference_venv.sh)/bin/python" -u benches/bench_core.py
 
 bench-extproc: build $(ENVOY) ## added latency and req/s of Envoy -> vsr -> simulator vs Envoy -> simulator
 	$(PY) benches/bench_extproc.py

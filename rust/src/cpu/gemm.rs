@@ -390,38 +390,4 @@ mod tests {
             }
         }
     }
-
-    /// `cargo test --release -- --ignored --nocapture gemm_speed`: GFLOP/s of the shapes a BERT
-    /// layer runs (the minimum time of many calls, so other load on the machine falls out).
-    #[test]
-    #[ignore]
-    fn gemm_speed() {
-        let isa = Isa::detect();
-        for &(m, n, k) in &[
-            (16, 1152, 384),
-            (16, 1536, 384),
-            (16, 384, 1536),
-            (128, 1152, 384),
-            (128, 1536, 384),
-            (128, 384, 1536),
-            (128, 3072, 768),
-            (4096, 1536, 384),
-        ] {
-            let (a, w) = (values(m * k, 1), values(n * k, 2));
-            let packed = Packed::from_rows(&w, n, k, k);
-            let mut c = vec![0.0f32; m * n];
-            let reps = (4e9 / (2.0 * (m * n * k) as f64)).clamp(20.0, 2000.0) as usize;
-            let mut best = f64::MAX;
-            for _ in 0..reps {
-                let start = std::time::Instant::now();
-                matmul(isa, &a, k, m, &packed, None, &mut c, n, 1);
-                best = best.min(start.elapsed().as_secs_f64());
-            }
-            println!(
-                "{m}x{n}x{k}: {:.1} GFLOP/s ({:.1} us)",
-                2.0 * (m * n * k) as f64 / best / 1e9,
-                best * 1e6
-            );
-        }
-    }
 }

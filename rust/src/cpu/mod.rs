@@ -10,6 +10,8 @@ mod layer;
 mod ops;
 mod pool;
 mod quant;
+#[cfg(test)]
+mod speed;
 
 pub(crate) use layer::{run_layers, CpuLayer, DenseWeights, LayerWeights};
 pub(crate) use pool::install;

@@ -335,34 +335,3 @@ mod tests {
         }
     }
 }
-
-#[cfg(test)]
-mod speed {
-    use super::*;
-
-    /// `cargo test --release -- --ignored --nocapture int8_speed`
-    #[test]
-    #[ignore]
-    fn int8_speed() {
-        for &(m, n, k) in
-            &[(16, 1152, 384), (16, 1536, 384), (16, 384, 1536), (128, 1152, 384), (128, 384, 1536)]
-        {
-            let a: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 / 17.0 - 0.5).collect();
-            let w: Vec<f32> = (0..n * k).map(|i| (i % 13) as f32 / 13.0 - 0.5).collect();
-            let weight = QuantizedWeight::new(&w, n, k);
-            let bias = vec![0.0f32; n];
-            let mut c = vec![0.0f32; m * n];
-            let mut best = f64::MAX;
-            for _ in 0..200 {
-                let start = std::time::Instant::now();
-                weight.matmul(&a, m, &bias, &mut c, 1);
-                best = best.min(start.elapsed().as_secs_f64());
-            }
-            println!(
-                "{m}x{n}x{k}: {:.1} GOP/s ({:.1} us)",
-                2.0 * (m * n * k) as f64 / best / 1e9,
-                best * 1e6
-            );
-        }
-    }
-}

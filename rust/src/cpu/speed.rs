@@ -1,0 +1,68 @@
+//! Kernel speed on the shapes a BERT layer runs, as tests to run by hand (the minimum time of
+//! many calls, so other load on a shared machine falls out):
+//! `cargo test --release --lib -- --ignored --nocapture _speed`
+
+use super::gemm::{matmul, Packed};
+use super::quant::QuantizedWeight;
+use super::Isa;
+
+fn values(count: usize, seed: u32) -> Vec<f32> {
+    let mut state = seed;
+    (0..count)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        })
+        .collect()
+}
+
+/// `cargo test --release -- --ignored --nocapture gemm_speed`: GFLOP/s of the shapes a BERT
+/// layer runs (the minimum time of many calls, so other load on the machine falls out).
+#[test]
+#[ignore]
+fn gemm_speed() {
+    let isa = Isa::detect();
+    for &(m, n, k) in &[
+        (16, 1152, 384),
+        (16, 1536, 384),
+        (16, 384, 1536),
+        (128, 1152, 384),
+        (128, 1536, 384),
+        (128, 384, 1536),
+        (128, 3072, 768),
+        (4096, 1536, 384),
+    ] {
+        let (a, w) = (values(m * k, 1), values(n * k, 2));
+        let packed = Packed::from_rows(&w, n, k, k);
+        let mut c = vec![0.0f32; m * n];
+        let reps = (4e9 / (2.0 * (m * n * k) as f64)).clamp(20.0, 2000.0) as usize;
+        let mut best = f64::MAX;
+        for _ in 0..reps {
+            let start = std::time::Instant::now();
+            matmul(isa, &a, k, m, &packed, None, &mut c, n, 1);
+            best = best.min(start.elapsed().as_secs_f64());
+        }
+        println!("{m}x{n}x{k}: {:.1} GFLOP/s ({:.1} us)", 2.0 * (m * n * k) as f64 / best / 1e9, best * 1e6);
+    }
+}
+
+/// `cargo test --release -- --ignored --nocapture int8_speed`
+#[test]
+#[ignore]
+fn int8_speed() {
+    for &(m, n, k) in &[(16, 1152, 384), (16, 1536, 384), (16, 384, 1536), (128, 1152, 384), (128, 384, 1536)]
+    {
+        let a: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 / 17.0 - 0.5).collect();
+        let w: Vec<f32> = (0..n * k).map(|i| (i % 13) as f32 / 13.0 - 0.5).collect();
+        let weight = QuantizedWeight::new(&w, n, k);
+        let bias = vec![0.0f32; n];
+        let mut c = vec![0.0f32; m * n];
+        let mut best = f64::MAX;
+        for _ in 0..200 {
+            let start = std::time::Instant::now();
+            weight.matmul(&a, m, &bias, &mut c, 1);
+            best = best.min(start.elapsed().as_secs_f64());
+        }
+        println!("{m}x{n}x{k}: {:.1} GOP/s ({:.1} us)", 2.0 * (m * n * k) as f64 / best / 1e9, best * 1e6);
+    }
+}
