@@ -56,6 +56,8 @@ def test_uncacheable_requests() -> None:
     assert uncacheable(body("a", temperature=0.7), config).reason == "sampled"  # type: ignore[union-attr]
     assert uncacheable(body("a"), CacheConfig(sampled_requests=True)) is None
     assert uncacheable(body("a", temperature=0, n=2), config).reason == "n_above_1"  # type: ignore[union-attr]
+    logprobs = uncacheable(body("a", temperature=0, logprobs=True), config)
+    assert logprobs is not None and logprobs.reason == "unstorable_output"
     tool_turn = {"messages": [{"role": "user", "content": "x"}, {"role": "tool", "content": "y"}]}
     assert uncacheable(tool_turn, config).reason == "not_user_turn"  # type: ignore[union-attr]
 

@@ -116,6 +116,9 @@ def uncacheable(body: Mapping[str, Any], config: CacheConfig) -> Skip | None:
     if not isinstance(last, Mapping) or last.get("role") != "user":
         # A tool result or an assistant prefill: the answer depends on more than a question.
         return Skip("not_user_turn")
+    if body.get("logprobs") or body.get("audio") or body.get("prediction"):
+        # The stored answer keeps the message only: no token log-probabilities or audio.
+        return Skip("unstorable_output")
     n = body.get("n", 1)
     if n not in (None, 1):
         return Skip("n_above_1")
