@@ -182,6 +182,10 @@ def config_generation_builder(config_path: Path) -> GenerationBuilder:
     return build
 
 
+RETIRE_CACHE_AFTER_S = 60.0
+_closing: set[asyncio.Task[None]] = set()
+
+
 def _cache_for(config: RouterConfig, caches: list[SemanticCache]) -> SemanticCache | None:
     """The previous generation's cache when its settings are unchanged (entries survive a
     reload), else a new one; None when no plugin enables the cache."""
@@ -192,8 +196,18 @@ def _cache_for(config: RouterConfig, caches: list[SemanticCache]) -> SemanticCac
     if caches and caches[0].config == config.semantic_cache:
         return caches[0]
     cache = SemanticCache(config.semantic_cache, build_store(config.semantic_cache))
-    caches[:] = [cache]
+    retired, caches[:] = caches[:], [cache]
+    loop = asyncio.get_running_loop()
+    for old in retired:
+        # Streams of the old generation may still use it for a while (see Runtime.reload).
+        loop.call_later(RETIRE_CACHE_AFTER_S, _close_later, loop, old)
     return cache
+
+
+def _close_later(loop: asyncio.AbstractEventLoop, cache: SemanticCache) -> None:
+    task = loop.create_task(cache.close())
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
 
 
 def directory_signature(directory: Path) -> tuple[tuple[str, int, int], ...]:

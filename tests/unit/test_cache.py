@@ -264,3 +264,26 @@ def test_numbers_and_quoted_text_of_the_question_are_in_the_key() -> None:
     assert request_key(body("What's the capital of France?"), "m") == request_key(
         body("Which city is France's capital?"), "m"
     )
+
+
+def test_a_reload_keeps_the_cache_unless_its_settings_change() -> None:
+    from vsr.config import parse_config_text
+    from vsr.runtime import _cache_for
+
+    text = """
+default_model: m
+models: [{name: m}]
+semantic_cache: {max_entries: %d}
+plugins: [{type: semantic_cache}]
+"""
+
+    async def run() -> None:
+        caches: list[SemanticCache] = []
+        first = _cache_for(parse_config_text(text % 10), caches)
+        assert first is not None and _cache_for(parse_config_text(text % 10), caches) is first
+        second = _cache_for(parse_config_text(text % 20), caches)
+        assert second is not None and second is not first
+        off = parse_config_text(text.replace("plugins: [{type: semantic_cache}]", "") % 20)
+        assert _cache_for(off, caches) is None
+
+    asyncio.run(run())
