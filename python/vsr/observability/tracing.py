@@ -29,6 +29,8 @@ from typing import Any
 
 import structlog
 
+from vsr.errors import ConfigError
+
 log = structlog.get_logger(__name__)
 
 SPAN_REQUEST = "semantic_router.request.received"
@@ -120,7 +122,14 @@ def configure(
     """Start exporting spans to ``endpoint`` (OTLP/gRPC). ``OTEL_SERVICE_NAME`` wins over
     ``service_name``; the SDK reads its other ``OTEL_*`` settings (batch delay, headers) itself."""
     global _tracer, _provider
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    try:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    except ImportError as error:
+        # Seen when xds-protos' old copy of OpenTelemetry's protos overwrote opentelemetry-proto's.
+        raise ConfigError(
+            f"tracing is on but the OTLP exporter cannot be imported ({error}); reinstall the "
+            "protos: pip install --force-reinstall --no-deps opentelemetry-proto"
+        ) from None
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
