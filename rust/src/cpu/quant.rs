@@ -53,8 +53,12 @@ impl QuantizedWeight {
     /// `c = a · Wᵀ + bias` for `m` contiguous rows of `k` values into `m` rows of `n`.
     pub(crate) fn matmul(&self, a: &[f32], m: usize, bias: &[f32], c: &mut [f32], threads: usize) {
         assert!(a.len() >= m * self.k && c.len() >= m * self.n && bias.len() >= self.n);
-        ROWS.with(|rows| {
-            let rows = &mut *rows.borrow_mut();
+        // Taken out of the thread's slot, not borrowed from it: while this thread waits for its
+        // sibling below, rayon may run another forward's product on it (a RefCell borrow held
+        // across that panicked with two concurrent requests).
+        let mut taken = ROWS.with(|slot| std::mem::take(&mut *slot.borrow_mut()));
+        {
+            let rows = &mut taken;
             let stride = self.groups * 4;
             #[cfg(target_arch = "x86_64")]
             if self.vnni {
@@ -84,7 +88,8 @@ impl QuantizedWeight {
                     unsafe { self.block(rows, 0..m, panel_range, bias, out) };
                 });
             }
-        });
+        }
+        ROWS.with(|slot| *slot.borrow_mut() = taken);
     }
 
     unsafe fn block(
@@ -332,6 +337,34 @@ mod tests {
                     assert!(diff < 0.03, "vnni {vnni}, {threads} threads: max abs diff {diff}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn concurrent_products_share_the_pool() {
+        // Several callers' parallel products on one pool: a worker waiting for its sibling runs
+        // another caller's product meanwhile, which must not touch the waiting one's buffers.
+        let (m, n, k) = (64, 512, 384);
+        let a: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 / 17.0 - 0.5).collect();
+        let w: Vec<f32> = (0..n * k).map(|i| (i % 13) as f32 / 13.0 - 0.5).collect();
+        let weight = std::sync::Arc::new(QuantizedWeight::new(&w, n, k));
+        let bias = vec![0.0f32; n];
+        let mut expected = vec![0.0f32; m * n];
+        weight.matmul(&a, m, &bias, &mut expected, 1);
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let (weight, a, bias, expected) = (weight.clone(), a.clone(), bias.clone(), expected.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        let mut got = vec![0.0f32; m * n];
+                        crate::cpu::install(|| weight.matmul(&a, m, &bias, &mut got, 2));
+                        assert_eq!(got, expected);
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            assert!(handle.join().is_ok());
         }
     }
 }
