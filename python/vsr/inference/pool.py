@@ -167,17 +167,20 @@ class _Scheduler:
     def _next(self, now: float) -> EncoderKey | None:
         """The encoder whose batch runs next, or None (then a timer may be armed)."""
         config = self._config
-        ready: list[tuple[EncoderKey, BatchQueue]] = []
+        weight = config.ms_per_1k_tokens
+        # (fair time, arrival sequence) of each ready encoder's anchor request.
+        ready: list[tuple[float, int, EncoderKey]] = []
         wake_at: float | None = None
         for key, state in self._queues.items():
             queue = state.queue
             if not queue or state.running >= config.max_concurrent_batches:
                 continue
-            if self._large_running >= self._large_limit and is_large(queue.anchor()):
+            anchor = queue.anchor()
+            if self._large_running >= self._large_limit and is_large(anchor):
                 continue  # the last slot is kept for small batches
             oldest = queue.waiting[0].queued_at
             if state.running == 0 or queue.full() or now - oldest >= config.max_wait_s:
-                ready.append((key, queue))
+                ready.append((anchor.fair_time(weight), anchor.sequence, key))
             else:
                 due = oldest + config.max_wait_s
                 wake_at = due if wake_at is None else min(wake_at, due)
@@ -185,11 +188,7 @@ class _Scheduler:
             if wake_at is not None:
                 self._arm_timer(wake_at - now)
             return None
-        weight = config.ms_per_1k_tokens
-        order = [
-            (queue.anchor().fair_time(weight), queue.anchor().sequence, key) for key, queue in ready
-        ]
-        return min(order, key=lambda item: (item[0], item[1]))[2]
+        return min(ready, key=lambda item: (item[0], item[1]))[2]
 
     def _arm_timer(self, delay_s: float) -> None:
         if self._timer is None:
