@@ -14,7 +14,7 @@ RUST_SRC := Cargo.toml Cargo.lock $(shell find rust/src -name '*.rs' 2>/dev/null
 
 .PHONY: help setup build test test-rust test-python lint bench fixtures clean deploy-tools helm-check
 .PHONY: browser-tools
-.PHONY: run envoy bench-extproc build-cuda
+.PHONY: run envoy bench-extproc build-cuda extproc-load
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -83,8 +83,15 @@ lint: setup ## ruff, mypy, stubtest, rustfmt, clippy
 bench: build ## CPU benchmarks of the core against ONNX Runtime and PyTorch (see benches/README.md)
 	PYTHONPATH=python "$$(bash scripts/reference_venv.sh)/bin/python" -u benches/bench_core.py
 
-bench-extproc: build $(ENVOY) ## added latency and req/s of Envoy -> vsr -> simulator vs Envoy -> simulator
-	$(PY) benches/bench_extproc.py
+# The Go load generator that speaks ext_proc to vsr directly (bench-extproc's direct rows).
+EXTPROC_LOAD := .cache/bin/extproc-load
+$(EXTPROC_LOAD): benches/extproc_load/go.mod benches/extproc_load/go.sum benches/extproc_load/main.go
+	cd benches/extproc_load && go build -o $(abspath $@) .
+
+extproc-load: $(EXTPROC_LOAD) ## build the ext_proc load generator (Go) into .cache/bin
+
+bench-extproc: build $(ENVOY) $(EXTPROC_LOAD) ## added latency and req/s through Envoy, and of vsr alone (extproc-load)
+	$(PY) benches/bench_extproc.py --load-generator $(EXTPROC_LOAD)
 
 fixtures: ## regenerate the parity fixtures with Hugging Face transformers (needs torch; not part of test)
 	bash scripts/make_fixtures.sh

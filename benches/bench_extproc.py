@@ -5,10 +5,17 @@ with classification off (a keyword-only policy: no model runs) and on (a policy 
 signals), each behind its own Envoy, and drives every path with the same requests:
 
 - latency at concurrency 1: p50/p99 of the whole request, and what vsr adds over plain Envoy;
-- throughput at concurrency ``--concurrency``: requests/s through one vsr process.
+- throughput at concurrency ``--concurrency``: requests/s through one vsr process, and through
+  ``vsr serve --workers W`` (``--workers``, classification off);
+- vsr alone, without Envoy: ``extproc-load`` (benches/extproc_load, Go; ``make bench-extproc``
+  builds it into .cache/bin) speaks ext_proc to vsr's gRPC port as Envoy does for the same chat
+  completion (request headers, buffered body, response headers, and the response body when vsr
+  asks for it), at concurrency 1 and ``--concurrency``, against one process and W workers. Envoy
+  -> simulator alone carries fewer requests/s than vsr on this kind of machine, so vsr's own
+  capacity shows only here.
 
-    .venv/bin/python benches/bench_extproc.py [--requests 300] [--concurrency 16]
-        [--config-on config/default.yaml]
+    .venv/bin/python benches/bench_extproc.py [--requests 300] [--concurrency 16] [--workers 2]
+        [--config-on config/default.yaml] [--load-generator .cache/bin/extproc-load]
 
 All processes share this machine's cores with the load generator: compare rows of one run, not
 across machines.
@@ -152,6 +159,26 @@ def measure(url: str, requests: int, concurrency: int) -> dict[str, float]:
     }
 
 
+def measure_direct(
+    load_generator: Path, grpc_port: int, requests: int, concurrency: int
+) -> dict[str, float]:
+    """vsr alone: ``extproc-load`` at concurrency 1 (latency) and ``concurrency`` (throughput).
+    Twice Envoy's connection count (one per Envoy worker thread) so SO_REUSEPORT spreads them."""
+
+    def run(count: int, clients: int) -> dict[str, Any]:
+        command = [
+            str(load_generator), "-addr", f"127.0.0.1:{grpc_port}", "-requests", str(count),
+            "-concurrency", str(clients), "-conns", "4", "-json",
+        ]  # fmt: skip
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        result: dict[str, Any] = json.loads(output)
+        return result
+
+    latency = run(requests, 1)
+    throughput = run(requests * 5, concurrency)
+    return {"p50_ms": latency["p50_ms"], "p99_ms": latency["p99_ms"], "rps": throughput["rps"]}
+
+
 def plain_envoy(ports: StackPorts, work: Path, envoy_bin: Path) -> subprocess.Popen[bytes]:
     """An Envoy with the same routes and no ext_proc filter: the baseline."""
     config = render_envoy_config(yaml.safe_load(ENVOY_TEMPLATE.read_text()), ports)
@@ -178,8 +205,19 @@ def main() -> int:
         help="policy with classifiers (default: "
         "config/default.yaml if its models load, else a MiniLM embedding policy)",
     )
+    parser.add_argument("--workers", type=int, default=2, help="workers of the --workers rows")
+    parser.add_argument(
+        "--load-generator",
+        type=Path,
+        default=Path(".cache/bin/extproc-load"),
+        help="extproc-load binary (make bench-extproc builds it); the direct rows are left out "
+        "when it is missing",
+    )
     args = parser.parse_args()
     envoy_bin = find_envoy()
+    direct = args.load_generator if args.load_generator.is_file() else None
+    if direct is None:
+        print(f"{args.load_generator} not found: no direct rows (make bench-extproc builds it)")
     work = Path(tempfile.mkdtemp(prefix="vsr-bench-"))
     off_config = work / "keyword.yaml"
     off_config.write_text(yaml.safe_dump(KEYWORD_POLICY))
@@ -189,13 +227,15 @@ def main() -> int:
 
     base_ports = StackPorts.free()
     rows: list[tuple[str, dict[str, float]]] = []
+    direct_rows: list[tuple[str, dict[str, float]]] = []
+    serve_args = ["--log-level", "warning", "--no-watch-config"]
     # The first stack's simulators serve every path, so backends are identical across rows.
     off = DevStack(
         off_config,
         ports=base_ports,
         envoy_bin=envoy_bin,
         log_dir=work / "off",
-        extra_serve_args=["--log-level", "warning", "--no-watch-config"],
+        extra_serve_args=serve_args,
     )
     off.start()
     try:
@@ -226,15 +266,58 @@ def main() -> int:
                 measure(f"{off.url}/v1/chat/completions", args.requests, args.concurrency),
             )
         )
-        on_ports = StackPorts.free(backend_names=())
-        on_ports = StackPorts(
-            listener=on_ports.listener,
-            admin=on_ports.admin,
-            grpc=on_ports.grpc,
-            http=on_ports.http,
-            metrics=on_ports.metrics,
-            backends=base_ports.backends,
-        )
+        if direct is not None:
+            direct_rows.append(
+                (
+                    "extproc-load -> vsr (classification off)",
+                    measure_direct(direct, base_ports.grpc, args.requests, args.concurrency),
+                )
+            )
+
+        def sharing_simulators() -> StackPorts:
+            ports = StackPorts.free(backend_names=())
+            return StackPorts(
+                listener=ports.listener,
+                admin=ports.admin,
+                grpc=ports.grpc,
+                http=ports.http,
+                metrics=ports.metrics,
+                backends=base_ports.backends,
+            )
+
+        if args.workers > 1:
+            workers_ports = sharing_simulators()
+            workers = DevStack(
+                off_config,
+                ports=workers_ports,
+                envoy_bin=envoy_bin,
+                log_dir=work / "workers",
+                with_simulators=False,
+                extra_serve_args=[*serve_args, "--workers", str(args.workers)],
+            )
+            workers.start()
+            try:
+                label = f"vsr --workers {args.workers} (classification off)"
+                rows.append(
+                    (
+                        f"Envoy -> {label} -> simulator",
+                        measure(
+                            f"{workers.url}/v1/chat/completions", args.requests, args.concurrency
+                        ),
+                    )
+                )
+                if direct is not None:
+                    direct_rows.append(
+                        (
+                            f"extproc-load -> {label}",
+                            measure_direct(
+                                direct, workers_ports.grpc, args.requests, args.concurrency
+                            ),
+                        )
+                    )
+            finally:
+                workers.stop()
+        on_ports = sharing_simulators()
         # Its Envoy reaches the first stack's simulators: same backend ports, none started.
         on = DevStack(
             on_config,
@@ -242,7 +325,7 @@ def main() -> int:
             envoy_bin=envoy_bin,
             log_dir=work / "on",
             with_simulators=False,
-            extra_serve_args=["--log-level", "warning", "--no-watch-config"],
+            extra_serve_args=serve_args,
         )
         on.start()
         try:
@@ -265,7 +348,9 @@ def main() -> int:
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(
         f"requests: {args.requests} at concurrency 1 (latency), {args.requests * 2} at "
-        f"concurrency {args.concurrency} (throughput); prompts: {len(PROMPTS)} rotating\n"
+        f"concurrency {args.concurrency} (throughput) through Envoy; direct rows (extproc-load): "
+        f"{args.requests} at concurrency 1, {args.requests * 5} at concurrency "
+        f"{args.concurrency}, 4 connections; prompts: {len(PROMPTS)} rotating\n"
     )
     header = f"| {'path':<62} | p50 ms | p99 ms | added p50 | added p99 | req/s |"
     print(header)
@@ -276,6 +361,12 @@ def main() -> int:
         print(
             f"| {name:<62} | {result['p50_ms']:6.2f} | {result['p99_ms']:6.2f} | "
             f"{added50:9.2f} | {added99:9.2f} | {result['rps']:5.0f} |"
+        )
+    # Without Envoy there is nothing to add to: p50/p99 are the whole ext_proc exchange.
+    for name, result in direct_rows:
+        print(
+            f"| {name:<62} | {result['p50_ms']:6.2f} | {result['p99_ms']:6.2f} | "
+            f"{'-':>9} | {'-':>9} | {result['rps']:5.0f} |"
         )
     return 0
 

@@ -243,7 +243,21 @@ class DevStack:
             wait_http_ok(f"http://127.0.0.1:{port}/health", self.ready_timeout_s, process)
         if vsr is not None:
             wait_http_ok(f"http://127.0.0.1:{self.ports.http}/ready", self.ready_timeout_s, vsr)
+            workers = self._workers()
+            if workers > 1:  # /ready above came from one of them
+                from vsr.workers import wait_workers_ready
+
+                metrics = f"http://127.0.0.1:{self.ports.metrics}/metrics"
+                wait_workers_ready(metrics, workers, self.ready_timeout_s)
         wait_http_ok(f"http://127.0.0.1:{self.ports.admin}/ready", self.ready_timeout_s, envoy)
+
+    def _workers(self) -> int:
+        """``--workers N`` among the extra serve flags (0, auto, is not waited for)."""
+        args = self.extra_serve_args
+        for index, arg in enumerate(args[:-1]):
+            if arg == "--workers":
+                return int(args[index + 1])
+        return 1
 
     def _spawn_vsr(self) -> subprocess.Popen[bytes]:
         python = sys.executable

@@ -38,6 +38,11 @@ class Settings(BaseModel):
       ``Authorization: Bearer <token>``; set it through ``VSR_API_TOKEN`` (a Secret), not a flag.
     - ``api_max_batch_texts``: the most texts one classification batch or embeddings request
       may carry.
+    - ``workers``: processes serving the three ports together (``vsr.workers``); 0 means one per
+      CPU the process may use (its cgroup's quota, else its affinity). 1 serves in this process.
+    - ``worker_index``: set by the supervisor for each worker it starts (``VSR_WORKER_INDEX``), not
+      by people: a worker binds its ports with SO_REUSEPORT and leaves ``/metrics`` to the
+      supervisor.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -56,6 +61,8 @@ class Settings(BaseModel):
     watch_config: bool = True
     api_token: str | None = Field(None, min_length=1, repr=False)
     api_max_batch_texts: int = Field(100, ge=1)
+    workers: int = Field(1, ge=0, le=256)
+    worker_index: int | None = Field(None, ge=0)
     # The standard OpenTelemetry variables (OTEL_*), read here like every other variable.
     otel_environment: dict[str, str] = Field(default_factory=dict, repr=False)
 

@@ -20,6 +20,7 @@ from tests.deploy.rendering import (
     Manifest,
     ValueSet,
     find,
+    helm_template,
     require,
     router_config_text,
     run_tool,
@@ -206,3 +207,22 @@ def test_notes_render_with_the_service_address() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert f"{RELEASE}.{NAMESPACE}.svc.cluster.local:50051" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("overrides", "workers"),
+    [
+        ((), "1"),  # the default request, cpu "1"
+        (("resources.requests.cpu=2",), "2"),
+        (("resources.requests.cpu=1500m",), "2"),
+        (("resources.requests.cpu=250m",), "1"),
+        (("resources.requests.cpu=4", "server.workers=3"), "3"),
+        (("resources.requests.cpu=4", "gpu.enabled=true"), "1"),
+    ],
+)
+def test_workers_follow_the_cpu_request(overrides: tuple[str, ...], workers: str) -> None:
+    """VSR_WORKERS (vsr serve --workers): one process per requested CPU, unless set."""
+    manifests = helm_template(ValueSet("workers", overrides=overrides))
+    container = find(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    environment = {item["name"]: item.get("value") for item in container["env"]}
+    assert environment["VSR_WORKERS"] == workers

@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("tasks",),
     ("router", "routing"),
     ("runtime",),
-    ("extproc", "api", "settings"),
+    ("extproc", "api", "settings", "workers"),
     # Tooling and entry points: they may use everything below.
     (
         "integrations",

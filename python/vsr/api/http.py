@@ -89,10 +89,19 @@ class _Server(uvicorn.Server):
 class HttpServer:
     """uvicorn serving ``app`` on ``host:port`` inside the running event loop."""
 
-    def __init__(self, app: Any, host: str, port: int, *, grace_period_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        app: Any,
+        host: str,
+        port: int,
+        *,
+        grace_period_s: float = 5.0,
+        reuse_port: bool = False,
+    ) -> None:
         self._app = app
         self._host = host
         self._port = port
+        self._reuse_port = reuse_port  # workers of one supervisor share the port (vsr.workers)
         self._grace_period_s = grace_period_s
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -102,6 +111,8 @@ class HttpServer:
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self._reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((self._host, self._port))
         port = int(sock.getsockname()[1])
         config = uvicorn.Config(

@@ -58,6 +58,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "the API's bearer token comes from VSR_API_TOKEN only",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        help="processes serving the same ports (SO_REUSEPORT), each with its own models, under a "
+        "supervisor that serves /metrics for all of them; 0: one per usable CPU (cgroup quota); "
+        "default 1 (this process serves)",
+    )
+    parser.add_argument(
         "--no-watch-config",
         dest="watch_config",
         action="store_const",
@@ -68,10 +75,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-
-    from vsr.extproc.server import RouterServer, serve_until_signal
     from vsr.observability.logging import configure_logging
-    from vsr.runtime import config_generation_builder
     from vsr.settings import Settings
 
     names = (
@@ -88,11 +92,24 @@ def run(args: argparse.Namespace) -> int:
         "grace_period_s",
         "watch_config",
         "api_max_batch_texts",
+        "workers",
     )
     settings = Settings.load({name: getattr(args, name) for name in names})
     configure_logging(settings.log_format, settings.log_level)
+    if settings.worker_index is None:
+        # The supervisor never imports the metrics module: its values would be one more
+        # "process" in the shared multiprocess files.
+        from vsr.workers import resolve_workers, supervise
+
+        count = resolve_workers(settings.workers)
+        if count > 1:
+            return supervise(settings, count)
+    from vsr.extproc.server import RouterServer, serve_until_signal
+    from vsr.runtime import config_generation_builder
+
     server = RouterServer(settings, config_generation_builder(settings.config_path))
-    run_event_loop(serve_until_signal(server))
+    # A worker leaves /metrics to its supervisor, which reads every worker's values.
+    run_event_loop(serve_until_signal(server, with_metrics=settings.worker_index is None))
     return 0
 
 

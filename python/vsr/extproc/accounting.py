@@ -72,17 +72,18 @@ def record_routed(
     generation: Generation, chat: ChatRequest, result: RoutingResult, *, fail_open: bool
 ) -> None:
     model = generation.model_label(result.model)
-    metrics.MODEL_REQUESTS.labels(model=model).inc()
+    metrics.child(metrics.MODEL_REQUESTS, model).inc()
     _record_classification(result)
     if result.auto:
         source = _requested_label(generation, result.requested_model)
         if source != model:
-            metrics.ROUTING_MODIFICATIONS.labels(source_model=source, target_model=model).inc()
-        metrics.REASONING_DECISIONS.labels(
-            category=_bounded(result.category),
-            model=model,
-            enabled="true" if result.reasoning.enabled else "false",
-            effort=_bounded(result.reasoning.effort if result.reasoning.enabled else None),
+            metrics.child(metrics.ROUTING_MODIFICATIONS, source, model).inc()
+        metrics.child(
+            metrics.REASONING_DECISIONS,
+            _bounded(result.category),
+            model,
+            "true" if result.reasoning.enabled else "false",
+            _bounded(result.reasoning.effort if result.reasoning.enabled else None),
         ).inc()
     if fail_open:
         code = "fail_open"
@@ -90,17 +91,17 @@ def record_routed(
         code = "explicit_model"
     else:
         code = "decision_match" if result.decision else "default_model"
-    metrics.ROUTING_REASON_CODES.labels(reason_code=code, model=model).inc()
+    metrics.child(metrics.ROUTING_REASON_CODES, code, model).inc()
 
 
 def record_blocked(generation: Generation, chat: ChatRequest, result: RoutingResult) -> None:
     assert result.blocked is not None
     model = generation.model_label(result.model)
     _record_classification(result)
-    metrics.REQUEST_ERRORS.labels(model=model, reason=_BLOCK_REASONS[result.blocked.kind]).inc()
-    metrics.ROUTING_REASON_CODES.labels(reason_code="blocked", model=model).inc()
+    metrics.child(metrics.REQUEST_ERRORS, model, _BLOCK_REASONS[result.blocked.kind]).inc()
+    metrics.child(metrics.ROUTING_REASON_CODES, "blocked", model).inc()
     for pii_type in result.blocked.entity_types:
-        metrics.PII_VIOLATIONS.labels(model=model, pii_type=_bounded(pii_type)).inc()
+        metrics.child(metrics.PII_VIOLATIONS, model, _bounded(pii_type)).inc()
 
 
 def record_rejected(generation: Generation, model: str | None, reason: str) -> None:
@@ -114,7 +115,7 @@ def _record_classification(result: RoutingResult) -> None:
     metrics.ROUTING_LATENCY.observe(result.elapsed_s)
     metrics.CATEGORY_CLASSIFICATIONS.inc(_bounded(result.category))
     for family in sorted({signal.type for signal in result.signals}):
-        metrics.CLASSIFIER_LATENCY.labels(classifier=_bounded(family)).observe(result.elapsed_s)
+        metrics.child(metrics.CLASSIFIER_LATENCY, _bounded(family)).observe(result.elapsed_s)
 
 
 def upstream_error_reason(status: int) -> str | None:
@@ -156,37 +157,37 @@ def record_completion(
     if stats.parse_failed and reason is None:
         reason = "response_parse_error"
     if reason is not None:
-        metrics.REQUEST_ERRORS.labels(model=model, reason=metrics.error_reason(reason)).inc()
+        metrics.child(metrics.REQUEST_ERRORS, model, metrics.error_reason(reason)).inc()
     if stats.usage_stripped:
-        metrics.RESPONSE_EVENTS.labels(kind="usage_stripped").inc()
+        metrics.child(metrics.RESPONSE_EVENTS, "usage_stripped").inc()
     if stats.non_json_events:
-        metrics.RESPONSE_EVENTS.labels(kind="non_json_event").inc(stats.non_json_events)
+        metrics.child(metrics.RESPONSE_EVENTS, "non_json_event").inc(stats.non_json_events)
     if stats.events:
-        metrics.RESPONSE_EVENTS.labels(kind="sse_event").inc(stats.events)
+        metrics.child(metrics.RESPONSE_EVENTS, "sse_event").inc(stats.events)
     if stats.broken:
-        metrics.RESPONSE_EVENTS.labels(kind="body_too_large_to_parse").inc()
+        metrics.child(metrics.RESPONSE_EVENTS, "body_too_large_to_parse").inc()
     ok = reason is None
     latency = now - record.started
     ttft = stats.first_chunk_at - record.started if stats.first_chunk_at is not None else None
     prompt = completion = None
     cost, currency = 0.0, "USD"
     if ok:
-        metrics.COMPLETION_LATENCY.labels(model=model).observe(latency)
+        metrics.child(metrics.COMPLETION_LATENCY, model).observe(latency)
         if ttft is not None:
-            metrics.TTFT.labels(model=model).observe(ttft)
+            metrics.child(metrics.TTFT, model).observe(ttft)
         usage = stats.usage
         if usage is None and record.reader is not None:
-            metrics.RESPONSE_EVENTS.labels(kind="usage_missing").inc()
+            metrics.child(metrics.RESPONSE_EVENTS, "usage_missing").inc()
         if usage is not None:
             prompt, completion = usage.prompt_tokens, usage.completion_tokens
-            metrics.PROMPT_TOKENS.labels(model=model).inc(prompt)
-            metrics.COMPLETION_TOKENS.labels(model=model).inc(completion)
-            metrics.TOKENS.labels(model=model).inc(usage.total_tokens)
-            metrics.PROMPT_TOKENS_PER_REQUEST.labels(model=model).observe(prompt)
-            metrics.COMPLETION_TOKENS_PER_REQUEST.labels(model=model).observe(completion)
+            metrics.child(metrics.PROMPT_TOKENS, model).inc(prompt)
+            metrics.child(metrics.COMPLETION_TOKENS, model).inc(completion)
+            metrics.child(metrics.TOKENS, model).inc(usage.total_tokens)
+            metrics.child(metrics.PROMPT_TOKENS_PER_REQUEST, model).observe(prompt)
+            metrics.child(metrics.COMPLETION_TOKENS_PER_REQUEST, model).observe(completion)
             cost, currency = cost_of(record.generation, record.result.model, prompt, completion)
             if model != metrics.UNKNOWN or cost:
-                metrics.COST.labels(model=model, currency=_bounded(currency, "USD")).inc(cost)
+                metrics.child(metrics.COST, model, _bounded(currency, "USD")).inc(cost)
             if (
                 record.stream
                 and completion > 1
@@ -194,7 +195,7 @@ def record_completion(
                 and stats.last_chunk_at is not None
             ):
                 tpot = (stats.last_chunk_at - stats.first_chunk_at) / (completion - 1)
-                metrics.TPOT.labels(model=model).observe(tpot)
+                metrics.child(metrics.TPOT, model).observe(tpot)
     result = record.result
     trace_id = trace.trace_id if trace is not None else None
     log.info(

@@ -67,22 +67,18 @@ class RouterServer:
             max_batch_texts=settings.api_max_batch_texts,
         )
         app = build_http_app(self.runtime, api)
-        self._http = HttpServer(app, settings.host, settings.http_port)
+        # Workers of one supervisor (vsr.workers) share the ports; a lone server does not, since
+        # SO_REUSEPORT (grpc's default) would let a stale server share the port and take streams.
+        shared = settings.worker_index is not None
+        self._http = HttpServer(app, settings.host, settings.http_port, reuse_port=shared)
         http_port = await self._http.start()
 
-        # SO_REUSEPORT (grpc's default) would let a stale server share the port and take streams.
         # gRPC's default 4 MiB message limit would reject a buffered body before vsr can answer
         # 413 itself, and with failure_mode_allow Envoy would then forward it unclassified. Accept
         # well past the body limit (Envoy's own buffer limit bounds what it sends), so vsr sees
         # every body and refuses the oversize ones itself.
         message_limit = settings.max_body_bytes + _MESSAGE_OVERHEAD_BYTES
-        self._grpc = grpc.aio.server(
-            options=[
-                ("grpc.so_reuseport", 0),
-                ("grpc.max_receive_message_length", message_limit),
-                ("grpc.max_send_message_length", message_limit),
-            ]
-        )
+        self._grpc = grpc.aio.server(options=grpc_options(message_limit, reuse_port=shared))
         external_processor_pb2_grpc.add_ExternalProcessorServicer_to_server(
             ExternalProcessor(
                 self.runtime,
@@ -168,6 +164,20 @@ class RouterServer:
         log.info("stopped")
 
 
+def grpc_options(message_limit: int, *, reuse_port: bool) -> list[tuple[str, int]]:
+    """The gRPC server's channel arguments.
+
+    Envoy opens one HTTP/2 connection per worker thread and multiplexes every ext_proc stream on
+    it; ``max_concurrent_streams`` is left at gRPC's default (no limit), so a burst never queues
+    in the transport, and nothing is compressed (ext_proc messages are small and on loopback or
+    in-pod: compression would cost CPU for no gain)."""
+    return [
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
+        ("grpc.max_receive_message_length", message_limit),
+        ("grpc.max_send_message_length", message_limit),
+    ]
+
+
 def _file_digest(path: Path) -> bytes:
     try:
         return hashlib.sha256(path.read_bytes()).digest()
@@ -175,14 +185,14 @@ def _file_digest(path: Path) -> bytes:
         return b""
 
 
-async def serve_until_signal(server: RouterServer) -> None:
+async def serve_until_signal(server: RouterServer, *, with_metrics: bool = True) -> None:
     """Run until SIGINT or SIGTERM, then stop gracefully."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        await server.start()
+        await server.start(with_metrics=with_metrics)
         await stop.wait()
         log.info("shutdown_requested")
     finally:

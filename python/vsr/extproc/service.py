@@ -139,8 +139,8 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
         return None
 
     def reject(self, state: StreamState, error: RequestError) -> Any:
-        metrics.REQUESTS.labels(kind="rejected").inc()
-        metrics.ERRORS.labels(reason=error.reason).inc()
+        metrics.child(metrics.REQUESTS, "rejected").inc()
+        metrics.child(metrics.ERRORS, error.reason).inc()
         accounting.record_rejected(state.generation, state.model, error.reason)
         if state.chat:
             accounting.answered_by_vsr(
@@ -155,7 +155,7 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
         return mutations.openai_error(error.status, error.message, error.code, headers=headers)
 
     def internal_error(self, state: StreamState, phase: str | None, error: Exception) -> Any:
-        metrics.ERRORS.labels(reason="internal_error").inc()
+        metrics.child(metrics.ERRORS, "internal_error").inc()
         accounting.record_rejected(state.generation, state.model, "internal_error")
         log.exception("internal_error", phase=phase, error_type=type(error).__name__)
         if phase not in ("request_headers", "request_body"):
@@ -200,11 +200,11 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
         state.request_headers = {k: v for k, v in headers.items() if k not in untrusted}
         generation = state.generation
         if target.endpoint is Endpoint.MODELS:
-            metrics.REQUESTS.labels(kind="models").inc()
+            metrics.child(metrics.REQUESTS, "models").inc()
             state.done = True
             return mutations.models_list_response(generation.listed_models(), generation.created)
         if target.endpoint is Endpoint.MODEL:
-            metrics.REQUESTS.labels(kind="models").inc()
+            metrics.child(metrics.REQUESTS, "models").inc()
             model_id = target.model_id or ""
             if model_id not in generation.listed_models():
                 raise RequestError(
@@ -238,11 +238,12 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
         state.model = chat.model
         encoder_runs = tracing.collect_encoder_runs() if state.trace is not None else None
         started = time.perf_counter()
-        routing = state.generation.router.aroute(chat, state.request_headers)
         try:
-            # Past the deadline the routing task is cancelled, which drops its queued encoder
-            # work; the client gets vsr's 503 before Envoy's message timeout turns it into a 504.
-            result = await asyncio.wait_for(routing, self.request_timeout_s)
+            # Past the deadline the routing is cancelled, which drops its queued encoder work; the
+            # client gets vsr's 503 before Envoy's message timeout turns it into a 504. (A timeout
+            # scope, not wait_for: no task per request, and a keyword-only policy never yields.)
+            async with asyncio.timeout(self.request_timeout_s):
+                result = await state.generation.router.aroute(chat, state.request_headers)
         except TimeoutError:
             raise RequestError(
                 f"vsr could not classify this request within {self.request_timeout_s:g} s; "
@@ -286,9 +287,9 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
         fail_open: bool = False,
     ) -> Any:
         kind = "fail_open" if fail_open else ("auto" if result.auto else "explicit")
-        metrics.REQUESTS.labels(kind=kind).inc()
-        metrics.DECISIONS.labels(
-            decision=result.decision or "none", model=state.generation.model_label(result.model)
+        metrics.child(metrics.REQUESTS, kind).inc()
+        metrics.child(
+            metrics.DECISIONS, result.decision or "none", state.generation.model_label(result.model)
         ).inc()
         # The routing engine logs route_selected itself (with this stream's request_id bound).
         state.response_headers = result.response_headers()
@@ -322,8 +323,8 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
     def refuse(self, state: StreamState, chat: ChatRequest, result: RoutingResult) -> Any:
         assert result.blocked is not None
         kind = result.blocked.kind
-        metrics.REQUESTS.labels(kind="blocked").inc()
-        metrics.BLOCKS.labels(reason=kind).inc()
+        metrics.child(metrics.REQUESTS, "blocked").inc()
+        metrics.child(metrics.BLOCKS, kind).inc()
         log.info(
             "request_blocked",
             reason=kind,
@@ -369,7 +370,7 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
         """Routing decided without some signals (their models failed; every screening that must
         block did run). ``open`` forwards the decision the rest made; ``closed`` answers 503."""
         failed = [f"{signal.type}:{signal.name}" for signal in result.failed_signals]
-        metrics.ERRORS.labels(reason="classifier_failure").inc()
+        metrics.child(metrics.ERRORS, "classifier_failure").inc()
         log.error("signals_failed", signals=failed, policy=self.failure_policy)
         if self.failure_policy == "closed":
             return self.reject(

@@ -159,7 +159,5 @@ def stream_ended(
 
 def _failed(record: RequestRecord) -> None:
     log.exception("response_processing_failed")
-    metrics.REQUEST_ERRORS.labels(
-        model=record.model_label, reason="response_processing_error"
-    ).inc()
+    metrics.child(metrics.REQUEST_ERRORS, record.model_label, "response_processing_error").inc()
     record.reader = None

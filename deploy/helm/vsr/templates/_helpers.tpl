@@ -79,3 +79,23 @@ gpu.device; otherwise the file goes out verbatim (no YAML round trip, so comment
 {{- .Files.Get "files/config.yaml" }}
 {{- end }}
 {{- end }}
+
+{{/* Worker processes: server.workers, else one per requested CPU ("2", 2, "1500m" -> 2; none: 1),
+and 1 on a GPU unless set. */}}
+{{- define "vsr.workers" -}}
+{{- $workers := int (default 0 .Values.server.workers) }}
+{{- if gt $workers 0 }}
+{{- $workers }}
+{{- else if .Values.gpu.enabled }}
+{{- 1 }}
+{{- else }}
+{{- $cpu := toString (dig "requests" "cpu" "1" (default dict .Values.resources)) }}
+{{- $milli := 0 }}
+{{- if hasSuffix "m" $cpu }}
+{{- $milli = int (trimSuffix "m" $cpu) }}
+{{- else }}
+{{- $milli = int (mulf (float64 $cpu) 1000) }}
+{{- end }}
+{{- max 1 (div (add $milli 999) 1000) }}
+{{- end }}
+{{- end }}
