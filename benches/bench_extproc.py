@@ -10,9 +10,10 @@ signals), each behind its own Envoy, and drives every path with the same request
 - vsr alone, without Envoy: ``extproc-load`` (benches/extproc_load, Go; ``make bench-extproc``
   builds it into .cache/bin) speaks ext_proc to vsr's gRPC port as Envoy does for the same chat
   completion (request headers, buffered body, response headers, and the response body when vsr
-  asks for it), at concurrency 1 and ``--concurrency``, against one process and W workers. Envoy
-  -> simulator alone carries fewer requests/s than vsr on this kind of machine, so vsr's own
-  capacity shows only here.
+  asks for it), at concurrency 1 and ``--concurrency``, against one process and W workers, and
+  against ``extproc_floor.py`` (grpc.aio answering every phase with a fixed response: the floor
+  any Python ext_proc server starts from). Envoy -> simulator alone carries few more requests/s
+  than the target on this kind of machine, so vsr's own capacity shows only here.
 
     .venv/bin/python benches/bench_extproc.py [--requests 300] [--concurrency 16] [--workers 2]
         [--config-on config/default.yaml] [--load-generator .cache/bin/extproc-load]
@@ -179,6 +180,23 @@ def measure_direct(
     return {"p50_ms": latency["p50_ms"], "p99_ms": latency["p99_ms"], "rps": throughput["rps"]}
 
 
+def measure_floor(load_generator: Path, requests: int, concurrency: int) -> dict[str, float]:
+    """The same load on a grpc.aio server that answers every phase with a fixed response: what
+    Python's gRPC stack costs before vsr does any work."""
+    port = free_port()
+    floor = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("extproc_floor.py")), str(port)],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert floor.stdout is not None
+        floor.stdout.readline()  # "serving"
+        return measure_direct(load_generator, port, requests, concurrency)
+    finally:
+        floor.terminate()
+        floor.wait()
+
+
 def plain_envoy(ports: StackPorts, work: Path, envoy_bin: Path) -> subprocess.Popen[bytes]:
     """An Envoy with the same routes and no ext_proc filter: the baseline."""
     config = render_envoy_config(yaml.safe_load(ENVOY_TEMPLATE.read_text()), ports)
@@ -269,6 +287,12 @@ def main() -> int:
         if direct is not None:
             direct_rows.append(
                 (
+                    "extproc-load -> empty grpc.aio handler (extproc_floor.py)",
+                    measure_floor(direct, args.requests, args.concurrency),
+                )
+            )
+            direct_rows.append(
+                (
                     "extproc-load -> vsr (classification off)",
                     measure_direct(direct, base_ports.grpc, args.requests, args.concurrency),
                 )
@@ -341,9 +365,10 @@ def main() -> int:
         off.stop()
 
     baseline = rows[0][1]
+    load = os.getloadavg()[0]
     print(
-        f"machine: {platform.machine()}, {cpu_model()}, {os.cpu_count()} cores; "
-        f"Python {platform.python_version()}, {envoy_version(envoy_bin)}"
+        f"machine: {platform.machine()}, {cpu_model()}, {os.cpu_count()} cores (load average "
+        f"{load:.1f} at the end); Python {platform.python_version()}, {envoy_version(envoy_bin)}"
     )
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(
