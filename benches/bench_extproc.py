@@ -12,7 +12,8 @@ signals), each behind its own Envoy, and drives every path with the same request
   completion (request headers, buffered body, response headers, and the response body when vsr
   asks for it), at concurrency 1 and ``--concurrency``, against one process and W workers, and
   against ``extproc_floor.py`` (grpc.aio answering every phase with a fixed response: the floor
-  any Python ext_proc server starts from). Envoy -> simulator alone carries few more requests/s
+  any Python ext_proc server starts from) and one process with ``read_responses: false`` (one
+  message fewer per request). Envoy -> simulator alone carries few more requests/s
   than the target on this kind of machine, so vsr's own capacity shows only here.
 
     .venv/bin/python benches/bench_extproc.py [--requests 300] [--concurrency 16] [--workers 2]
@@ -76,6 +77,12 @@ KEYWORD_POLICY: dict[str, Any] = {
         },
         {"name": "general", "modelRefs": [{"model": "llama3-8b"}]},
     ],
+}
+
+# The same without reading responses (no token accounting): three ext_proc messages, not four.
+UNREAD_POLICY: dict[str, Any] = {
+    **KEYWORD_POLICY,
+    "observability": {"usage": {"read_responses": False}},
 }
 
 # Used for "classification on" when config/default.yaml's models are not installed: a MiniLM
@@ -179,6 +186,26 @@ def measure_direct(
     latency = run(requests, 1)
     throughput = run(requests * 5, concurrency)
     return {"p50_ms": latency["p50_ms"], "p99_ms": latency["p99_ms"], "rps": throughput["rps"]}
+
+
+def measure_serve_direct(
+    config: Path, load_generator: Path, requests: int, concurrency: int
+) -> dict[str, float]:
+    """A lone ``vsr serve`` (no Envoy) on ``config``, driven by extproc-load."""
+    ports = {name: free_port() for name in ("grpc", "http", "metrics")}
+    command = [
+        sys.executable, "-m", "vsr.cli", "serve", "--config", str(config),
+        "--host", "127.0.0.1", "--grpc-port", str(ports["grpc"]),
+        "--http-port", str(ports["http"]), "--metrics-port", str(ports["metrics"]),
+        "--log-level", "warning", "--no-watch-config",
+    ]  # fmt: skip
+    serve = subprocess.Popen(command)
+    try:
+        wait_http_ok(f"http://127.0.0.1:{ports['http']}/ready", 60, serve)
+        return measure_direct(load_generator, ports["grpc"], requests, concurrency)
+    finally:
+        serve.terminate()
+        serve.wait()
 
 
 def measure_floor(load_generator: Path, requests: int, concurrency: int) -> dict[str, float]:
@@ -296,6 +323,15 @@ def main() -> int:
                 (
                     "extproc-load -> vsr (classification off)",
                     measure_direct(direct, base_ports.grpc, args.requests, args.concurrency),
+                )
+            )
+            # One ext_proc message fewer per request: vsr does not ask for the response body.
+            unread = work / "keyword-unread.yaml"
+            unread.write_text(yaml.safe_dump(UNREAD_POLICY))
+            direct_rows.append(
+                (
+                    "extproc-load -> vsr (off, read_responses: false)",
+                    measure_serve_direct(unread, direct, args.requests, args.concurrency),
                 )
             )
 
