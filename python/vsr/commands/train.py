@@ -51,6 +51,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="tasks: first train every candidate (frozen, top 1 / top 2 layers) and choose",
     )
+    parser.add_argument(
+        "--with-packages",
+        action="store_true",
+        help="tasks: also train on data/jailbreak/packages.jsonl.gz (not the shipped model's data)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -71,6 +76,8 @@ def run_tasks(args: argparse.Namespace) -> int:
         argv += ["--limit", str(args.limit)]
     if args.compare:
         argv.append("--compare")
+    if getattr(args, "with_packages", False):
+        argv.append("--with-packages")
     return finetune.main(argv)
 
 

