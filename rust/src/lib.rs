@@ -12,6 +12,7 @@ pub mod model;
 pub mod pooling;
 pub mod tokenize;
 pub mod weights;
+pub mod wordpiece;
 
 #[cfg(feature = "python")]
 mod python;

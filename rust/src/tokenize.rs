@@ -10,6 +10,7 @@ use tokenizers::utils::parallelism::MaybeParallelIterator;
 use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::error::{Error, Result};
+use crate::wordpiece::FastWordPiece;
 
 /// Texts longer than this many characters per allowed token are tokenized from a prefix first:
 /// truncation happens only after full tokenization, so a 1 MB prompt would otherwise cost ~1 s.
@@ -23,11 +24,14 @@ const PARALLEL_MIN_TEXTS: usize = 8;
 pub struct TextTokenizer {
     truncating: Tokenizer,
     counting: Tokenizer,
+    /// BERT WordPiece on ASCII text, ids only (wordpiece.rs); None for other tokenizers.
+    fast: Option<FastWordPiece>,
     max_length: usize,
     pad_id: u32,
 }
 
-/// One tokenized text: ids, which tokens are special, and character offsets into the input.
+/// One tokenized text: ids, which tokens are special, and character offsets into the input
+/// (`special` and `offsets` are empty when tokenized for ids only, `TextTokenizer::tokenize_ids`).
 pub struct TokenizedText {
     pub ids: Vec<u32>,
     pub special: Vec<bool>,
@@ -48,8 +52,10 @@ impl TextTokenizer {
         if !path.is_file() {
             return Err(Error::load(path, "file not found (expected a Hugging Face tokenizer.json)"));
         }
-        let mut counting = Tokenizer::from_file(path)
-            .map_err(|e| Error::load(path, format!("not a valid tokenizer.json ({e})")))?;
+        let json = std::fs::read_to_string(path)
+            .map_err(|e| Error::load(path, format!("cannot read tokenizer.json ({e})")))?;
+        let mut counting: Tokenizer =
+            json.parse().map_err(|e| Error::load(path, format!("not a valid tokenizer.json ({e})")))?;
         counting.with_padding(None);
         counting
             .with_truncation(None)
@@ -63,11 +69,17 @@ impl TextTokenizer {
                 direction: TruncationDirection::Right,
             }))
             .map_err(|e| Error::load(path, format!("cannot truncate to {max_length} ({e})")))?;
-        Ok(TextTokenizer { truncating, counting, max_length, pad_id })
+        let fast = FastWordPiece::new(&json, &counting);
+        Ok(TextTokenizer { truncating, counting, fast, max_length, pad_id })
     }
 
     pub fn max_length(&self) -> usize {
         self.max_length
+    }
+
+    /// Whether ids-only tokenization takes the fast WordPiece path (for ASCII text).
+    pub fn has_fast_path(&self) -> bool {
+        self.fast.is_some()
     }
 
     /// Token counts without truncation, special tokens included.
@@ -75,6 +87,9 @@ impl TextTokenizer {
         texts
             .into_maybe_par_iter_cond(texts.len() >= PARALLEL_MIN_TEXTS)
             .map(|text| {
+                if let Some(count) = self.fast.as_ref().and_then(|fast| fast.count(text, &mut Vec::new())) {
+                    return Ok(count);
+                }
                 self.counting
                     .encode_fast(text.as_str(), true)
                     .map(|encoding| encoding.len())
@@ -83,11 +98,16 @@ impl TextTokenizer {
             .collect()
     }
 
-    fn encode(&self, text: &str) -> Result<Encoding> {
+    /// `offsets`: character offsets wanted (token heads); without, `tokenizers`' faster
+    /// `encode_fast` (no offset conversion, whose per-text byte-to-char map is costly).
+    fn encode(&self, text: &str, offsets: bool) -> Result<Encoding> {
         let encode = |input: &str| {
-            self.truncating
-                .encode_char_offsets(input, true)
-                .map_err(|e| Error::Inference(format!("tokenization failed: {e}")))
+            let encoded = if offsets {
+                self.truncating.encode_char_offsets(input, true)
+            } else {
+                self.truncating.encode_fast(input, true)
+            };
+            encoded.map_err(|e| Error::Inference(format!("tokenization failed: {e}")))
         };
         // Tokenize a prefix cut at whitespace (a word boundary for WordPiece and byte-level BPE
         // alike); if it still overflows the limit, the kept tokens are exactly the full text's.
@@ -107,11 +127,35 @@ impl TextTokenizer {
         self.pad_id
     }
 
+    /// Ids only: `special` and `offsets` are left empty (every head but token heads).
+    pub fn tokenize_ids(&self, texts: &[String]) -> Result<TokenBatch> {
+        let limit = self.max_length.saturating_sub(2);
+        let texts = texts
+            .into_maybe_par_iter_cond(texts.len() >= PARALLEL_MIN_TEXTS)
+            .map(|text| {
+                if let Some(fast) = &self.fast {
+                    let mut ids = Vec::with_capacity(text.len() / 4 + 2);
+                    if fast.encode(text, Some(limit), &mut ids) {
+                        return Ok(TokenizedText { ids, special: Vec::new(), offsets: Vec::new() });
+                    }
+                }
+                let encoding = self.encode(text, false)?;
+                Ok(TokenizedText {
+                    ids: encoding.get_ids().to_vec(),
+                    special: Vec::new(),
+                    offsets: Vec::new(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(TokenBatch::from_texts(texts, self.pad_id))
+    }
+
+    /// Ids, special-token flags and character offsets.
     pub fn tokenize(&self, texts: &[String]) -> Result<TokenBatch> {
         let texts = texts
             .into_maybe_par_iter_cond(texts.len() >= PARALLEL_MIN_TEXTS)
             .map(|text| {
-                let encoding = self.encode(text)?;
+                let encoding = self.encode(text, true)?;
                 Ok(TokenizedText {
                     ids: encoding.get_ids().to_vec(),
                     special: encoding.get_special_tokens_mask().iter().map(|&s| s == 1).collect(),

@@ -99,3 +99,29 @@ def test_large_inputs_match_texts_run_alone() -> None:
     alone = np.stack([embedder.embed([text])[0] for text in texts])
     assert together.shape == (150, embedder.dimension)
     np.testing.assert_allclose(together, alone, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("large_graphs", ["1", "0"])
+@pytest.mark.parametrize("name", ["bert-seq", "modernbert-seq"])
+def test_repeated_large_batches_match_texts_run_alone(
+    name: str, large_graphs: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a GPU a batch shape seen a few times is recorded as a CUDA graph and replayed
+    (VSR_CUDA_GRAPHS_LARGE=1), or runs eagerly with its outputs read back asynchronously into
+    page-locked memory (=0). 300 texts of two very different lengths are two slices (the second
+    tokenized on a helper thread) and two chunks, the second queued before the first is read.
+    Every call, recorded or replayed, must give each text the vector it gets alone. On a CPU both
+    settings are the same path."""
+    monkeypatch.setenv("VSR_CUDA_GRAPHS_LARGE", large_graphs)
+    ref = reference(name)
+    words = " ".join(ref["texts"]).split()
+    short = [" ".join(words[i % 5 : i % 5 + 3]) for i in range(150)]
+    long = [" ".join((words * 20)[i : i + 150]) for i in range(150)]
+    texts = [text for pair in zip(short, long, strict=True) for text in pair]
+    embedder = Embedder.load(
+        MODELS / name, device=DEVICE, dtype="float32", pooling="mean", normalize=False
+    )
+    alone = np.stack([embedder.embed([text])[0] for text in texts])
+    for _ in range(4):
+        np.testing.assert_allclose(embedder.embed(texts), alone, atol=1e-4, rtol=1e-4)
+        np.testing.assert_allclose(embedder.embed(short[:40]), alone[0:80:2], atol=1e-4, rtol=1e-4)

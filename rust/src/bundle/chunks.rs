@@ -30,15 +30,17 @@ pub(super) struct Chunk {
 pub(super) const PIPELINE_SLICE: usize = 128;
 
 /// Tokenize, order by length, and cut into chunks bounded in texts and padded tokens.
+/// `offsets`: whether a token head needs character offsets (otherwise ids only, much faster).
 pub(super) fn length_sorted_chunks(
     tokenizer: &TextTokenizer,
     texts: &[String],
     limits: ChunkLimits,
+    offsets: bool,
 ) -> Result<Vec<Chunk>> {
     if texts.is_empty() {
         return Ok(Vec::new());
     }
-    let batch = tokenizer.tokenize(texts)?;
+    let batch = if offsets { tokenizer.tokenize(texts)? } else { tokenizer.tokenize_ids(texts)? };
     let lengths: Vec<usize> = batch.texts.iter().map(|t| t.ids.len()).collect();
     let mut order: Vec<usize> = (0..texts.len()).collect();
     order.sort_by_key(|&i| lengths[i]);

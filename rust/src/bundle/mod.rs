@@ -2,6 +2,7 @@
 
 mod chunks;
 mod outputs;
+mod readback;
 mod specs;
 
 use std::path::Path;
@@ -19,6 +20,7 @@ use crate::weights::Weights;
 use chunks::{length_sorted_chunks, Chunk, ChunkLimits, CPU_CHUNKS, GPU_CHUNKS, PIPELINE_SLICE};
 use outputs::{assemble, host_rows, store, RowOutput};
 pub use outputs::{HeadOutput, TokenScores};
+use readback::Readback;
 use specs::{head_sources, parse_branch_specs, parse_head_specs};
 
 /// A loaded head and where it reads its hidden states.
@@ -42,7 +44,13 @@ pub struct Bundle {
     /// Recorded forward passes for small batches (CUDA only).
     #[cfg(feature = "cuda")]
     graphs: Option<crate::cuda_graphs::GraphCache>,
+    /// Page-locked buffers for reading GPU outputs back asynchronously.
+    readback: Readback,
 }
+
+/// On a GPU, inputs of more texts than this take `Bundle::run_pipelined` (queued chunks, outputs
+/// read back asynchronously); smaller ones are one chunk, or a recorded graph.
+const PIPELINE_MIN_TEXTS: usize = 8;
 
 impl Bundle {
     /// Load `model_dir` (config.json, model.safetensors, tokenizer.json) with the heads described
@@ -106,13 +114,10 @@ impl Bundle {
             .iter()
             .map(|(name, spec)| Branch::load(name, spec, &config, &config_path, dtype, &device, precision))
             .collect::<Result<Vec<_>>>()?;
-        // ModernBERT builds its sliding-window bias from host data on every pass, which a capture
-        // cannot record; it runs eagerly.
+        // ModernBERT too: its sliding-window bias is built once per length and kept on the device
+        // (modernbert.rs), so a capture records no host upload.
         #[cfg(feature = "cuda")]
-        let graphs = match config.architecture {
-            crate::model::Architecture::Bert => crate::cuda_graphs::GraphCache::new(&device),
-            _ => None,
-        };
+        let graphs = crate::cuda_graphs::GraphCache::new(&device);
         let bundle = Bundle {
             tokenizer,
             encoder,
@@ -124,6 +129,7 @@ impl Bundle {
             device,
             dtype,
             precision,
+            readback: Readback::new(),
         };
         bundle.warm_up()?;
         Ok(bundle)
@@ -192,10 +198,12 @@ impl Bundle {
         };
         let mut outputs: Vec<Vec<Option<RowOutput>>> =
             selected.iter().map(|_| (0..texts.len()).map(|_| None).collect()).collect();
-        if !self.device.is_cpu() && texts.len() > PIPELINE_SLICE {
-            self.run_pipelined(texts, &selected, &mut outputs)?;
+        // Character offsets only for token heads; everything else tokenizes ids only (faster).
+        let offsets = selected.iter().any(|&i| matches!(self.heads[i].head, Head::Token { .. }));
+        if !self.device.is_cpu() && texts.len() > PIPELINE_MIN_TEXTS {
+            self.run_pipelined(texts, &selected, &mut outputs, offsets)?;
         } else {
-            let chunks = length_sorted_chunks(&self.tokenizer, texts, self.chunk_limits())?;
+            let chunks = length_sorted_chunks(&self.tokenizer, texts, self.chunk_limits(), offsets)?;
             let _device = exclusive(&self.device);
             for chunk in chunks {
                 store(&mut outputs, &chunk.indices, self.chunk_rows(&chunk.batch, &selected)?);
@@ -226,50 +234,88 @@ impl Bundle {
         read(self.forward_heads(&ids, &mask, selected)?)
     }
 
-    /// Large inputs on a GPU: tokenize a slice of texts while the GPU runs the slice before it.
+    /// Inputs of more than a few texts on a GPU: chunks are queued back to back, each read back
+    /// asynchronously (readback.rs) once the next is queued, and large inputs are tokenized slice
+    /// by slice on a helper thread while the GPU runs the slice before.
     ///
-    /// Tokenizing everything first left the GPU idle for it (2.3 ms of a 20 ms call at 256 x 128
-    /// tokens on an H200, benches/results/profile_gpu_h200_timeline.log). Texts are ordered by
-    /// length in characters, so a slice holds similar lengths before any is tokenized; each slice
-    /// is then cut into length-sorted chunks as usual. Kernels are queued asynchronously: the
-    /// next slice tokenizes while they run, and reading a slice's outputs waits for them.
+    /// Texts are ordered by length in characters, so a slice holds similar lengths before any is
+    /// tokenized; each slice is cut into length-sorted chunks as usual. With the fast WordPiece
+    /// path (wordpiece.rs) tokenization costs little and a slice is a whole GPU chunk (fewer,
+    /// larger products); otherwise slices of `PIPELINE_SLICE` texts hide it behind the GPU.
     fn run_pipelined(
         &self,
         texts: &[String],
         selected: &[usize],
         outputs: &mut [Vec<Option<RowOutput>>],
+        offsets: bool,
     ) -> Result<()> {
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| texts[i].len());
-        let slices: Vec<&[usize]> = order.chunks(PIPELINE_SLICE).collect();
+        let slice_len = if self.tokenizer.has_fast_path() && !offsets {
+            self.chunk_limits().texts
+        } else {
+            PIPELINE_SLICE
+        };
+        let slices: Vec<&[usize]> = order.chunks(slice_len).collect();
         let tokenize = |slice: &[usize]| -> Result<Vec<Chunk>> {
             let members: Vec<String> = slice.iter().map(|&i| texts[i].clone()).collect();
-            let mut chunks = length_sorted_chunks(&self.tokenizer, &members, self.chunk_limits())?;
+            let mut chunks = length_sorted_chunks(&self.tokenizer, &members, self.chunk_limits(), offsets)?;
             for chunk in &mut chunks {
                 chunk.indices = chunk.indices.iter().map(|&j| slice[j]).collect();
             }
             Ok(chunks)
         };
-        let _device = exclusive(&self.device);
-        let mut next = tokenize(slices[0])?;
-        for k in 0..slices.len() {
-            let launched = next
-                .into_iter()
-                .map(|chunk| {
+        let first = tokenize(slices[0])?;
+        std::thread::scope(|scope| -> Result<()> {
+            let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<Vec<Chunk>>>(1);
+            if slices.len() > 1 {
+                let rest = &slices[1..];
+                let tokenize = &tokenize;
+                scope.spawn(move || {
+                    for slice in rest {
+                        let chunks = tokenize(slice);
+                        let failed = chunks.is_err();
+                        if sender.send(chunks).is_err() || failed {
+                            break;
+                        }
+                    }
+                });
+            } else {
+                drop(sender);
+            }
+            let _device = exclusive(&self.device);
+            let mut in_flight: Option<(Chunk, readback::InFlight)> = None;
+            for chunks in std::iter::once(Ok(first)).chain(receiver.iter()) {
+                for chunk in chunks? {
+                    let rows = chunk.batch.texts.len();
+                    #[cfg(feature = "cuda")]
+                    if self
+                        .graphs
+                        .as_ref()
+                        .is_some_and(|g| g.wants(rows, chunk.batch.seq_len, self.max_length()))
+                    {
+                        // A recorded graph is read back at once (its outputs live until its next
+                        // launch): drain the chunk before it first.
+                        if let Some((done, flight)) = in_flight.take() {
+                            store(outputs, &done.indices, self.readback.finish(flight, &done.batch)?);
+                        }
+                        store(outputs, &chunk.indices, self.chunk_rows(&chunk.batch, selected)?);
+                        continue;
+                    }
+                    let _ = rows;
                     let (ids, mask) = self.batch_tensors(&chunk.batch)?;
                     let heads = self.forward_heads(&ids, &mask, selected)?;
-                    Ok((chunk, heads))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            next = match slices.get(k + 1) {
-                Some(slice) => tokenize(slice)?,
-                None => Vec::new(),
-            };
-            for (chunk, heads) in launched {
-                store(outputs, &chunk.indices, host_rows(heads, &chunk.batch)?);
+                    let flight = self.readback.start(&self.device, heads)?;
+                    if let Some((done, flight)) = in_flight.replace((chunk, flight)) {
+                        store(outputs, &done.indices, self.readback.finish(flight, &done.batch)?);
+                    }
+                }
             }
-        }
-        Ok(())
+            if let Some((done, flight)) = in_flight.take() {
+                store(outputs, &done.indices, self.readback.finish(flight, &done.batch)?);
+            }
+            Ok(())
+        })
     }
 
     /// The `selected` heads' outputs from one encoder pass: the trunk runs once, each branch those

@@ -39,7 +39,7 @@ pub(super) fn host_rows(outputs: Vec<HeadBatch>, batch: &TokenBatch) -> Result<V
     outputs.into_iter().map(|output| split_rows(output, batch)).collect()
 }
 
-fn split_rows(output: HeadBatch, batch: &TokenBatch) -> Result<Vec<RowOutput>> {
+pub(super) fn split_rows(output: HeadBatch, batch: &TokenBatch) -> Result<Vec<RowOutput>> {
     match output {
         HeadBatch::Rows(matrix) => Ok(matrix.to_vec2::<f32>()?.into_iter().map(RowOutput::Row).collect()),
         HeadBatch::Tokens(scores) => {

@@ -146,7 +146,8 @@ impl CandleLayer {
                 config.norm_eps,
                 true,
             )?,
-            intermediate: linear(weights, &name("intermediate.dense"), h, config.intermediate_size, true)?,
+            intermediate: linear(weights, &name("intermediate.dense"), h, config.intermediate_size, true)?
+                .with_activation(config.hidden_act),
             output: linear(weights, &name("output.dense"), config.intermediate_size, h, true)?,
             output_norm: layer_norm(weights, &name("output.LayerNorm"), h, config.norm_eps, true)?,
         })
@@ -155,7 +156,7 @@ impl CandleLayer {
     fn forward(&self, x: &Tensor, bias: &Tensor, num_heads: usize, activation: Activation) -> Result<Tensor> {
         let context = self_attention(&self.qkv.forward(x)?, bias, num_heads)?;
         let x = self.attention_norm.add_forward(self.attention_output.forward(&context)?, x)?;
-        let inner = activation.apply_owned(self.intermediate.forward(&x)?)?;
+        let inner = self.intermediate.forward_activated(&x, activation)?;
         self.output_norm.add_forward(self.output.forward(&inner)?, &x)
     }
 }

@@ -30,6 +30,34 @@ struct Plan {
     input: sys::cublasLtMatrixLayout_t,
     output: sys::cublasLtMatrixLayout_t,
     algo: sys::cublasLtMatmulAlgo_t,
+    /// The heuristic's candidates (one unless the plan was made for tuning, `with_tuning`).
+    candidates: Vec<sys::cublasLtMatmulAlgo_t>,
+    /// Whether the candidates were timed (`tune`).
+    tuned: bool,
+}
+
+/// Candidates asked of cuBLASLt's heuristic for a shape being tuned (an untuned plan asks for
+/// one: more made the heuristic query itself slow, ~25 ms on the first request of a new shape).
+const CANDIDATES: i32 = 8;
+/// Products per candidate when timing them.
+const TUNING_REPEATS: usize = 8;
+/// Shapes tuned per device; later ones keep the heuristic's choice.
+const MAX_TUNED: usize = 256;
+
+thread_local! {
+    /// Set while a CUDA graph's eager pass runs (`with_tuning`).
+    static TUNING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with GEMM tuning on: products whose shape has no tuned plan yet time the heuristic's
+/// candidates. cuda_graphs.rs calls this for the eager pass before a capture, so tuning is paid
+/// once per recorded shape, which is then replayed many times; an eager request never waits for
+/// it (each tuning synchronises the stream: ~30 ms on the first request of a new shape).
+pub fn with_tuning<R>(f: impl FnOnce() -> R) -> R {
+    let before = TUNING.with(|t| t.replace(true));
+    let result = f();
+    TUNING.with(|t| t.set(before));
+    result
 }
 
 // SAFETY: the handles are plain descriptors; every use goes through the `Lt::plans` mutex.
@@ -47,7 +75,8 @@ impl Drop for Plan {
     }
 }
 
-type PlanKey = (DType, usize, usize, usize);
+/// (dtype, out, rows, in, GELU in the epilogue).
+type PlanKey = (DType, usize, usize, usize, bool);
 
 /// Plans are per row count, and a server sees many; past this many the cache starts over (a
 /// plan costs one heuristic query to rebuild).
@@ -58,6 +87,7 @@ struct Lt {
     handle: sys::cublasLtHandle_t,
     workspace: CudaSlice<u8>,
     plans: Mutex<HashMap<PlanKey, Plan>>,
+    tuned: std::sync::atomic::AtomicUsize,
 }
 
 // SAFETY: the handle is used under the plans mutex only; cuBLASLt handles may move between threads.
@@ -74,12 +104,13 @@ impl Lt {
         // SAFETY: scratch memory cuBLASLt writes before it reads.
         let workspace = unsafe { stream.alloc::<u8>(WORKSPACE_BYTES) }
             .map_err(|e| Error::Device(format!("cuBLASLt workspace: {e:?}")))?;
-        Ok(Lt { handle, workspace, plans: Mutex::new(HashMap::new()) })
+        Ok(Lt { handle, workspace, plans: Mutex::new(HashMap::new()), tuned: Default::default() })
     }
 
-    /// The plan for y (rows x out) = x (rows x in) · Wᵀ + b in `dtype`.
-    fn plan(&self, key: PlanKey) -> candle_core::Result<Plan> {
-        let (dtype, out_dim, rows, in_dim) = key;
+    /// The plan for y (rows x out) = x (rows x in) · Wᵀ + b in `dtype`, with the heuristic's
+    /// best `candidates` algorithms.
+    fn plan(&self, key: PlanKey, candidates: i32) -> candle_core::Result<Plan> {
+        let (dtype, out_dim, rows, in_dim, gelu) = key;
         let data = match dtype {
             DType::BF16 => sys::cudaDataType_t::CUDA_R_16BF,
             DType::F16 => sys::cudaDataType_t::CUDA_R_16F,
@@ -101,9 +132,15 @@ impl Lt {
             output: lt::create_matrix_layout(data, out_dim as u64, rows as u64, out_dim as i64)
                 .map_err(err)?,
             algo: unsafe { std::mem::zeroed() },
+            candidates: Vec::new(),
+            tuned: false,
         };
         let transpose: i32 = 1;
-        let epilogue = sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BIAS;
+        let epilogue = if gelu {
+            sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_GELU_BIAS
+        } else {
+            sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BIAS
+        };
         let pref = lt::create_matmul_pref().map_err(err)?;
         let workspace = WORKSPACE_BYTES as u64;
         // SAFETY: live descriptors; each attribute gets a value of the type cuBLASLt documents.
@@ -130,7 +167,11 @@ impl Lt {
                 8,
             )
             .and_then(|_| {
-                lt::get_matmul_algo_heuristic(
+                // The heuristic's best few, not only its first: `BiasLinear::tune` times them.
+                let mut results: Vec<sys::cublasLtMatmulHeuristicResult_t> =
+                    vec![std::mem::zeroed(); candidates.max(1) as usize];
+                let mut count = 0i32;
+                sys::cublasLtMatmulAlgoGetHeuristic(
                     self.handle,
                     plan.desc,
                     plan.weight,
@@ -138,16 +179,71 @@ impl Lt {
                     plan.output,
                     plan.output,
                     pref,
+                    candidates.max(1),
+                    results.as_mut_ptr(),
+                    &mut count,
                 )
+                .result()?;
+                results.truncate(count.max(0) as usize);
+                results.retain(|r| {
+                    r.state == sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS
+                        && r.workspaceSize <= WORKSPACE_BYTES
+                });
+                if results.is_empty() {
+                    return Err(candle_core::cuda_backend::cudarc::cublaslt::result::CublasError(
+                        sys::cublasStatus_t::CUBLAS_STATUS_NOT_SUPPORTED,
+                    ));
+                }
+                Ok(results)
             });
             let _ = lt::destroy_matmul_pref(pref);
             found.map_err(err)?
         };
         // Set on the plan itself: a `Plan { algo, ..plan }` copy would leave `plan` to be dropped
         // here, destroying the descriptors the copy points at.
-        plan.algo = heuristic.algo;
+        plan.algo = heuristic[0].algo;
+        plan.candidates = heuristic.iter().map(|r| r.algo).collect();
         Ok(plan)
     }
+}
+
+/// The fastest of `candidates` for one shape, timed with CUDA events on the real operands (the
+/// product's output is rewritten by the call that follows). cuBLASLt's heuristic ranks by a model
+/// of the GPU, not by measurement. None: keep the heuristic's first, as when the stream is being
+/// captured into a graph (nothing may synchronise then), when there is one candidate, or with
+/// `VSR_GEMM_TUNING=0`.
+fn tune(
+    stream: &Arc<CudaStream>,
+    candidates: &[sys::cublasLtMatmulAlgo_t],
+    run: impl Fn(&sys::cublasLtMatmulAlgo_t) -> std::result::Result<(), lt::CublasError>,
+) -> Option<sys::cublasLtMatmulAlgo_t> {
+    use candle_core::cuda_backend::cudarc::driver::sys as driver;
+
+    if candidates.len() < 2 || std::env::var("VSR_GEMM_TUNING").is_ok_and(|v| v == "0") {
+        return None;
+    }
+    let idle = driver::CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE;
+    if stream.capture_status().ok()? != idle {
+        return None;
+    }
+    let timing = Some(driver::CUevent_flags::CU_EVENT_DEFAULT);
+    let mut best: Option<(f32, sys::cublasLtMatmulAlgo_t)> = None;
+    for algo in candidates {
+        // One untimed call (a kernel's first launch loads it), then the timed ones.
+        if run(algo).is_err() {
+            continue;
+        }
+        let start = stream.record_event(timing).ok()?;
+        if (0..TUNING_REPEATS).any(|_| run(algo).is_err()) {
+            continue;
+        }
+        let end = stream.record_event(timing).ok()?;
+        let elapsed = start.elapsed_ms(&end).ok()?;
+        if best.is_none_or(|(fastest, _)| elapsed < fastest) {
+            best = Some((elapsed, *algo));
+        }
+    }
+    best.map(|(_, algo)| algo)
 }
 
 type DeviceStates = Mutex<Vec<(DeviceId, Arc<Lt>)>>;
@@ -165,9 +261,17 @@ fn state(device: &CudaDevice) -> Result<Arc<Lt>> {
     Ok(state)
 }
 
-/// y = x · Wᵀ + b with the bias in the product's epilogue.
+/// y = x · Wᵀ + b with the bias in the product's epilogue; `gelu`: y = GELU(x · Wᵀ + b), the
+/// tanh-approximated GELU also in the epilogue (cuBLASLt's GELU_BIAS).
+///
+/// The separate GELU kernel read and wrote the whole intermediate activation: 1.6 of 13.5 ms of
+/// GPU time for BERT-base at 256 x 128 tokens on an H200 (profile_gpu_h200_timeline.log).
+/// cuBLASLt's GELU is the tanh form; the exact (erf) GELU differs from it by at most 4.7e-4 (at
+/// x = -2.7), under a thirtieth of bfloat16's spacing at 1.0, so bfloat16 models with the exact
+/// GELU take it too (`BiasLinear::gelu_epilogue_for`); float16 keeps the exact kernel.
 pub struct BiasLinear {
     lt: Arc<Lt>,
+    gelu: bool,
 }
 
 impl BiasLinear {
@@ -175,10 +279,26 @@ impl BiasLinear {
     pub fn for_weight(weight: &Tensor) -> Result<Option<Self>> {
         match (weight.device(), weight.dtype()) {
             (candle_core::Device::Cuda(device), DType::BF16 | DType::F16) => {
-                Ok(Some(BiasLinear { lt: state(device)? }))
+                Ok(Some(BiasLinear { lt: state(device)?, gelu: false }))
             }
             _ => Ok(None),
         }
+    }
+
+    /// The same product with GELU in the epilogue, where it stands for `activation` on a
+    /// `dtype` model: the tanh GELU in either half type, the exact GELU in bfloat16 (see above).
+    /// `VSR_GELU_EPILOGUE=0` turns it off.
+    pub fn with_gelu(&self, activation: crate::model::layers::Activation, dtype: DType) -> Option<Self> {
+        use crate::model::layers::Activation;
+        if std::env::var("VSR_GELU_EPILOGUE").is_ok_and(|v| v == "0") {
+            return None;
+        }
+        let fits = match activation {
+            Activation::GeluTanh => true,
+            Activation::Gelu => dtype == DType::BF16,
+            _ => false,
+        };
+        fits.then(|| BiasLinear { lt: self.lt.clone(), gelu: true })
     }
 
     pub fn forward(&self, x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
@@ -208,15 +328,18 @@ impl BiasLinear {
         // SAFETY: every element is written by the product below before anyone reads it.
         let mut out = unsafe { device.alloc::<T>(rows * out_dim)? };
         let mut plans = self.lt.plans.lock().map_err(|_| lt_err("plans", "lock poisoned"))?;
-        let key = (x_storage.dtype(), out_dim, rows, in_dim);
-        if !plans.contains_key(&key) {
+        let key = (x_storage.dtype(), out_dim, rows, in_dim, self.gelu);
+        let tuned = &self.lt.tuned;
+        let tuning = TUNING.with(|t| t.get()) && tuned.load(std::sync::atomic::Ordering::Relaxed) < MAX_TUNED;
+        let untuned = tuning && plans.get(&key).is_some_and(|plan| !plan.tuned);
+        if !plans.contains_key(&key) || untuned {
             if plans.len() >= MAX_PLANS {
                 plans.clear();
             }
-            let plan = self.lt.plan(key)?;
+            let plan = self.lt.plan(key, if tuning { CANDIDATES } else { 1 })?;
             plans.insert(key, plan);
         }
-        let plan = &plans[&key];
+        let plan = plans.get_mut(&key).ok_or_else(|| lt_err("plans", "missing plan"))?;
         let (alpha, beta) = (1.0f32, 0.0f32);
         {
             let (x_ptr, _x_sync) = x_slice.device_ptr(&stream);
@@ -225,15 +348,8 @@ impl BiasLinear {
             let (o_ptr, _o_sync) = out.device_ptr_mut(&stream);
             let (ws_ptr, _ws_sync) = self.lt.workspace.device_ptr(&stream);
             // SAFETY: the plan's layouts describe these contiguous buffers (key = shape); the bias
-            // pointer is set under the plans lock, right before the product that reads it.
-            unsafe {
-                lt::set_matmul_desc_attribute(
-                    plan.desc,
-                    sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                    (&b_ptr as *const u64).cast(),
-                    8,
-                )
-                .map_err(|e| lt_err("bias", e))?;
+            // pointer is set under the plans lock, right before the products that read it.
+            let run = |plan: &Plan, algo: &sys::cublasLtMatmulAlgo_t| unsafe {
                 lt::matmul(
                     self.lt.handle,
                     plan.desc,
@@ -247,13 +363,30 @@ impl BiasLinear {
                     plan.output,
                     o_ptr as *mut _,
                     plan.output,
-                    &plan.algo,
+                    algo,
                     ws_ptr as *mut _,
                     WORKSPACE_BYTES,
                     stream.cu_stream() as *mut _,
                 )
-                .map_err(|e| lt_err("matmul", e))?;
+            };
+            unsafe {
+                lt::set_matmul_desc_attribute(
+                    plan.desc,
+                    sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                    (&b_ptr as *const u64).cast(),
+                    8,
+                )
+                .map_err(|e| lt_err("bias", e))?;
             }
+            if tuning && !plan.tuned {
+                plan.tuned = true;
+                tuned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let candidates = std::mem::take(&mut plan.candidates);
+                if let Some(best) = tune(&stream, &candidates, |algo| run(plan, algo)) {
+                    plan.algo = best;
+                }
+            }
+            run(plan, &plan.algo).map_err(|e| lt_err("matmul", e))?;
         }
         drop(plans);
         let mut shape = x_layout.shape().dims().to_vec();
@@ -266,7 +399,11 @@ impl BiasLinear {
 
 impl CustomOp3 for BiasLinear {
     fn name(&self) -> &'static str {
-        "bias-linear"
+        if self.gelu {
+            "bias-gelu-linear"
+        } else {
+            "bias-linear"
+        }
     }
 
     fn cpu_fwd(

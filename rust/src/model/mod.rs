@@ -6,7 +6,7 @@ mod bert;
 pub mod branch;
 pub mod config;
 #[cfg(feature = "cuda")]
-mod cuda_linear;
+pub(crate) mod cuda_linear;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda_ops;
 mod dense;

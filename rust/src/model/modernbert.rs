@@ -62,6 +62,9 @@ pub struct ModernBert {
     num_heads: usize,
     max_positions: usize,
     activation: Activation,
+    /// Sliding-window biases by sequence length, built once: a pass then uploads nothing from the
+    /// host, so it can be recorded as a CUDA graph (cuda_graphs.rs).
+    window_biases: std::sync::Mutex<std::collections::HashMap<usize, Tensor>>,
 }
 
 impl ModernBertLayer {
@@ -137,7 +140,25 @@ impl ModernBert {
             num_heads: config.num_heads,
             max_positions: config.max_positions,
             activation: config.hidden_act,
+            window_biases: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// The (seq, seq) sliding-window bias, from the cache.
+    fn window_bias(&self, seq: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+        let mut cache =
+            self.window_biases.lock().map_err(|_| Error::Inference("window bias lock poisoned".into()))?;
+        if let Some(bias) = cache.get(&seq) {
+            if bias.dtype() == dtype {
+                return Ok(bias.clone());
+            }
+        }
+        if cache.len() >= 64 {
+            cache.clear();
+        }
+        let bias = window_bias(seq, self.half_window, dtype, device)?;
+        cache.insert(seq, bias.clone());
+        Ok(bias)
     }
 
     pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
@@ -151,7 +172,7 @@ impl ModernBert {
         let mut x = self.embeddings_norm.forward(&self.embeddings.forward(ids)?)?;
         let global_bias = padding_bias(mask, x.dtype())?;
         let local_bias = if seq > self.half_window + 1 {
-            global_bias.broadcast_add(&window_bias(seq, self.half_window, x.dtype(), x.device())?)?
+            global_bias.broadcast_add(&self.window_bias(seq, x.dtype(), x.device())?)?
         } else {
             global_bias.clone()
         };
