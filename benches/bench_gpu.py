@@ -9,8 +9,10 @@ token ids already on the GPU and returns mean-pooled vectors on the host. Every 
 host data (vsr) or after torch.cuda.synchronize (PyTorch); the median of many runs over rotating
 input sets is reported. Sections: batch-1 latency at 64/128/512 tokens, throughput at 128 tokens
 over batch sizes, and the inference pool under concurrent single-text requests (p50/p99), with
-and without dynamic batching. Physical floors (FLOPs over the measured bf16 matmul rate; weight
-bytes over the measured copy bandwidth) are printed beside the results.
+and without dynamic batching; a ModernBERT-base shape at batch 1 and 64 x 128 tokens with and
+without vsr's CUDA graphs. Physical floors (FLOPs over the measured bf16 matmul rate; weight
+bytes over the measured copy bandwidth) are printed beside the results. The host's CPU model and
+load average are recorded (they drive the end-to-end figures), and vsr logs at INFO meanwhile.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -55,6 +58,21 @@ def median_seconds(
     return statistics.median(samples)
 
 
+def host_cpu() -> str:
+    """The host's CPU model as /proc/cpuinfo names it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def environment(command: str) -> dict[str, Any]:
     import tokenizers
     import transformers
@@ -77,7 +95,10 @@ def environment(command: str) -> dict[str, Any]:
         "vsr_core": _core.__version__,
         "vsr_cuda_build": _core.cuda_available(),
         "python": platform.python_version(),
-        "cpu_count": __import__("os").cpu_count(),
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)),
+        "cpu_model": host_cpu(),
+        "load_average_start": load_average(),
         "command": command,
     }
 
@@ -210,6 +231,56 @@ def pool_section(
     return rows
 
 
+def modernbert_section(workdir: Path) -> dict[str, Any]:
+    """ModernBERT-base (random weights, transformers' defaults): vsr with and without its CUDA
+    graphs against PyTorch eager and graph replay, at batch 1 and 64 x 128 tokens."""
+    from transformers import ModernBertConfig, ModernBertModel
+
+    from gpu_models import VOCAB_SIZE, write_tokenizer
+    from vsr.models import Embedder
+
+    directory = workdir / "modernbert-base"
+    torch.manual_seed(0)
+    config = ModernBertConfig(vocab_size=VOCAB_SIZE, pad_token_id=0)
+    model = ModernBertModel(config).eval()
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory, safe_serialization=True)
+    write_tokenizer(directory)
+    torch_model = model.to("cuda", torch.bfloat16)
+    runners = {m: TorchRunner(torch_model, m) for m in ("eager", "graph")}
+    embedders = {}
+    for graphs in ("1", "0"):
+        os.environ["VSR_CUDA_GRAPHS"] = graphs
+        embedders[graphs] = Embedder.load(directory, "cuda:0", dtype="bfloat16", normalize=False)
+    os.environ.pop("VSR_CUDA_GRAPHS", None)
+    check = texts(128, 8, seed=7)
+    ids = torch.from_numpy(token_ids(8, 128, seed=7)).cuda()
+    theirs = runners["eager"](ids)
+    entry: dict[str, Any] = {"layers": config.num_hidden_layers, "hidden": config.hidden_size}
+    for graphs, embedder in embedders.items():
+        ours = embedder.embed(check)
+        norms = np.linalg.norm(ours, axis=1) * np.linalg.norm(theirs, axis=1)
+        entry[f"min_cosine_graphs_{graphs}"] = float(((ours * theirs).sum(1) / norms).min())
+    rows = []
+    for batch in (1, 64):
+        row: dict[str, Any] = {"batch": batch, "tokens": 128}
+        for graphs, embedder in embedders.items():
+            total, _ = time_vsr(embedder, batch, 128)
+            row["vsr_graphs_ms" if graphs == "1" else "vsr_eager_ms"] = total * 1e3
+        for mode, runner in runners.items():
+            try:
+                row[f"torch_{mode}_ms"] = time_torch(runner, batch, 128) * 1e3
+            except Exception as error:  # a capture transformers' ModernBERT does not allow
+                row[f"torch_{mode}_ms"] = None
+                row[f"torch_{mode}_error"] = repr(error)[:200]
+        rows.append(row)
+        print("modernbert-base", json.dumps(row), flush=True)
+    entry["rows"] = rows
+    del embedders, runners, torch_model
+    torch.cuda.empty_cache()
+    return entry
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from vsr.models import Embedder
 
@@ -273,6 +344,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results[name] = entry
         del vsr, runners, compiled, torch_model
         torch.cuda.empty_cache()
+    if args.modernbert:
+        try:
+            results["modernbert-base"] = modernbert_section(workdir)
+        except Exception as error:
+            print("modernbert section failed:", repr(error), flush=True)
+            results["modernbert-base"] = {"error": repr(error)[:500]}
+    results["environment"]["load_average_end"] = load_average()
     return results
 
 
@@ -284,6 +362,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"transformers {env['transformers']}, vsr core {env['vsr_core']}, Python {env['python']}",
         f"Measured ceilings: bf16 matmul {limits['bf16_matmul_tflops']:.0f} TFLOP/s, "
         f"copy {limits['copy_tb_per_s']:.2f} TB/s (read + write)",
+        f"Host: {env.get('cpu_model', '?')}, {env.get('cpu_count', '?')} logical cores "
+        f"({env.get('cpu_affinity', '?')} usable); load average (1/5/15 min) "
+        f"{env.get('load_average_start', '?')} at start, {env.get('load_average_end', '?')} at end",
         f"Command: `{env['command']}`",
     ]
     for name in SHAPES:
@@ -334,6 +415,26 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{r['requests_per_s']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |"
                 for r in entry["pool"]
             ]
+    modern = results.get("modernbert-base")
+    if modern and "rows" in modern:
+        fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+        lines += [
+            "",
+            f"### modernbert-base ({modern['layers']} layers, hidden {modern['hidden']}): "
+            "128 tokens, ms per call (median; vsr includes tokenization)",
+            f"vsr bf16 vs torch min cosine: with graphs {modern['min_cosine_graphs_1']:.5f}, "
+            f"without {modern['min_cosine_graphs_0']:.5f}",
+            "",
+            "| batch | vsr graphs | vsr eager | torch eager | torch graph |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {r['batch']} | {fmt(r['vsr_graphs_ms'])} | {fmt(r['vsr_eager_ms'])} | "
+            f"{fmt(r.get('torch_eager_ms'))} | {fmt(r.get('torch_graph_ms'))} |"
+            for r in modern["rows"]
+        ]
+    elif modern:
+        lines += ["", f"modernbert-base: {modern.get('error')}"]
     return "\n".join(lines) + "\n"
 
 
@@ -347,7 +448,12 @@ def main() -> None:
     parser.add_argument("--compile-batches", nargs="*", type=int, default=[128])
     parser.add_argument("--pool-clients", nargs="+", type=int, default=[1, 8, 32, 128])
     parser.add_argument("--pool-seconds", type=float, default=1.5)
+    parser.add_argument("--no-modernbert", dest="modernbert", action="store_false")
     args = parser.parse_args()
+    # INFO: the pool logs a debug line per batch, which would otherwise be timed too.
+    from vsr.observability.logging import configure_logging
+
+    configure_logging("console", "info")
     args.out.mkdir(parents=True, exist_ok=True)
     results = run(args)
     (args.out / "bench_gpu.json").write_text(json.dumps(results, indent=2))

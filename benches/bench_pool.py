@@ -7,6 +7,12 @@ config's defaults set it. Reported per client count: requests/s and p50/p99 late
 
 Run: `.venv/bin/python benches/bench_pool.py [--dtype int8] [--seconds 10]`; for a before/after
 comparison run it once per build (PYTHONPATH pointing at each) and label the runs (--label).
+
+On a GPU: `--device cuda:0` (bfloat16 unless --dtype says otherwise). The bundle's encoder can be
+replaced with `--encoder DIR` (the bundle's heads and branch on another all-MiniLM-L6-v2-shaped
+encoder): the GPU machine cannot receive the 90 MB packaged weights, so scripts/gpu_issue14.sh
+builds a random-weight encoder of the same shape with MiniLM's own tokenizer there; speed does
+not depend on weight values, decisions do (they are meaningless with such an encoder).
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -68,9 +76,15 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--dtype", default=None, help="e.g. int8 (default: the CPU's float32)")
     parser.add_argument("--label", default="", help="names this build in the table")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda:N")
+    parser.add_argument("--encoder", type=Path, default=None, help="replace the bundle's encoder")
     args = parser.parse_args()
 
     import vsr
+    from vsr.observability.logging import configure_logging
+
+    # INFO: the pool logs a debug line per batch, which would otherwise be timed too.
+    configure_logging("console", "info")
     from vsr.inference import InferencePool, ModelRegistry
     from vsr.inference.registry import load_encoder_model
 
@@ -82,14 +96,33 @@ def main() -> int:
 
         return _BundleModel(models.EncoderBundle.load(model_dir, device, dtype=args.dtype))
 
-    registry = ModelRegistry("cpu", loader=loader)
-    key = registry.key("vsr-default")
+    bundle = "vsr-default"
+    if args.encoder is not None:
+        from vsr.model_files import resolve_model_dir
+
+        bundle = tempfile.mkdtemp(prefix="vsr-bundle-")
+        shutil.copytree(resolve_model_dir("vsr-default"), bundle, dirs_exist_ok=True)
+        manifest_path = Path(bundle) / "bundle.json"
+        manifest = json.loads(manifest_path.read_text())
+        manifest["encoder"] = str(args.encoder.resolve())
+        manifest_path.write_text(json.dumps(manifest, indent=2))
+    registry = ModelRegistry(args.device, loader=loader)
+    key = registry.key(bundle)
     registry.get(key)
     corpus = prompts()
     pool = InferencePool(registry)
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} logical cores;"
-        f" load average {os.getloadavg()[0]:.2f}"
+        f"machine: {platform.machine()}, {cpu}, {os.cpu_count()} logical cores;"
+        f" load average {os.getloadavg()[0]:.2f}; device {args.device}"
+        + (f", encoder {args.encoder} (random weights, MiniLM shape)" if args.encoder else "")
     )
     print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
     print(
@@ -99,10 +132,11 @@ def main() -> int:
     print()
     print("| build | dtype | clients | requests/s | p50 ms | p99 ms |")
     print("|---|---|---:|---:|---:|---:|")
+    default_dtype = "float32" if args.device == "cpu" else "bfloat16"
     for count in (int(c) for c in args.clients.split(",")):
         measured = asyncio.run(drive(pool, key, corpus, count, args.seconds))
         print(
-            f"| {args.label} | {args.dtype or 'float32'} | {count} | "
+            f"| {args.label} | {args.dtype or default_dtype} | {count} | "
             f"{measured['requests_per_s']:,.1f} | {measured['p50_ms']:.1f} | "
             f"{measured['p99_ms']:.1f} |",
             flush=True,
