@@ -1,5 +1,5 @@
 # Hand-written stub of the native module (rust/src/python/mod.rs); checked by mypy.stubtest.
-from typing import final
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
@@ -7,6 +7,7 @@ import numpy.typing as npt
 __all__ = [
     "DeviceError",
     "Encoder",
+    "ExtProcServer",
     "InferenceError",
     "ModelLoadError",
     "VsrError",
@@ -22,6 +23,30 @@ class DeviceError(VsrError): ...
 class InferenceError(VsrError): ...
 
 def cuda_available() -> bool: ...
+
+@final
+class ExtProcServer:
+    """The native ext_proc transport (rust/src/python/extproc.rs; vsr.extproc.native)."""
+
+    def __new__(
+        cls,
+        host: str,
+        port: int,
+        *,
+        reuse_port: bool = False,
+        max_message_bytes: int = ...,
+        threads: int = 1,
+    ) -> ExtProcServer: ...
+    @property
+    def port(self) -> int: ...
+    def fileno(self) -> int: ...
+    def drain(self) -> list[tuple[int, int, Any]]: ...
+    def send(self, stream: int, message: bytes) -> bool: ...
+    def close(self, stream: int, code: int = 0, message: str = "") -> bool: ...
+    def set_serving(self, serving: bool) -> None: ...
+    def open_streams(self) -> int: ...
+    def stop_accepting(self) -> None: ...
+    def shutdown(self) -> None: ...
 
 @final
 class Encoder:

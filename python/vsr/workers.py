@@ -60,6 +60,7 @@ _PASSED = (
     "request_timeout_s",
     "grace_period_s",
     "watch_config",
+    "extproc_transport",
     "api_max_batch_texts",
 )
 

@@ -148,6 +148,10 @@ def scripted_generation(router: Any | None = None, number: int = 1) -> Generatio
     )
 
 
+# The ext_proc transport running_server uses (test_service runs its tests on both).
+TRANSPORT = {"name": "grpcio"}
+
+
 @asynccontextmanager
 async def running_server(
     router: Any | None = None, build: Callable[[int], Any] | None = None, **settings: Any
@@ -165,6 +169,7 @@ async def running_server(
                 "http_port": 0,
                 "watch_config": False,
                 "grace_period_s": 1.0,
+                "extproc_transport": TRANSPORT["name"],
                 **settings,
             },
             environ={},

@@ -7,8 +7,10 @@ import json
 from typing import Any
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tests.extproc.scripted import (
+    TRANSPORT,
     ScriptedRouter,
     chat,
     exchange,
@@ -21,6 +23,14 @@ from tests.extproc.scripted import (
 )
 
 from vsr.observability import metrics
+
+
+@pytest.fixture(autouse=True, params=["grpcio", "native"])
+def transport(request: pytest.FixtureRequest) -> Any:
+    """Every test here runs on grpc.aio and on the native transport (vsr.extproc.native)."""
+    TRANSPORT["name"] = request.param
+    yield request.param
+    TRANSPORT["name"] = "grpcio"
 
 
 def run(coroutine: Any) -> Any:
@@ -323,7 +333,13 @@ def test_health_reports_serving_once_warmed() -> None:
         from vsr.settings import Settings
 
         settings = Settings.load(
-            {"host": "127.0.0.1", "grpc_port": 0, "http_port": 0, "watch_config": False},
+            {
+                "host": "127.0.0.1",
+                "grpc_port": 0,
+                "http_port": 0,
+                "watch_config": False,
+                "extproc_transport": TRANSPORT["name"],
+            },
             environ={},
         )
         server = RouterServer(settings, slow_build)

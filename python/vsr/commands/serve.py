@@ -65,6 +65,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "default 1 (this process serves)",
     )
     parser.add_argument(
+        "--extproc-transport",
+        choices=("grpcio", "native"),
+        help="what carries the ext_proc streams: grpc.aio (grpcio, the default) or HTTP/2 in "
+        "the Rust core (native: same handler, less transport overhead)",
+    )
+    parser.add_argument(
         "--no-watch-config",
         dest="watch_config",
         action="store_const",
@@ -93,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         "watch_config",
         "api_max_batch_texts",
         "workers",
+        "extproc_transport",
     )
     settings = Settings.load({name: getattr(args, name) for name in names})
     configure_logging(settings.log_format, settings.log_level)

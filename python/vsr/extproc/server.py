@@ -52,6 +52,7 @@ class RouterServer:
         self.runtime = Runtime(build)
         self._health = health.aio.HealthServicer()
         self._grpc: Any = None
+        self._native: Any = None  # vsr.extproc.native.NativeExtProcServer
         self._http: HttpServer | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._config_digest = b""
@@ -78,20 +79,33 @@ class RouterServer:
         # well past the body limit (Envoy's own buffer limit bounds what it sends), so vsr sees
         # every body and refuses the oversize ones itself.
         message_limit = settings.max_body_bytes + _MESSAGE_OVERHEAD_BYTES
-        self._grpc = grpc.aio.server(options=grpc_options(message_limit, reuse_port=shared))
-        external_processor_pb2_grpc.add_ExternalProcessorServicer_to_server(
-            ExternalProcessor(
-                self.runtime,
-                max_body_bytes=settings.max_body_bytes,
-                failure_policy=settings.failure_policy,
-                request_timeout_s=settings.request_timeout_s,
-            ),
-            self._grpc,
+        processor = ExternalProcessor(
+            self.runtime,
+            max_body_bytes=settings.max_body_bytes,
+            failure_policy=settings.failure_policy,
+            request_timeout_s=settings.request_timeout_s,
         )
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
-        await self._set_health(serving=False)
-        grpc_port = self._grpc.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
-        await self._grpc.start()
+        if settings.extproc_transport == "native":
+            from vsr.extproc.native import NativeExtProcServer
+
+            self._native = NativeExtProcServer(
+                processor,
+                host=settings.host,
+                port=settings.grpc_port,
+                reuse_port=shared,
+                max_message_bytes=message_limit,
+            )
+            await self._set_health(serving=False)
+            grpc_port = self._native.start()
+        else:
+            self._grpc = grpc.aio.server(options=grpc_options(message_limit, reuse_port=shared))
+            external_processor_pb2_grpc.add_ExternalProcessorServicer_to_server(
+                processor, self._grpc
+            )
+            health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
+            await self._set_health(serving=False)
+            grpc_port = self._grpc.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+            await self._grpc.start()
         self.ports = BoundPorts(grpc=grpc_port, http=http_port)
         log.info(
             "listening",
@@ -146,6 +160,8 @@ class RouterServer:
         )
         for service in ("", EXT_PROC_SERVICE):
             await self._health.set(service, status)
+        if self._native is not None:
+            self._native.set_serving(serving)
 
     async def stop(self) -> None:
         """Stop taking new streams, let open ones finish within the grace period, then close."""
@@ -158,6 +174,9 @@ class RouterServer:
         if self._grpc is not None:
             log.info("draining", grace_period_s=self.settings.grace_period_s)
             await self._grpc.stop(self.settings.grace_period_s)
+        if self._native is not None:
+            log.info("draining", grace_period_s=self.settings.grace_period_s)
+            await self._native.stop(self.settings.grace_period_s)
         if self._http is not None:
             await self._http.stop()
         tracing.shutdown()

@@ -15,6 +15,8 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use crate::bundle::{Bundle, HeadOutput};
 use crate::error::Error;
 
+mod extproc;
+
 import_exception!(vsr.errors, VsrError);
 import_exception!(vsr.errors, ModelLoadError);
 import_exception!(vsr.errors, DeviceError);
@@ -168,6 +170,7 @@ fn cuda_available() -> bool {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<PyEncoder>()?;
+    m.add_class::<extproc::PyExtProcServer>()?;
     m.add("VsrError", py.get_type::<VsrError>())?;
     m.add("ModelLoadError", py.get_type::<ModelLoadError>())?;
     m.add("DeviceError", py.get_type::<DeviceError>())?;

@@ -1,0 +1,211 @@
+"""The native ext_proc transport (``vsr serve --extproc-transport native``).
+
+The HTTP/2 and gRPC work runs in the Rust core (``vsr._core.ExtProcServer``, on its own threads,
+never taking the GIL); this module connects it to the asyncio loop. The core's eventfd wakes the
+loop (``loop.add_reader``), one ``drain()`` takes every waiting event, and each stream runs the
+**same** ``ExternalProcessor.Process`` coroutine grpc.aio runs, fed parsed ``ProcessingRequest``
+messages through an async iterator; what it yields is serialized and handed back to the core.
+A stream the client resets cancels its handler task, as grpc.aio does. gRPC health checks are
+answered by the core from :meth:`NativeExtProcServer.set_serving`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from typing import Any
+
+import grpc
+import structlog
+from envoy.service.ext_proc.v3 import external_processor_pb2
+
+log = structlog.get_logger(__name__)
+
+_OPENED, _MESSAGE, _HALF_CLOSED, _RESET = 0, 1, 2, 3
+_OK = grpc.StatusCode.OK.value[0]
+_UNKNOWN = grpc.StatusCode.UNKNOWN.value[0]
+_INTERNAL = grpc.StatusCode.INTERNAL.value[0]
+_CANCELLED = grpc.StatusCode.CANCELLED.value[0]
+_ProcessingRequest = external_processor_pb2.ProcessingRequest
+
+
+class AbortError(Exception):
+    """Raised by :meth:`StreamContext.abort` to end the stream with a status (grpc.aio's
+    ``AbortError`` plays the same part)."""
+
+    def __init__(self, code: int, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+class _Requests:
+    """The request iterator of one stream: messages arrive from ``drain()`` as bytes and are
+    parsed when the handler asks for them."""
+
+    __slots__ = ("_ended", "_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: collections.deque[bytes] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._ended = False
+
+    def feed(self, data: bytes | None) -> None:
+        if data is None:
+            self._ended = True
+        else:
+            self._items.append(data)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def __aiter__(self) -> _Requests:
+        return self
+
+    async def __anext__(self) -> Any:
+        while not self._items:
+            if self._ended:
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        try:
+            return _ProcessingRequest.FromString(self._items.popleft())
+        except Exception as error:  # protobuf's DecodeError
+            raise AbortError(_INTERNAL, f"malformed ProcessingRequest: {error}") from None
+
+
+class StreamContext:
+    """The part of ``grpc.aio.ServicerContext`` the ext_proc handler uses."""
+
+    __slots__ = ("_peer", "cancelled_by_peer")
+
+    def __init__(self, peer: str) -> None:
+        self._peer = peer
+        self.cancelled_by_peer = False
+
+    async def abort(self, code: grpc.StatusCode, details: str = "", *_: Any) -> None:
+        raise AbortError(code.value[0], details)
+
+    def peer(self) -> str:
+        return self._peer
+
+    def cancelled(self) -> bool:
+        return self.cancelled_by_peer
+
+    def invocation_metadata(self) -> tuple[()]:
+        return ()
+
+
+class _Stream:
+    __slots__ = ("context", "requests", "task")
+
+    def __init__(self, peer: str) -> None:
+        self.requests = _Requests()
+        self.context = StreamContext(peer)
+        self.task: asyncio.Task[None] | None = None
+
+
+class NativeExtProcServer:
+    """The ext_proc listener of one ``vsr serve`` process on the native transport."""
+
+    def __init__(
+        self,
+        servicer: Any,
+        *,
+        host: str,
+        port: int,
+        reuse_port: bool,
+        max_message_bytes: int,
+        threads: int = 1,
+    ) -> None:
+        from vsr._core import ExtProcServer
+
+        self._servicer = servicer
+        self._core = ExtProcServer(
+            host,
+            port,
+            reuse_port=reuse_port,
+            max_message_bytes=max_message_bytes,
+            threads=threads,
+        )
+        self._streams: dict[int, _Stream] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle: asyncio.Event | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._core.port)
+
+    def start(self) -> int:
+        self._loop = asyncio.get_running_loop()
+        self._idle = asyncio.Event()
+        self._loop.add_reader(self._core.fileno(), self._on_events)
+        return self.port
+
+    def set_serving(self, serving: bool) -> None:
+        self._core.set_serving(serving)
+
+    def _on_events(self) -> None:
+        streams = self._streams
+        for kind, stream_id, payload in self._core.drain():
+            if kind == _MESSAGE:
+                stream = streams.get(stream_id)
+                if stream is not None:
+                    stream.requests.feed(payload)
+            elif kind == _OPENED:
+                stream = _Stream(payload)
+                streams[stream_id] = stream
+                stream.task = self._loop.create_task(self._run(stream_id, stream))  # type: ignore[union-attr]
+            elif kind == _HALF_CLOSED:
+                stream = streams.get(stream_id)
+                if stream is not None:
+                    stream.requests.feed(None)
+            else:  # reset by the peer (or a transport error): cancel the handler, as grpc.aio does
+                stream = streams.get(stream_id)
+                if stream is not None and stream.task is not None:
+                    stream.context.cancelled_by_peer = True
+                    stream.task.cancel()
+
+    async def _run(self, stream_id: int, stream: _Stream) -> None:
+        core = self._core
+        code, details = _OK, ""
+        try:
+            async for response in self._servicer.Process(stream.requests, stream.context):
+                core.send(stream_id, response.SerializeToString())
+        except AbortError as abort:
+            code, details = abort.code, abort.details
+        except asyncio.CancelledError:
+            if not stream.context.cancelled_by_peer:
+                core.close(stream_id, _CANCELLED, "server shutting down")
+            code = -1
+        except Exception:
+            log.exception("extproc_handler_failed")
+            code, details = _UNKNOWN, "Unexpected error in the ext_proc handler"
+        finally:
+            self._streams.pop(stream_id, None)
+            if not self._streams and self._idle is not None:
+                self._idle.set()
+        if code >= 0:
+            core.close(stream_id, code, details)
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop taking connections (GOAWAY on open ones), give open streams ``grace_s`` to
+        finish, cancel the rest, then stop the core."""
+        self._core.set_serving(False)
+        self._core.stop_accepting()
+        if self._streams and self._idle is not None:
+            self._idle.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace_s)
+        tasks = [stream.task for stream in self._streams.values() if stream.task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._loop is not None:
+            self._loop.remove_reader(self._core.fileno())
+        self._core.shutdown()
