@@ -53,8 +53,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--with-packages",
-        action="store_true",
-        help="tasks: also train on data/jailbreak/packages.jsonl.gz (not the shipped model's data)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="tasks: also train on data/jailbreak/packages.jsonl.gz (default: yes, the shipped "
+        "model's recipe; --no-with-packages: the previous model's data)",
     )
     parser.set_defaults(handler=run)
 
@@ -76,8 +78,8 @@ def run_tasks(args: argparse.Namespace) -> int:
         argv += ["--limit", str(args.limit)]
     if args.compare:
         argv.append("--compare")
-    if getattr(args, "with_packages", False):
-        argv.append("--with-packages")
+    if not getattr(args, "with_packages", True):
+        argv.append("--no-with-packages")
     return finetune.main(argv)
 
 

@@ -92,7 +92,8 @@ def jailbreak_examples(
     data_dir: Path, domain: Sequence[Example], packages: bool = False
 ) -> list[Example]:
     """``packages``: also ``jailbreak/packages.jsonl.gz`` (vsr.training.jailbreak_packages: attack
-    text from security packages, long pasted documents); the shipped model was trained without."""
+    text from security packages, long pasted documents); the shipped model is trained with them
+    (``main``'s default; the model shipped before it was trained without)."""
     from vsr.training.jailbreak_sources import window_texts
 
     old = [relabel_attack(e) for e in read_examples(data_dir / "jailbreak" / "examples.jsonl")]
@@ -695,8 +696,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="examples per task (a quick check)")
     parser.add_argument(
         "--with-packages",
-        action="store_true",
-        help="also train on data/jailbreak/packages.jsonl.gz (a candidate, not the shipped model)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also train on data/jailbreak/packages.jsonl.gz (default: yes, the shipped model; "
+        "--no-with-packages: the data of the model shipped before it)",
     )
     parser.add_argument("--window", type=int, default=1200)
     parser.add_argument("--overlap", type=int, default=200)
