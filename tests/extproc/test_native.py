@@ -1,0 +1,140 @@
+"""The native ext_proc transport (vsr.extproc.native) with a fake handler, driven by grpc.aio."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from vsr.extproc.native import NativeExtProcServer
+
+
+class Echo:
+    """Answers each message with an empty phase answer; 'abort' and 'hang' by request header
+    count (1 message: answer, 2: abort, 3: hang until cancelled)."""
+
+    def __init__(self) -> None:
+        self.cancelled = asyncio.Event()
+        self.started = asyncio.Event()
+
+    async def Process(self, requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
+        async for message in requests:
+            which = len(message.request_headers.headers.headers)
+            if which == 2:
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, "no ñ")
+            if which == 3:
+                self.started.set()
+                try:
+                    await asyncio.sleep(60)
+                except asyncio.CancelledError:
+                    self.cancelled.set()
+                    raise
+            yield pb.ProcessingResponse(request_headers=pb.HeadersResponse())
+
+
+def headers(count: int) -> Any:
+    request = pb.ProcessingRequest()
+    for index in range(count):
+        request.request_headers.headers.headers.add(key=f"h{index}", value="v")
+    return request
+
+
+async def started(handler: Any) -> tuple[NativeExtProcServer, grpc.aio.Channel, Any]:
+    server = NativeExtProcServer(
+        handler, host="127.0.0.1", port=0, reuse_port=False, max_message_bytes=1 << 20
+    )
+    port = server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    return server, channel, external_processor_pb2_grpc.ExternalProcessorStub(channel)
+
+
+def test_messages_answers_abort_and_reset() -> None:
+    async def scenario() -> None:
+        handler = Echo()
+        server, channel, stub = await started(handler)
+        try:
+            call = stub.Process()
+            for _ in range(3):
+                await call.write(headers(1))
+                answer = await call.read()
+                assert answer.WhichOneof("response") == "request_headers"
+            await call.done_writing()
+            assert await call.read() == grpc.aio.EOF
+            assert await call.code() == grpc.StatusCode.OK
+
+            call = stub.Process()
+            await call.write(headers(2))
+            assert await call.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert await call.details() == "no ñ"
+
+            call = stub.Process()
+            await call.write(headers(3))
+            await asyncio.wait_for(handler.started.wait(), 5)
+            call.cancel()  # the client resets the stream: the handler is cancelled
+            await asyncio.wait_for(handler.cancelled.wait(), 5)
+        finally:
+            await channel.close()
+            await server.stop(1.0)
+
+    asyncio.run(scenario())
+
+
+def test_health_follows_the_serving_flag_and_unknown_methods_are_unimplemented() -> None:
+    async def scenario() -> None:
+        server, channel, _ = await started(Echo())
+        try:
+            health = health_pb2_grpc.HealthStub(channel)
+            for service in ("", "envoy.service.ext_proc.v3.ExternalProcessor"):
+                reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
+                assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            server.set_serving(True)
+            reply = await health.Check(health_pb2.HealthCheckRequest())
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+            try:
+                await health.Check(health_pb2.HealthCheckRequest(service="other"))
+            except grpc.aio.AioRpcError as error:
+                assert error.code() == grpc.StatusCode.NOT_FOUND
+            else:
+                raise AssertionError("unknown service answered")
+            watch = health.Watch(health_pb2.HealthCheckRequest())
+            try:
+                await watch.read()
+            except grpc.aio.AioRpcError as error:
+                assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+        finally:
+            await channel.close()
+            await server.stop(1.0)
+
+    asyncio.run(scenario())
+
+
+def test_oversize_message_is_refused_and_malformed_one_is_internal() -> None:
+    async def scenario() -> None:
+        server = NativeExtProcServer(
+            Echo(), host="127.0.0.1", port=0, reuse_port=False, max_message_bytes=1000
+        )
+        port = server.start()
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        try:
+            stub = external_processor_pb2_grpc.ExternalProcessorStub(channel)
+            call = stub.Process()
+            await call.write(headers(300))  # > 1000 bytes
+            code = await asyncio.wait_for(call.code(), 5)
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            raw = channel.stream_stream(
+                "/envoy.service.ext_proc.v3.ExternalProcessor/Process",
+                request_serializer=lambda data: data,
+                response_deserializer=lambda data: data,
+            )()
+            await raw.write(b"\xff\xff\xff")
+            assert await asyncio.wait_for(raw.code(), 5) == grpc.StatusCode.INTERNAL
+        finally:
+            await channel.close()
+            await server.stop(1.0)
+
+    asyncio.run(scenario())
