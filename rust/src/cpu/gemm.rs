@@ -18,6 +18,9 @@ const MC: usize = 128;
 /// them; a whole panel of a 1536-deep product (192 KiB) did not, and the kernel waited on it.
 const KC: usize = 256;
 
+/// Whether kernels prefetch the panel (off only to measure what it brings, in `speed.rs`).
+pub(crate) static PREFETCH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
 /// A right-hand side packed for `matmul`: `n` output columns of depth `k`, as `ceil(n / NR)`
 /// panels of `k x NR` values (column-padded with zeros).
 pub(crate) struct Packed {
@@ -70,6 +73,11 @@ impl Packed {
 
     pub(crate) fn k(&self) -> usize {
         self.k
+    }
+
+    #[cfg(test)]
+    pub(crate) fn n(&self) -> usize {
+        self.n
     }
 
     fn panels(&self) -> usize {
@@ -186,6 +194,8 @@ unsafe fn run_block(
                     cols,
                     bias: &bias_panel,
                     accumulate: depth > 0,
+                    // The block's first rows meet the panel in memory; the rest find it in L1.
+                    prefetch: row == rows.start && PREFETCH.load(std::sync::atomic::Ordering::Relaxed),
                 };
                 match isa {
                     #[cfg(target_arch = "x86_64")]
@@ -213,6 +223,8 @@ struct Tile<'a> {
     bias: &'a [f32; NR],
     /// Add to C (a later depth block) instead of starting from the bias.
     accumulate: bool,
+    /// Prefetch the panel ahead of the loads (the first row tile over a weight not in cache).
+    prefetch: bool,
 }
 
 impl Tile<'_> {
@@ -239,20 +251,32 @@ mod avx512 {
     use super::{Tile, MR, NR};
 
     pub(super) unsafe fn dispatch(r: usize, tile: &Tile<'_>) {
-        match r {
-            8 => kernel::<8>(tile),
-            7 => kernel::<7>(tile),
-            6 => kernel::<6>(tile),
-            5 => kernel::<5>(tile),
-            4 => kernel::<4>(tile),
-            3 => kernel::<3>(tile),
-            2 => kernel::<2>(tile),
-            _ => kernel::<1>(tile),
+        if tile.prefetch {
+            by_rows::<true>(r, tile)
+        } else {
+            by_rows::<false>(r, tile)
         }
     }
 
+    #[inline(always)]
+    unsafe fn by_rows<const PF: bool>(r: usize, tile: &Tile<'_>) {
+        match r {
+            8 => kernel::<8, PF>(tile),
+            7 => kernel::<7, PF>(tile),
+            6 => kernel::<6, PF>(tile),
+            5 => kernel::<5, PF>(tile),
+            4 => kernel::<4, PF>(tile),
+            3 => kernel::<3, PF>(tile),
+            2 => kernel::<2, PF>(tile),
+            _ => kernel::<1, PF>(tile),
+        }
+    }
+
+    /// Depth steps the prefetch runs ahead (one step is two cache lines of the panel).
+    const AHEAD: usize = 16;
+
     #[target_feature(enable = "avx512f")]
-    unsafe fn kernel<const R: usize>(t: &Tile<'_>) {
+    unsafe fn kernel<const R: usize, const PF: bool>(t: &Tile<'_>) {
         debug_assert!(R <= MR);
         let mut lo = [_mm512_setzero_ps(); R];
         let mut hi = [_mm512_setzero_ps(); R];
@@ -268,6 +292,11 @@ mod avx512 {
         }
         let mut b = t.b;
         for depth in 0..t.k {
+            if PF {
+                // Past the block's end this touches the next block or panel: harmless.
+                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(AHEAD * NR) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(AHEAD * NR + 16) as *const i8);
+            }
             let b0 = _mm512_loadu_ps(b);
             let b1 = _mm512_loadu_ps(b.add(16));
             for row in 0..R {

@@ -124,26 +124,43 @@ impl CpuLayer {
     }
 }
 
+#[derive(Default)]
 struct Workspace {
     qkv: Vec<f32>,
     context: Vec<f32>,
     inner: Vec<f32>,
 }
 
+thread_local! {
+    /// The last pass's buffers, kept: fresh ones of a few hundred KB come from mmap as zeroed
+    /// pages, and faulting them in cost a few % of a pass.
+    static WORKSPACE: std::cell::Cell<Workspace> = std::cell::Cell::new(Workspace::default());
+}
+
 /// Run `layers` over `x` ((batch * seq, hidden), updated in place) with the per-key additive
-/// `bias` (batch * seq). Buffers are allocated once per pass and reused by every layer.
+/// `bias` (batch * seq). Buffers are reused by every layer, and by the thread's next pass.
 pub(crate) fn run_layers(layers: &[&CpuLayer], x: &mut [f32], bias: &[f32], batch: usize, seq: usize) {
     let Some(first) = layers.first() else { return };
     let rows = batch * seq;
     let inner = layers.iter().map(|l| l.inner).max().unwrap_or(first.inner);
-    let mut work = Workspace {
-        qkv: vec![0.0; rows * 3 * first.hidden],
-        context: vec![0.0; rows * first.hidden],
-        inner: vec![0.0; rows * inner],
+    // Taken out of the slot, not borrowed: a pool thread waiting inside this pass may run another
+    // request's pass, which then finds the slot empty and allocates its own.
+    let mut work = WORKSPACE.take();
+    let fit = |buffer: &mut Vec<f32>, len: usize| {
+        if buffer.len() < len {
+            buffer.resize(len, 0.0);
+        }
     };
+    fit(&mut work.qkv, rows * 3 * first.hidden);
+    fit(&mut work.context, rows * first.hidden);
+    fit(&mut work.inner, rows * inner);
     let isa = *ISA;
     for layer in layers {
         layer.forward(isa, x, &mut work, bias, batch, seq);
+    }
+    // A large batch's buffers are not kept (a pool thread would hold them for good).
+    if work.qkv.len() + work.inner.len() <= 4 << 20 {
+        WORKSPACE.set(work);
     }
 }
 

@@ -37,7 +37,28 @@ pub(crate) enum Isa {
 }
 
 impl Isa {
+    /// The best the CPU has, or a lower one named by `VSR_CPU_ISA` (`avx2`, `portable`), which
+    /// runs the fallback kernels on a machine with AVX-512 (tests of the paths CI may take).
     pub(crate) fn detect() -> Isa {
+        let best = Isa::best();
+        let wanted = match std::env::var("VSR_CPU_ISA").as_deref() {
+            Ok("avx2") => Isa::Avx2,
+            Ok("portable") => Isa::Portable,
+            _ => return best,
+        };
+        let rank = |isa: Isa| match isa {
+            Isa::Avx512 => 2,
+            Isa::Avx2 => 1,
+            Isa::Portable => 0,
+        };
+        if rank(wanted) <= rank(best) {
+            wanted
+        } else {
+            best
+        }
+    }
+
+    fn best() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
             if is_x86_feature_detected!("avx512f")
@@ -57,7 +78,7 @@ impl Isa {
 
     #[cfg(test)]
     pub(crate) fn available() -> Vec<Isa> {
-        let best = Isa::detect();
+        let best = Isa::best();
         [Isa::Avx512, Isa::Avx2, Isa::Portable]
             .into_iter()
             .filter(|isa| match best {

@@ -2,6 +2,7 @@
 //! across it. candle ran its gemm on rayon's global pool and its element-wise work on a second,
 //! spinning pool: on two cores the two fought over every small product (benches/README.md).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// A raw pointer that may cross to a pool thread; every use states why its range is disjoint.
@@ -52,19 +53,33 @@ pub(crate) fn install<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     }
 }
 
-/// Split `0..items` into `parts` contiguous ranges and run `work` on each, in parallel.
+/// Chunks per thread in `for_each_part`.
+const CHUNKS_PER_THREAD: usize = 4;
+
+/// Run `work` over `0..items` on up to `parts` threads, in contiguous chunks that each thread
+/// claims from a shared counter until none are left. On a shared machine the OS often preempts
+/// one of the two threads for a while: with a fixed half each, the product waited for it; with
+/// chunks, the running thread takes over what the preempted one has not started.
 pub(crate) fn for_each_part(parts: usize, items: usize, work: impl Fn(std::ops::Range<usize>) + Sync) {
     let parts = parts.min(items).max(1);
     if parts == 1 {
         work(0..items);
         return;
     }
-    let bounds = |part: usize| (part * items / parts)..((part + 1) * items / parts);
-    rayon::scope(|scope| {
-        for part in 1..parts {
-            let work = &work;
-            scope.spawn(move |_| work(bounds(part)));
+    let chunks = (parts * CHUNKS_PER_THREAD).min(items);
+    let next = AtomicUsize::new(0);
+    let run = || loop {
+        let chunk = next.fetch_add(1, Ordering::Relaxed);
+        if chunk >= chunks {
+            break;
         }
-        work(bounds(0));
+        work((chunk * items / chunks)..((chunk + 1) * items / chunks));
+    };
+    rayon::scope(|scope| {
+        for _ in 1..parts {
+            let run = &run;
+            scope.spawn(move |_| run());
+        }
+        run();
     });
 }

@@ -66,3 +66,40 @@ fn int8_speed() {
         println!("{m}x{n}x{k}: {:.1} GOP/s ({:.1} us)", 2.0 * (m * n * k) as f64 / best / 1e9, best * 1e6);
     }
 }
+
+/// `cargo test --release --lib -- --ignored --nocapture pass_speed`: one MiniLM-size pass of
+/// products (6 layers' four weights, 42 MB, so they come from L3 or memory as in a real pass)
+/// at 16 and 128 rows, on 1 and 2 threads (the minimum of many passes).
+#[test]
+#[ignore]
+fn pass_speed() {
+    let isa = Isa::detect();
+    let shapes = [(1152usize, 384usize), (384, 384), (1536, 384), (384, 1536)];
+    let weights: Vec<Packed> = (0..6)
+        .flat_map(|layer| shapes.iter().map(move |&(n, k)| (layer, n, k)))
+        .map(|(layer, n, k)| Packed::from_rows(&values(n * k, layer as u32 + 7), n, k, k))
+        .collect();
+    for m in [16usize, 64, 128] {
+        let a = values(m * 1536, 1);
+        let mut c = vec![0.0f32; m * 1536];
+        let flops: f64 = weights.iter().map(|w| 2.0 * (m * w.n() * w.k()) as f64).sum();
+        for (threads, prefetch) in [(1usize, false), (1, true), (2, false), (2, true)] {
+            super::gemm::PREFETCH.store(prefetch, std::sync::atomic::Ordering::Relaxed);
+            let mut best = f64::MAX;
+            for _ in 0..60 {
+                let start = std::time::Instant::now();
+                super::install(|| {
+                    for w in &weights {
+                        matmul(isa, &a, w.k(), m, w, None, &mut c, w.n(), threads);
+                    }
+                });
+                best = best.min(start.elapsed().as_secs_f64());
+            }
+            println!(
+                "pass m={m} threads={threads} prefetch={prefetch}: {:.1} GFLOP/s ({:.0} us)",
+                flops / best / 1e9,
+                best * 1e6
+            );
+        }
+    }
+}
