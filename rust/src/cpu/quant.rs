@@ -51,7 +51,7 @@ impl QuantizedWeight {
         }
         let vnni = vnni_available();
         #[cfg(target_arch = "x86_64")]
-        let amx = vnni && k % amx::DEPTH == 0 && amx::available();
+        let amx = vnni && k.is_multiple_of(amx::DEPTH) && amx::available();
         #[cfg(not(target_arch = "x86_64"))]
         let amx = false;
         QuantizedWeight { n, k, groups, data, scales, column_sums, vnni, amx }
@@ -158,6 +158,7 @@ impl QuantizedWeight {
     /// Scale one row's int32 sums of one panel to float32 with the bias, into C (`panel`: the
     /// panel's column sums, scales and bias, zero past its valid columns).
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn finish_row(
         &self,
         rows: &QuantizedRows,
@@ -549,8 +550,8 @@ mod vnni {
         for group in 0..groups {
             if PF {
                 // Past the panel's end this touches the next panel: harmless.
-                _mm_prefetch::<_MM_HINT_T0>(panel.wrapping_add(AHEAD * NR * 4) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(panel.wrapping_add(AHEAD * NR * 4 + 64) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(panel.wrapping_add(AHEAD * NR * 4));
+                _mm_prefetch::<_MM_HINT_T0>(panel.wrapping_add(AHEAD * NR * 4 + 64));
             }
             let b0 = _mm512_loadu_si512(panel as *const __m512i);
             let b1 = _mm512_loadu_si512(panel.add(64) as *const __m512i);
