@@ -44,9 +44,9 @@ class Settings(BaseModel):
     - ``worker_index``: set by the supervisor for each worker it starts (``VSR_WORKER_INDEX``), not
       by people: a worker binds its ports with SO_REUSEPORT and leaves ``/metrics`` to the
       supervisor.
-    - ``extproc_transport``: what carries the ext_proc gRPC streams. ``grpcio`` is grpc.aio;
-      ``native`` is HTTP/2 in the Rust core (``vsr.extproc.native``), with the same Python
-      handler deciding everything.
+    - ``extproc_transport``: what carries the ext_proc gRPC streams. ``native`` (the default) is
+      HTTP/2 in the Rust core (``vsr.extproc.native``) with the same Python handler deciding
+      everything; ``grpcio`` is grpc.aio (health Watch, gRPC's own server options).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -67,7 +67,7 @@ class Settings(BaseModel):
     api_max_batch_texts: int = Field(100, ge=1)
     workers: int = Field(1, ge=0, le=256)
     worker_index: int | None = Field(None, ge=0)
-    extproc_transport: ExtProcTransport = "grpcio"
+    extproc_transport: ExtProcTransport = "native"
     # The standard OpenTelemetry variables (OTEL_*), read here like every other variable.
     otel_environment: dict[str, str] = Field(default_factory=dict, repr=False)
 

@@ -149,7 +149,7 @@ def scripted_generation(router: Any | None = None, number: int = 1) -> Generatio
 
 
 # The ext_proc transport running_server uses (test_service runs its tests on both).
-TRANSPORT = {"name": "grpcio"}
+TRANSPORT = {"name": "native"}
 
 
 @asynccontextmanager

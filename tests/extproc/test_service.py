@@ -30,7 +30,7 @@ def transport(request: pytest.FixtureRequest) -> Any:
     """Every test here runs on grpc.aio and on the native transport (vsr.extproc.native)."""
     TRANSPORT["name"] = request.param
     yield request.param
-    TRANSPORT["name"] = "grpcio"
+    TRANSPORT["name"] = "native"
 
 
 def run(coroutine: Any) -> Any:

@@ -67,8 +67,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--extproc-transport",
         choices=("grpcio", "native"),
-        help="what carries the ext_proc streams: grpc.aio (grpcio, the default) or HTTP/2 in "
-        "the Rust core (native: same handler, less transport overhead)",
+        help="what carries the ext_proc streams: HTTP/2 in the Rust core (native, the default: "
+        "same handler, a third of the transport cost) or grpc.aio (grpcio)",
     )
     parser.add_argument(
         "--no-watch-config",

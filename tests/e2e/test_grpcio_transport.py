@@ -1,8 +1,8 @@
-"""The same stack with ``vsr serve --extproc-transport native`` (vsr.extproc.native): routing,
-screening, streamed response accounting, oversize bodies, clients that hang up, a soak and the
-gRPC health check, each by the existing test run against the native transport.
+"""The same stack with ``vsr serve --extproc-transport grpcio`` (grpc.aio; the e2e suite runs on
+the default, native, transport): routing, screening, streamed response accounting, oversize
+bodies, clients that hang up, a soak and the gRPC health check, each by the existing test.
 
-(``VSR_EXTPROC_TRANSPORT=native pytest tests/e2e`` runs every e2e test on it.)"""
+(``VSR_EXTPROC_TRANSPORT=grpcio pytest tests/e2e`` runs every e2e test on grpc.aio.)"""
 
 from __future__ import annotations
 
@@ -22,26 +22,26 @@ from tests.e2e.stack import router_config
 
 from vsr.devstack import DevStack, StackPorts
 
-NATIVE = ["--extproc-transport", "native"]
+TRANSPORT = ["--extproc-transport", "grpcio"]
 
 
 @pytest.fixture(scope="module")
-def native_stack(envoy_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    work = tmp_path_factory.mktemp("e2e-native")
+def grpcio_stack(envoy_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    work = tmp_path_factory.mktemp("e2e-grpcio")
     devstack = DevStack(
         write_router_config(work),
         ports=StackPorts.free(),
         envoy_bin=envoy_bin,
         log_dir=work / "logs",
         sim_echo=True,
-        extra_serve_args=[*NATIVE, "--max-body-bytes", str(MAX_BODY_BYTES), "--no-watch-config"],
+        extra_serve_args=[*TRANSPORT, "--max-body-bytes", str(MAX_BODY_BYTES), "--no-watch-config"],
     )
     yield _start(devstack)
     devstack.stop()
 
 
 @pytest.fixture
-def make_native_stack(envoy_bin: Path, tmp_path: Path) -> Iterator[Callable[..., DevStack]]:
+def make_grpcio_stack(envoy_bin: Path, tmp_path: Path) -> Iterator[Callable[..., DevStack]]:
     started: list[DevStack] = []
 
     def make(*serve_args: str) -> DevStack:
@@ -51,7 +51,7 @@ def make_native_stack(envoy_bin: Path, tmp_path: Path) -> Iterator[Callable[...,
             envoy_bin=envoy_bin,
             log_dir=tmp_path / f"logs-{len(started)}",
             sim_echo=True,
-            extra_serve_args=["--no-watch-config", *NATIVE, *serve_args],
+            extra_serve_args=["--no-watch-config", *TRANSPORT, *serve_args],
         )
         started.append(devstack)
         return _start(devstack)
@@ -77,18 +77,18 @@ def make_native_stack(envoy_bin: Path, tmp_path: Path) -> Iterator[Callable[...,
     ],
     ids=lambda check: check.__name__,
 )
-def test_on_the_native_transport(native_stack: DevStack, check: Callable[[DevStack], None]) -> None:
-    check(native_stack)
+def test_on_grpcio(grpcio_stack: DevStack, check: Callable[[DevStack], None]) -> None:
+    check(grpcio_stack)
 
 
 @pytest.fixture(scope="module")
-def native_pricing_stack(
+def grpcio_pricing_stack(
     envoy_bin: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DevStack]:
-    """test_responses' stack (pricing, tracing) on the native transport."""
+    """test_responses' stack (pricing, tracing) on grpc.aio."""
     otlp = OtlpReceiver()
     otlp.start()
-    work = tmp_path_factory.mktemp("e2e-native-responses")
+    work = tmp_path_factory.mktemp("e2e-grpcio-responses")
     config = router_config()
     for model in config["models"]:
         model["pricing"] = responses.PRICING[model["name"]]
@@ -96,7 +96,7 @@ def native_pricing_stack(
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     devstack = DevStack(
         path, ports=StackPorts.free(), envoy_bin=envoy_bin, log_dir=work / "logs",
-        extra_serve_args=["--no-watch-config", *NATIVE],
+        extra_serve_args=["--no-watch-config", *TRANSPORT],
     )  # fmt: skip
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint)
@@ -118,24 +118,24 @@ def native_pricing_stack(
     ],
     ids=lambda check: check.__name__,
 )
-def test_accounting_on_the_native_transport(
-    native_pricing_stack: DevStack, check: Callable[[DevStack], None]
+def test_accounting_on_grpcio(
+    grpcio_pricing_stack: DevStack, check: Callable[[DevStack], None]
 ) -> None:
-    check(native_pricing_stack)
+    check(grpcio_pricing_stack)
 
 
-def test_native_clients_that_hang_up_leave_nothing_behind(
-    make_native_stack: Callable[..., DevStack],
+def test_grpcio_clients_that_hang_up_leave_nothing_behind(
+    make_grpcio_stack: Callable[..., DevStack],
 ) -> None:
-    faults.test_clients_that_hang_up_leave_nothing_behind(make_native_stack)
+    faults.test_clients_that_hang_up_leave_nothing_behind(make_grpcio_stack)
 
 
-def test_native_bounded_soak(make_native_stack: Callable[..., DevStack]) -> None:
-    faults.test_a_bounded_soak_loses_and_mixes_nothing(make_native_stack)
+def test_grpcio_bounded_soak(make_grpcio_stack: Callable[..., DevStack]) -> None:
+    faults.test_a_bounded_soak_loses_and_mixes_nothing(make_grpcio_stack)
 
 
-def test_native_grpc_health_check(native_stack: DevStack) -> None:
-    with grpc.insecure_channel(f"127.0.0.1:{native_stack.ports.grpc}") as channel:
+def test_grpcio_grpc_health_check(grpcio_stack: DevStack) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{grpcio_stack.ports.grpc}") as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service="envoy.service.ext_proc.v3.ExternalProcessor"),
             timeout=5,
