@@ -175,7 +175,8 @@ class NativeExtProcServer:
         code, details = _OK, ""
         try:
             async for response in self._servicer.Process(stream.requests, stream.context):
-                core.send(stream_id, response.SerializeToString())
+                data = response.SerializeToString()
+                core.send(stream_id, data)
         except AbortError as abort:
             code, details = abort.code, abort.details
         except asyncio.CancelledError:

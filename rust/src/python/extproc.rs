@@ -62,6 +62,10 @@ struct Shared {
     events: Mutex<Vec<Event>>,
     eventfd: i32,
     streams: Mutex<HashMap<u64, mpsc::UnboundedSender<Out>>>,
+    /// What Python sent since the dispatcher last ran: one wake-up of the runtime per batch,
+    /// not per message (a wake from a foreign thread is a futex syscall under the GIL).
+    outbound: Mutex<Vec<(u64, Out)>>,
+    outbound_ready: tokio::sync::Notify,
     next_stream: AtomicU64,
     serving: AtomicBool,
     max_message_bytes: usize,
@@ -374,6 +378,20 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stopping: w
     }
 }
 
+/// Hands what Python sent to the streams' tasks, a batch per wake-up.
+async fn dispatch(shared: Arc<Shared>) {
+    loop {
+        shared.outbound_ready.notified().await;
+        let batch = std::mem::take(&mut *shared.outbound.lock().unwrap());
+        let streams = shared.streams.lock().unwrap();
+        for (id, out) in batch {
+            if let Some(tx) = streams.get(&id) {
+                let _ = tx.send(out);
+            }
+        }
+    }
+}
+
 fn resolve(host: &str, port: u16) -> PyResult<SocketAddr> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     (host, port)
@@ -390,6 +408,17 @@ pub struct PyExtProcServer {
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     stopping: watch::Sender<bool>,
     port: u16,
+}
+
+impl PyExtProcServer {
+    fn queue(&self, stream: u64, out: Out) {
+        let mut outbound = self.shared.outbound.lock().unwrap();
+        outbound.push((stream, out));
+        if outbound.len() == 1 {
+            // A permit is stored if the dispatcher is busy, so no batch is left behind.
+            self.shared.outbound_ready.notify_one();
+        }
+    }
 }
 
 #[pymethods]
@@ -437,12 +466,15 @@ impl PyExtProcServer {
             events: Mutex::new(Vec::new()),
             eventfd,
             streams: Mutex::new(HashMap::new()),
+            outbound: Mutex::new(Vec::new()),
+            outbound_ready: tokio::sync::Notify::new(),
             next_stream: AtomicU64::new(1),
             serving: AtomicBool::new(false),
             max_message_bytes,
         });
         let (stopping, stop_watch) = watch::channel(false);
         runtime.spawn(accept_loop(shared.clone(), listener, stop_watch));
+        runtime.spawn(dispatch(shared.clone()));
         Ok(Self { shared, runtime: Mutex::new(Some(runtime)), stopping, port })
     }
 
@@ -481,23 +513,15 @@ impl PyExtProcServer {
         Ok(list)
     }
 
-    /// Queue one response message on a stream; False when the stream is gone.
-    fn send(&self, stream: u64, message: &[u8]) -> bool {
-        let streams = self.shared.streams.lock().unwrap();
-        match streams.get(&stream) {
-            Some(tx) => tx.send(Out::Message(Bytes::copy_from_slice(message))).is_ok(),
-            None => false,
-        }
+    /// Queue one response message on a stream (dropped if the stream is gone).
+    fn send(&self, stream: u64, message: &[u8]) {
+        self.queue(stream, Out::Message(Bytes::copy_from_slice(message)));
     }
 
-    /// End a stream with a gRPC status; False when the stream is gone.
+    /// End a stream with a gRPC status (nothing if the stream is gone).
     #[pyo3(signature = (stream, code = 0, message = ""))]
-    fn close(&self, stream: u64, code: u32, message: &str) -> bool {
-        let streams = self.shared.streams.lock().unwrap();
-        match streams.get(&stream) {
-            Some(tx) => tx.send(Out::Close(code, message.to_owned())).is_ok(),
-            None => false,
-        }
+    fn close(&self, stream: u64, code: u32, message: &str) {
+        self.queue(stream, Out::Close(code, message.to_owned()));
     }
 
     /// What `grpc.health.v1.Health/Check` answers (for "" and the ext_proc service).
