@@ -12,7 +12,8 @@ signals), each behind its own Envoy, and drives every path with the same request
   completion (request headers, buffered body, response headers, and the response body when vsr
   asks for it), at concurrency 1 and ``--concurrency``, against one process and W workers, and
   against ``extproc_floor.py`` (grpc.aio answering every phase with a fixed response: the floor
-  any Python ext_proc server starts from) and one process with ``read_responses: false`` (one
+  any Python ext_proc server starts from), one process on grpc.aio (``--extproc-transport
+  grpcio``; the other rows run the default, native, transport) and one with ``read_responses: false`` (one
   message fewer per request). Envoy -> simulator alone carries few more requests/s
   than the target on this kind of machine, so vsr's own capacity shows only here.
 
@@ -189,7 +190,7 @@ def measure_direct(
 
 
 def measure_serve_direct(
-    config: Path, load_generator: Path, requests: int, concurrency: int
+    config: Path, load_generator: Path, requests: int, concurrency: int, *extra: str
 ) -> dict[str, float]:
     """A lone ``vsr serve`` (no Envoy) on ``config``, driven by extproc-load."""
     ports = {name: free_port() for name in ("grpc", "http", "metrics")}
@@ -197,7 +198,7 @@ def measure_serve_direct(
         sys.executable, "-m", "vsr.cli", "serve", "--config", str(config),
         "--host", "127.0.0.1", "--grpc-port", str(ports["grpc"]),
         "--http-port", str(ports["http"]), "--metrics-port", str(ports["metrics"]),
-        "--log-level", "warning", "--no-watch-config",
+        "--log-level", "warning", "--no-watch-config", *extra,
     ]  # fmt: skip
     serve = subprocess.Popen(command)
     try:
@@ -323,6 +324,20 @@ def main() -> int:
                 (
                     "extproc-load -> vsr (classification off)",
                     measure_direct(direct, base_ports.grpc, args.requests, args.concurrency),
+                )
+            )
+            # The same process on grpc.aio instead of the native transport (the default).
+            direct_rows.append(
+                (
+                    "extproc-load -> vsr on grpc.aio (classification off)",
+                    measure_serve_direct(
+                        off_config,
+                        direct,
+                        args.requests,
+                        args.concurrency,
+                        "--extproc-transport",
+                        "grpcio",
+                    ),
                 )
             )
             # One ext_proc message fewer per request: vsr does not ask for the response body.
