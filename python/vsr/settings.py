@@ -21,6 +21,26 @@ FailurePolicy = Literal["open", "closed"]
 ExtProcTransport = Literal["grpcio", "native"]
 
 ENV_PREFIX = "VSR_"
+# The settings ``vsr serve`` takes as flags, and (all but ``workers``) what the supervisor of
+# ``--workers N`` hands each worker as ``VSR_*`` variables. The API token and OTEL_* variables
+# are environment-only and reach workers as they are.
+SERVE_FLAGS = (
+    "config_path",
+    "host",
+    "grpc_port",
+    "http_port",
+    "metrics_port",
+    "log_format",
+    "log_level",
+    "max_body_bytes",
+    "failure_policy",
+    "request_timeout_s",
+    "grace_period_s",
+    "watch_config",
+    "api_max_batch_texts",
+    "workers",
+    "extproc_transport",
+)
 
 
 class Settings(BaseModel):

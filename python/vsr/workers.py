@@ -38,7 +38,7 @@ from typing import Any
 import structlog
 
 from vsr.errors import ConfigError
-from vsr.settings import ENV_PREFIX, Settings
+from vsr.settings import ENV_PREFIX, SERVE_FLAGS, Settings
 
 log = structlog.get_logger(__name__)
 
@@ -46,23 +46,8 @@ MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 MAX_RESTARTS = 5
 RESTART_WINDOW_S = 60.0
 _POLL_S = 0.1
-# Settings a worker gets from the supervisor; the API token and OTEL_* pass as they are.
-_PASSED = (
-    "config_path",
-    "host",
-    "grpc_port",
-    "http_port",
-    "metrics_port",
-    "log_format",
-    "log_level",
-    "max_body_bytes",
-    "failure_policy",
-    "request_timeout_s",
-    "grace_period_s",
-    "watch_config",
-    "extproc_transport",
-    "api_max_batch_texts",
-)
+# Settings a worker gets from the supervisor (each worker is one process: not ``workers``).
+_PASSED = tuple(name for name in SERVE_FLAGS if name != "workers")
 
 
 def cpu_count(

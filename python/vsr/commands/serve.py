@@ -82,26 +82,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from vsr.observability.logging import configure_logging
-    from vsr.settings import Settings
+    from vsr.settings import SERVE_FLAGS, Settings
 
-    names = (
-        "config_path",
-        "host",
-        "grpc_port",
-        "http_port",
-        "metrics_port",
-        "log_format",
-        "log_level",
-        "max_body_bytes",
-        "failure_policy",
-        "request_timeout_s",
-        "grace_period_s",
-        "watch_config",
-        "api_max_batch_texts",
-        "workers",
-        "extproc_transport",
-    )
-    settings = Settings.load({name: getattr(args, name) for name in names})
+    settings = Settings.load({name: getattr(args, name) for name in SERVE_FLAGS})
     configure_logging(settings.log_format, settings.log_level)
     if settings.worker_index is None:
         # The supervisor never imports the metrics module: its values would be one more
