@@ -382,6 +382,7 @@ impl Copy for Tile<'_> {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::test_values as values;
 
     fn naive(a: &[f32], m: usize, k: usize, w: &[f32], n: usize, bias: &[f32]) -> Vec<f32> {
         let mut c = vec![0.0f32; m * n];
@@ -392,16 +393,6 @@ mod tests {
             }
         }
         c
-    }
-
-    fn values(count: usize, seed: u32) -> Vec<f32> {
-        let mut state = seed;
-        (0..count)
-            .map(|_| {
-                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-            })
-            .collect()
     }
 
     #[test]

@@ -13,6 +13,19 @@ mod quant;
 #[cfg(test)]
 mod speed;
 
+/// Deterministic test inputs in [-0.5, 0.5) (a linear congruential generator), shared by the
+/// kernels' tests and speed tests.
+#[cfg(test)]
+fn test_values(count: usize, seed: u32) -> Vec<f32> {
+    let mut state = seed;
+    (0..count)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        })
+        .collect()
+}
+
 pub(crate) use layer::{run_layers, CpuLayer, DenseWeights, LayerWeights};
 pub(crate) use pool::install;
 

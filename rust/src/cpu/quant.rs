@@ -136,10 +136,7 @@ impl QuantizedWeight {
         for panel in panels {
             let b = self.data.as_ptr().add(panel * self.groups * NR * 4);
             let (start, cols) = (panel * NR, NR.min(self.n - panel * NR));
-            let mut columns = ([0i32; NR], [0.0f32; NR], [0.0f32; NR]);
-            columns.0[..cols].copy_from_slice(&self.column_sums[start..start + cols]);
-            columns.1[..cols].copy_from_slice(&self.scales[start..start + cols]);
-            columns.2[..cols].copy_from_slice(&bias[start..start + cols]);
+            let columns = self.panel_columns(bias, start, cols);
             let mut row = range.start;
             while row < range.end {
                 let r = amx::ROWS.min(range.end - row);
@@ -153,6 +150,17 @@ impl QuantizedWeight {
             }
         }
         amx::release();
+    }
+
+    /// One panel's column sums, scales and bias (columns `start..start + cols`), zero past its
+    /// valid columns, for `finish_row`.
+    #[inline(always)]
+    fn panel_columns(&self, bias: &[f32], start: usize, cols: usize) -> ([i32; NR], [f32; NR], [f32; NR]) {
+        let mut columns = ([0i32; NR], [0.0f32; NR], [0.0f32; NR]);
+        columns.0[..cols].copy_from_slice(&self.column_sums[start..start + cols]);
+        columns.1[..cols].copy_from_slice(&self.scales[start..start + cols]);
+        columns.2[..cols].copy_from_slice(&bias[start..start + cols]);
+        columns
     }
 
     /// Scale one row's int32 sums of one panel to float32 with the bias, into C (`panel`: the
@@ -206,11 +214,7 @@ impl QuantizedWeight {
         for panel in panels {
             let b = self.data.as_ptr().add(panel * self.groups * NR * 4);
             let (start, cols) = (panel * NR, NR.min(self.n - panel * NR));
-            let (mut column_sums, mut column_scales, mut column_bias) =
-                ([0i32; NR], [0.0f32; NR], [0.0f32; NR]);
-            column_sums[..cols].copy_from_slice(&self.column_sums[start..start + cols]);
-            column_scales[..cols].copy_from_slice(&self.scales[start..start + cols]);
-            column_bias[..cols].copy_from_slice(&bias[start..start + cols]);
+            let columns = self.panel_columns(bias, start, cols);
             let mut row = range.start;
             while row < range.end {
                 let r = MR.min(range.end - row);
@@ -226,14 +230,7 @@ impl QuantizedWeight {
                 #[cfg(not(target_arch = "x86_64"))]
                 portable(r, a, stride, b, self.groups, &mut sums);
                 for (i, sums) in sums.iter().enumerate().take(r) {
-                    let (scale, zero) = (rows.scales[row + i], rows.zeros[row + i]);
-                    let mut values = [0.0f32; NR];
-                    for col in 0..NR {
-                        let exact = sums[col] - zero * column_sums[col];
-                        values[col] = (exact as f32).mul_add(scale * column_scales[col], column_bias[col]);
-                    }
-                    let target = out.get().add((row + i) * self.n + start);
-                    std::ptr::copy_nonoverlapping(values.as_ptr(), target, cols);
+                    self.finish_row(rows, row + i, sums, &columns, start, cols, out);
                 }
                 row += r;
             }
@@ -573,6 +570,7 @@ mod vnni {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::test_values as values;
 
     #[test]
     fn int8_product_is_close_to_float32() {
@@ -584,15 +582,6 @@ mod tests {
     }
 
     fn product_is_close(m: usize, n: usize, k: usize) {
-        let values = |count: usize, seed: u32| -> Vec<f32> {
-            let mut state = seed;
-            (0..count)
-                .map(|_| {
-                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                    (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-                })
-                .collect()
-        };
         let (a, w, bias) = (values(m * k, 1), values(n * k, 2), values(n, 3));
         let mut exact = vec![0.0f32; m * n];
         for r in 0..m {

@@ -4,17 +4,8 @@
 
 use super::gemm::{matmul, Packed};
 use super::quant::QuantizedWeight;
+use super::test_values as values;
 use super::Isa;
-
-fn values(count: usize, seed: u32) -> Vec<f32> {
-    let mut state = seed;
-    (0..count)
-        .map(|_| {
-            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        })
-        .collect()
-}
 
 /// `cargo test --release -- --ignored --nocapture gemm_speed`: GFLOP/s of the shapes a BERT
 /// layer runs (the minimum time of many calls, so other load on the machine falls out).
