@@ -115,7 +115,10 @@ def workers(config: Path, tmp_path: Path) -> Iterator[Workers]:
 
 async def _one_request(port: int, index: int) -> str:
     """One chat completion's phases over its own connection -> the selected model."""
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    # A local subchannel pool: otherwise gRPC shares one TCP connection among channels to the
+    # same target in a process, and every request would reach whichever worker accepted it.
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
         stub = external_processor_pb2_grpc.ExternalProcessorStub(channel)
         content = "What is 2+2?" if index % 2 else "Write a haiku about the sea."
         answers = await exchange(
