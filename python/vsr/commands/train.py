@@ -58,6 +58,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="tasks: also train on data/jailbreak/packages.jsonl.gz (default: yes, the shipped "
         "model's recipe; --no-with-packages: the previous model's data)",
     )
+    parser.add_argument(
+        "--with-more-packages",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="tasks: also train on the second package survey's attacks, requests and subject "
+        "questions (vsr.training.finetune.MORE_*_FILES)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -80,6 +87,8 @@ def run_tasks(args: argparse.Namespace) -> int:
         argv.append("--compare")
     if not getattr(args, "with_packages", True):
         argv.append("--no-with-packages")
+    if getattr(args, "with_more_packages", False):
+        argv.append("--with-more-packages")
     return finetune.main(argv)
 
 

@@ -53,7 +53,19 @@ HELDOUT = {
     # (vsr.training.jailbreak_packages).
     "new-source attacks (agent-injection-bench, deepteam)": "heldout/newsource_attacks.jsonl",
     "long pasted documents (benign)": "heldout/benign_long.jsonl",
+    # Packages held out whole from the second package survey (vsr.training.attack_packages,
+    # vsr.training.benign_packages): never trained on, whatever the recipe.
+    "new-source attacks, second survey (packages held out whole)": (
+        "heldout/newsource2_attacks.jsonl"
+    ),
+    "real user requests from held-out packages (benign)": "heldout/benign_requests.jsonl",
 }
+# Domain questions of packages held out whole (vsr.training.domain_packages).
+DOMAIN_HELDOUT = ("domain/heldout_written.jsonl", "domain/heldout_requests.jsonl")
+DOMAIN_HELDOUT_PACKAGES = "heldout/domain_packages.jsonl"
+# The second package survey's training files (``--with-more-packages``).
+MORE_JAILBREAK_FILES = ("jailbreak/attacks_more.jsonl.gz", "jailbreak/benign_more.jsonl.gz")
+MORE_DOMAIN_FILES = ("domain/packages.jsonl",)
 
 # ---- data -------------------------------------------------------------------------------------
 
@@ -82,18 +94,35 @@ def relabel_attack(example: Example) -> Example | None:
     return replace(example, label="jailbreak")
 
 
-def domain_examples(data_dir: Path) -> list[Example]:
-    return read_examples(data_dir / "domain" / "examples.jsonl") + read_examples(
-        data_dir / "domain" / "real.jsonl"
-    )
+def domain_examples(data_dir: Path, more: bool = False) -> list[Example]:
+    """``more``: also the subject questions of the second package survey (MORE_DOMAIN_FILES)."""
+    files = ["domain/examples.jsonl", "domain/real.jsonl"]
+    files += list(MORE_DOMAIN_FILES) if more else []
+    return [e for file in files for e in read_examples(data_dir / file)]
+
+
+def read_heldout(path: Path) -> list[Example]:
+    """An evaluation file: Example JSONL, where a missing ``group`` defaults to the source."""
+    from vsr.tasks.records import read_jsonl
+
+    return [
+        Example(
+            r.text,
+            str(r.fields["label"]),
+            str(r.fields.get("group", r.fields.get("source", ""))),
+            str(r.fields.get("source", "")),
+        )
+        for r in read_jsonl(path)
+    ]
 
 
 def jailbreak_examples(
-    data_dir: Path, domain: Sequence[Example], packages: bool = False
+    data_dir: Path, domain: Sequence[Example], packages: bool = False, more: bool = False
 ) -> list[Example]:
     """``packages``: also ``jailbreak/packages.jsonl.gz`` (vsr.training.jailbreak_packages: attack
     text from security packages, long pasted documents); the shipped model is trained with them
-    (``main``'s default; the model shipped before it was trained without)."""
+    (``main``'s default; the model shipped before it was trained without). ``more``: also the
+    second package survey's attacks and real requests (MORE_JAILBREAK_FILES)."""
     from vsr.training.jailbreak_sources import window_texts
 
     old = [relabel_attack(e) for e in read_examples(data_dir / "jailbreak" / "examples.jsonl")]
@@ -101,6 +130,8 @@ def jailbreak_examples(
     examples += read_examples(data_dir / "jailbreak" / "real.jsonl.gz")
     if packages:
         examples += read_examples(data_dir / "jailbreak" / "packages.jsonl.gz")
+    if more:
+        examples += [e for file in MORE_JAILBREAK_FILES for e in read_examples(data_dir / file)]
     # Subject questions are benign; a sample keeps them from drowning the hard benign prompts.
     rng = random.Random(0)
     examples += [replace(e, label=BENIGN) for e in rng.sample(list(domain), min(8000, len(domain)))]
@@ -701,6 +732,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also train on data/jailbreak/packages.jsonl.gz (default: yes, the shipped model; "
         "--no-with-packages: the data of the model shipped before it)",
     )
+    parser.add_argument(
+        "--with-more-packages",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also train on the second package survey: "
+        + ", ".join(f"data/{f}" for f in MORE_JAILBREAK_FILES + MORE_DOMAIN_FILES),
+    )
     parser.add_argument("--window", type=int, default=1200)
     parser.add_argument("--overlap", type=int, default=200)
     parser.add_argument("--max-windows", type=int, default=16)
@@ -715,8 +753,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_lines.append(line)
 
     encoder = Encoder(args.encoder_dir, args.device, args.dropout)
-    domain = domain_examples(args.data_dir)
-    jail = jailbreak_examples(args.data_dir, domain, args.with_packages)
+    domain = domain_examples(args.data_dir, args.with_more_packages)
+    jail = jailbreak_examples(args.data_dir, domain, args.with_packages, args.with_more_packages)
     if args.limit:
         rng = random.Random(0)
         domain, jail = (
@@ -805,23 +843,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     for title, file in HELDOUT.items():
         path = args.data_dir / file
         if path.is_file():
-            examples = read_examples(path)
+            examples = read_heldout(path)
             scores = windowed_attack(
                 model, [e.text for e in examples], args.window, args.overlap, args.max_windows
             )
             held_sets[title] = jailbreak_report(scores, examples, threshold)
             curve_sets[title] = (scores, examples)
     domain_written = []
-    for file in ("heldout_written.jsonl", "heldout_requests.jsonl"):
-        path = args.data_dir / "domain" / file
+    for file in DOMAIN_HELDOUT:
+        path = args.data_dir / file
         if path.is_file():
-            examples = read_examples(path)
-            held_sets[f"domain {file}"] = domain_report(model, tuple(DOMAIN_LABELS), examples)
+            examples = read_heldout(path)
+            held_sets[f"domain {path.name}"] = domain_report(model, tuple(DOMAIN_LABELS), examples)
             domain_written += [replace(e, label=BENIGN) for e in examples]
+    path = args.data_dir / DOMAIN_HELDOUT_PACKAGES
+    if path.is_file():
+        examples = read_heldout(path)
+        held_sets["domain: packages held out whole"] = domain_report(
+            model, tuple(DOMAIN_LABELS), examples
+        )
+        domain_written += [replace(e, label=BENIGN) for e in examples]
     scores = windowed_attack(
         model, [e.text for e in domain_written], args.window, args.overlap, args.max_windows
     )
-    held_sets["written domain questions as jailbreak input (benign)"] = jailbreak_report(
+    held_sets["held-out domain questions as jailbreak input (benign)"] = jailbreak_report(
         scores, domain_written, threshold
     )
     filler = args.data_dir / "pii" / "filler.txt"
@@ -869,6 +914,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "epochs": args.epochs,
         "seed": args.seed,
         "with_packages": args.with_packages,
+        "with_more_packages": args.with_more_packages,
         "split": {
             "domain_train": len(d_train),
             "domain_test": len(d_test),
