@@ -14,8 +14,9 @@ writes ``data/domain/packages.jsonl`` (training) and ``data/heldout/domain_packa
 
 - **fccexam** (Debian; FCC commercial radio operator question pools, US government works; the
   program GPL-3): Element 3 (General Radiotelephone: electronics, circuits, receivers,
-  transmitters, antennas) and Element 8 (ship radar), all ``engineering``. Element 1 (marine
-  operating rules) does not map cleanly and is left out; questions that need a drawing too. The
+  transmitters, antennas), 6 (radiotelegraph: electronics), 8 (ship radar) and 9 (GMDSS
+  maintainer), all ``engineering``. Elements 1, 5, 7 (operating rules and procedures) do not map
+  cleanly and are left out; so are licensing questions and questions that need a drawing. The
   *amateur* pools (Debian ``hamexam``) are not read: its Extra pool is an outside-evaluation set.
 - **Python FAQ** (Debian ``python3.11-doc``, PSF licence): the FAQ questions, ``computer science``.
 - **Debian FAQ** (``debian-faq``, SPI, free licence): the FAQ questions, ``computer science``.
@@ -124,16 +125,25 @@ def _space(text: str) -> str:
 
 # ---- fccexam: FCC commercial radio operator question pools -------------------------------------
 
-FCC_ELEMENTS = {"element3.txt": "engineering", "element8.txt": "engineering"}
 FCC_QUESTION = re.compile(r"^(\d+)-(\d+)([A-Z])(\d+)\s+(.+)$")
 FCC_OPTION = re.compile(r"^\s*([A-D])\.\s*(.+)$")
 NEEDS_DRAWING = re.compile(r"\b(figure|drawing|fig\.|diagram)\b", re.IGNORECASE)
+# Licensing and rule questions ("What examination credit ...?") are not engineering.
+RULES = re.compile(r"licen[cs]e|\bFCC\b|Commission|examination|\bPart \d+", re.IGNORECASE)
+
+
+def _fcc_text(question: str, options: list[str], rng: random.Random) -> str | None:
+    if NEEDS_DRAWING.search(question) or RULES.search(question) or len(options) != 4:
+        return None
+    # Exam questions reach a router both bare and with their choices: keep both shapes.
+    return question if rng.random() < 0.5 else question + "\n" + "\n".join(options)
 
 
 def fccexam_examples(deb: Path, rng: random.Random) -> list[Example]:
+    """Elements 3 and 8 from their pool files, 6 and 9 from their one-file-per-question dirs."""
     examples: list[Example] = []
     for name, raw in deb_files(deb, r"usr/share/fccexam/element[38]\.txt$"):
-        category = FCC_ELEMENTS[name.rsplit("/", 1)[-1]]
+        element = name.rsplit("/", 1)[-1].removesuffix(".txt")
         lines = raw.decode("utf-8-sig").splitlines()
         index = 0
         while index < len(lines):
@@ -141,16 +151,26 @@ def fccexam_examples(deb: Path, rng: random.Random) -> list[Example]:
             index += 1
             if not match:
                 continue
-            question, options = _space(match.group(5)), []
+            options = []
             while index < len(lines) and (option := FCC_OPTION.match(lines[index])):
                 options.append(f"{option.group(1)}. {_space(option.group(2))}")
                 index += 1
-            if NEEDS_DRAWING.search(question) or len(options) != 4:
-                continue
-            # Exam questions reach a router both bare and with their choices: keep both shapes.
-            text = question if rng.random() < 0.5 else question + "\n" + "\n".join(options)
-            topic = int(match.group(2))
-            examples.append(Example(text, category, f"topic{topic // 4}", "pkg:fccexam"))
+            text = _fcc_text(_space(match.group(5)), options, rng)
+            if text is not None:
+                group = f"{element}:topic{int(match.group(2)) // 4}"
+                examples.append(Example(text, "engineering", group, "pkg:fccexam"))
+    for name, raw in deb_files(deb, r"usr/share/fccexam/E[69]/[0-9][0-9A-Z-]+$"):
+        lines = [line for line in raw.decode("utf-8-sig", errors="replace").splitlines() if line]
+        if len(lines) < 6:
+            continue
+        options = [
+            f"{m.group(1)}. {_space(m.group(2))}" for line in lines[2:6]
+            if (m := FCC_OPTION.match(line))
+        ]  # fmt: skip
+        text = _fcc_text(_space(lines[1]), options, rng)
+        if text is not None:
+            element = name.rsplit("/", 2)[-2]
+            examples.append(Example(text, "engineering", element, "pkg:fccexam"))
     return _blocks(examples, "pkg:fccexam")
 
 
