@@ -20,6 +20,44 @@ def test_headers_go_in_raw_value_only() -> None:
     )
 
 
+def test_answers_built_from_shared_header_options_stay_independent() -> None:
+    """Header options are built once and copied into each answer: editing one answer (or a
+    header_option a caller got) changes neither the next answer nor the shared option."""
+    first = mutations.response_headers_response({"x-vsr-selected-model": "phi4-mini"})
+    first.response_headers.response.header_mutation.set_headers[0].header.raw_value = b"edited"
+    mutations.header_option("x-vsr-selected-model", "phi4-mini").header.raw_value = b"edited"
+    second = mutations.response_headers_response({"x-vsr-selected-model": "phi4-mini"})
+    assert set_headers(second.response_headers.response.header_mutation) == {
+        "x-vsr-selected-model": "phi4-mini"
+    }
+
+
+def test_shared_header_options_are_bounded() -> None:
+    for length in range(mutations._MAX_OPTIONS + 100):
+        mutations.request_body_response(
+            body=b"x" * (length % 5000), set_headers={"x-n": str(length)}
+        )
+    assert len(mutations._OPTIONS) == mutations._MAX_OPTIONS
+    response = mutations.request_body_response(body=b"{}", set_headers={"x-selected-model": "m"})
+    assert set_headers(response.request_body.response.header_mutation) == {
+        "x-selected-model": "m",
+        "content-length": "2",
+    }
+
+
+def test_empty_edits_keep_their_message_shape() -> None:
+    """What Envoy reads (a present but empty header mutation, no body mutation) is unchanged
+    by building answers in place."""
+    body_answer = mutations.request_body_response().request_body.response
+    assert body_answer.HasField("header_mutation")
+    assert not body_answer.HasField("body_mutation")
+    headers_answer = mutations.response_headers_response().response_headers
+    assert headers_answer.HasField("response")
+    assert not headers_answer.response.HasField("header_mutation")
+    cleared = mutations.response_body_response(b"").response_body.response.body_mutation
+    assert cleared.clear_body
+
+
 def test_body_replacement_sets_content_length_and_clears_route_cache() -> None:
     body = json.dumps({"model": "phi4-mini", "messages": []}).encode()
     response = mutations.request_body_response(

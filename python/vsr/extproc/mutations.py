@@ -32,6 +32,14 @@ __all__ = ["json_bytes", "models_list_payload"]
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _APPEND = base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD
 
+# Built header options by (name, value, append). Most of what vsr sets repeats from request to
+# request (x-selected-model, the x-vsr-* report), and a repeated field copies what it is given,
+# so one built option serves every answer: building it (two nested messages) costs more than
+# the rest of an answer. Bounded, oldest out first, since a few values (content-length,
+# traceparent) rarely repeat.
+_OPTIONS: dict[tuple[str, str, bool], Any] = {}
+_MAX_OPTIONS = 4096
+
 
 def header_option(name: str, value: str, *, append: bool = False) -> Any:
     """One header to set (or append to), with the value in ``raw_value``."""
@@ -41,34 +49,54 @@ def header_option(name: str, value: str, *, append: bool = False) -> Any:
     )
 
 
+def _option(name: str, value: str, append: bool = False) -> Any:
+    """``header_option``, shared: only ever copied into an answer, never changed."""
+    key = (name, value, append)
+    option = _OPTIONS.get(key)
+    if option is None:
+        option = header_option(name, value, append=append)
+        if len(_OPTIONS) >= _MAX_OPTIONS:
+            del _OPTIONS[next(iter(_OPTIONS))]
+        _OPTIONS[key] = option
+    return option
+
+
+def _fill_mutation(
+    mutation: Any,
+    set_headers: Mapping[str, str] | None,
+    add_headers: Iterable[tuple[str, str]],
+    remove_headers: Iterable[str],
+) -> None:
+    """Write the edits into ``mutation`` (a ``HeaderMutation`` in its parent: filled in place,
+    since building one apart and copying it in costs twice)."""
+    mutation.SetInParent()
+    options = [_option(name, value) for name, value in set_headers.items()] if set_headers else []
+    options += [_option(name, value, True) for name, value in add_headers]
+    if options:
+        mutation.set_headers.extend(options)
+    if remove_headers:
+        mutation.remove_headers.extend(remove_headers)
+
+
 def header_mutation(
     set_headers: Mapping[str, str] | None = None,
     add_headers: Iterable[tuple[str, str]] = (),
     remove_headers: Iterable[str] = (),
 ) -> Any:
     """A ``HeaderMutation``: overwrite ``set_headers``, append ``add_headers``, drop the rest."""
-    options = [header_option(name, value) for name, value in (set_headers or {}).items()]
-    options += [header_option(name, value, append=True) for name, value in add_headers]
-    return ext_proc.HeaderMutation(set_headers=options, remove_headers=list(remove_headers))
-
-
-def _common(
-    header_edit: Any | None = None, body: bytes | None = None, clear_route_cache: bool = False
-) -> Any:
-    common = ext_proc.CommonResponse(clear_route_cache=clear_route_cache)
-    if header_edit is not None:
-        common.header_mutation.CopyFrom(header_edit)
-    if body is not None:
-        common.body_mutation.CopyFrom(ext_proc.BodyMutation(body=body))
-    return common
+    mutation = ext_proc.HeaderMutation()
+    _fill_mutation(mutation, set_headers, add_headers, remove_headers)
+    return mutation
 
 
 def request_headers_response(remove_headers: Sequence[str] = ()) -> Any:
     """Let the request headers through, minus the headers a client may not send."""
-    edit = header_mutation(remove_headers=remove_headers) if remove_headers else None
-    return ext_proc.ProcessingResponse(
-        request_headers=ext_proc.HeadersResponse(response=_common(edit))
-    )
+    response = ext_proc.ProcessingResponse()
+    common = response.request_headers.response
+    common.SetInParent()
+    if remove_headers:
+        _fill_mutation(common.header_mutation, None, (), remove_headers)
+    return response
 
 
 def request_body_response(
@@ -88,12 +116,14 @@ def request_body_response(
     headers = dict(set_headers or {})
     if body is not None:
         headers[HEADER_CONTENT_LENGTH] = str(len(body))
-    edit = header_mutation(headers, add_headers, remove_headers)
-    return ext_proc.ProcessingResponse(
-        request_body=ext_proc.BodyResponse(
-            response=_common(edit, body=body, clear_route_cache=clear_route_cache)
-        )
-    )
+    response = ext_proc.ProcessingResponse()
+    common = response.request_body.response
+    if clear_route_cache:
+        common.clear_route_cache = True
+    _fill_mutation(common.header_mutation, headers, add_headers, remove_headers)
+    if body is not None:
+        common.body_mutation.body = body
+    return response
 
 
 def held_chunk_response() -> Any:
@@ -102,9 +132,9 @@ def held_chunk_response() -> Any:
     The chunk is cleared on its way upstream; the final chunk's answer carries the whole (possibly
     rewritten) body, so the backend never sees the original and the rewrite mixed.
     """
-    common = ext_proc.CommonResponse()
-    common.body_mutation.CopyFrom(ext_proc.BodyMutation(clear_body=True))
-    return ext_proc.ProcessingResponse(request_body=ext_proc.BodyResponse(response=common))
+    response = ext_proc.ProcessingResponse()
+    response.request_body.response.body_mutation.clear_body = True
+    return response
 
 
 def response_headers_response(
@@ -114,12 +144,11 @@ def response_headers_response(
     mode_override: Any | None = None,
 ) -> Any:
     """Response header edits, and optionally a new processing mode for the response body."""
-    edit = (
-        header_mutation(set_headers, (), remove_headers) if set_headers or remove_headers else None
-    )
-    response = ext_proc.ProcessingResponse(
-        response_headers=ext_proc.HeadersResponse(response=_common(edit))
-    )
+    response = ext_proc.ProcessingResponse()
+    common = response.response_headers.response
+    common.SetInParent()
+    if set_headers or remove_headers:
+        _fill_mutation(common.header_mutation, set_headers, (), remove_headers)
     if mode_override is not None:
         response.mode_override.CopyFrom(mode_override)
     return response
@@ -128,13 +157,15 @@ def response_headers_response(
 def response_body_response(body: bytes | None = None) -> Any:
     """Let a response body (chunk) through: unchanged (None), or replaced by ``body`` (a STREAMED
     chunk with vsr's usage chunk cut out; empty clears the chunk)."""
-    common = _common()
+    response = ext_proc.ProcessingResponse()
+    common = response.response_body.response
+    common.SetInParent()
     if body is not None:
-        mutation = (
-            ext_proc.BodyMutation(body=body) if body else ext_proc.BodyMutation(clear_body=True)
-        )
-        common.body_mutation.CopyFrom(mutation)
-    return ext_proc.ProcessingResponse(response_body=ext_proc.BodyResponse(response=common))
+        if body:
+            common.body_mutation.body = body
+        else:
+            common.body_mutation.clear_body = True
+    return response
 
 
 def trailers_response(phase: str) -> Any:
