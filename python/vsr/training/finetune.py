@@ -739,6 +739,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also train on the second package survey: "
         + ", ".join(f"data/{f}" for f in MORE_JAILBREAK_FILES + MORE_DOMAIN_FILES),
     )
+    parser.add_argument(
+        "--more-domain",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --with-more-packages: the subject questions too (--no-more-domain: only the "
+        "jailbreak files)",
+    )
     parser.add_argument("--window", type=int, default=1200)
     parser.add_argument("--overlap", type=int, default=200)
     parser.add_argument("--max-windows", type=int, default=16)
@@ -753,7 +760,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_lines.append(line)
 
     encoder = Encoder(args.encoder_dir, args.device, args.dropout)
-    domain = domain_examples(args.data_dir, args.with_more_packages)
+    domain = domain_examples(args.data_dir, args.with_more_packages and args.more_domain)
     jail = jailbreak_examples(args.data_dir, domain, args.with_packages, args.with_more_packages)
     if args.limit:
         rng = random.Random(0)
@@ -915,6 +922,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed": args.seed,
         "with_packages": args.with_packages,
         "with_more_packages": args.with_more_packages,
+        "more_domain": args.with_more_packages and args.more_domain,
         "split": {
             "domain_train": len(d_train),
             "domain_test": len(d_test),
