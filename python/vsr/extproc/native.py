@@ -136,9 +136,9 @@ class NativeExtProcServer:
         self._streams: dict[int, _Stream] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: asyncio.Event | None = None
-        # Answers wait here until the loop has run every ready handler, then go to the core
-        # back to back: the core's thread is woken once per burst instead of once per answer
-        # (each wake from this thread costs a futex call and often a context switch).
+        # Answers wait here until the loop has run every ready handler, then go to the core in
+        # one call: the core's thread is woken once per burst instead of once per answer (each
+        # wake from this thread is an eventfd write that often switches threads).
         self._outbound: list[tuple[int, bytes | None, int, str]] = []
 
     @property
@@ -185,12 +185,7 @@ class NativeExtProcServer:
 
     def _flush(self) -> None:
         outbound, self._outbound = self._outbound, []
-        core = self._core
-        for stream_id, data, code, details in outbound:
-            if data is None:
-                core.close(stream_id, code, details)
-            else:
-                core.send(stream_id, data)
+        self._core.send_batch(outbound)
 
     async def _run(self, stream_id: int, stream: _Stream) -> None:
         queue = self._queue

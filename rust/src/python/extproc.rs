@@ -411,10 +411,11 @@ pub struct PyExtProcServer {
 }
 
 impl PyExtProcServer {
-    fn queue(&self, stream: u64, out: Out) {
+    fn queue(&self, items: impl IntoIterator<Item = (u64, Out)>) {
         let mut outbound = self.shared.outbound.lock().unwrap();
-        outbound.push((stream, out));
-        if outbound.len() == 1 {
+        let was_empty = outbound.is_empty();
+        outbound.extend(items);
+        if was_empty && !outbound.is_empty() {
             // A permit is stored if the dispatcher is busy, so no batch is left behind.
             self.shared.outbound_ready.notify_one();
         }
@@ -515,13 +516,24 @@ impl PyExtProcServer {
 
     /// Queue one response message on a stream (dropped if the stream is gone).
     fn send(&self, stream: u64, message: &[u8]) {
-        self.queue(stream, Out::Message(Bytes::copy_from_slice(message)));
+        self.queue([(stream, Out::Message(Bytes::copy_from_slice(message)))]);
     }
 
     /// End a stream with a gRPC status (nothing if the stream is gone).
     #[pyo3(signature = (stream, code = 0, message = ""))]
     fn close(&self, stream: u64, code: u32, message: &str) {
-        self.queue(stream, Out::Close(code, message.to_owned()));
+        self.queue([(stream, Out::Close(code, message.to_owned()))]);
+    }
+
+    /// Queue several items at once, in order: `(stream, message, 0, "")` sends `message`,
+    /// `(stream, None, code, text)` ends the stream. One lock and at most one wake of the
+    /// runtime for the lot: sent one by one, the runtime's thread can wake and take the first
+    /// before the second is queued, and each wake is a syscall that often switches threads.
+    fn send_batch(&self, items: Vec<(u64, Option<Vec<u8>>, u32, String)>) {
+        self.queue(items.into_iter().map(|(stream, message, code, text)| match message {
+            Some(message) => (stream, Out::Message(Bytes::from(message))),
+            None => (stream, Out::Close(code, text)),
+        }));
     }
 
     /// What `grpc.health.v1.Health/Check` answers (for "" and the ext_proc service).
