@@ -17,7 +17,9 @@ use crate::model::heads::{Head, HeadBatch, PooledViews};
 use crate::model::{Encoder, EncoderConfig};
 use crate::tokenize::{TextTokenizer, TokenBatch};
 use crate::weights::Weights;
-use chunks::{length_sorted_chunks, Chunk, ChunkLimits, CPU_CHUNKS, GPU_CHUNKS, PIPELINE_SLICE};
+use chunks::{
+    length_sorted_chunks, Chunk, ChunkLimits, CPU_CHUNKS, FAST_PIPELINE_SLICE, GPU_CHUNKS, PIPELINE_SLICE,
+};
 use outputs::{assemble, host_rows, store, RowOutput};
 pub use outputs::{HeadOutput, TokenScores};
 use readback::Readback;
@@ -240,8 +242,9 @@ impl Bundle {
     ///
     /// Texts are ordered by length in characters, so a slice holds similar lengths before any is
     /// tokenized; each slice is cut into length-sorted chunks as usual. With the fast WordPiece
-    /// path (wordpiece.rs) tokenization costs little and a slice is a whole GPU chunk (fewer,
-    /// larger products); otherwise slices of `PIPELINE_SLICE` texts hide it behind the GPU.
+    /// path (wordpiece.rs) slices are `FAST_PIPELINE_SLICE` texts (one chunk each; the GPU is as
+    /// efficient at 64 rows as at 256, and only the first slice's tokenization is visible);
+    /// otherwise slices of `PIPELINE_SLICE` texts hide the slower tokenizer behind the GPU.
     fn run_pipelined(
         &self,
         texts: &[String],
@@ -251,11 +254,8 @@ impl Bundle {
     ) -> Result<()> {
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| texts[i].len());
-        let slice_len = if self.tokenizer.has_fast_path() && !offsets {
-            self.chunk_limits().texts
-        } else {
-            PIPELINE_SLICE
-        };
+        let slice_len =
+            if self.tokenizer.has_fast_path() && !offsets { FAST_PIPELINE_SLICE } else { PIPELINE_SLICE };
         let slices: Vec<&[usize]> = order.chunks(slice_len).collect();
         let tokenize = |slice: &[usize]| -> Result<Vec<Chunk>> {
             let members: Vec<String> = slice.iter().map(|&i| texts[i].clone()).collect();
