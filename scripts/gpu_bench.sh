@@ -8,7 +8,9 @@
 #   there: bash scripts/gpu_bench.sh     (device run, carry: ["dist/cuda", ".gpu"])
 #
 # DEADLINE_S (default 540): no step starts after it; RUNS (default 2): bench_gpu runs;
-# SKIP_TESTS=1 skips the tests; BENCH_ARGS adds arguments to bench_gpu.py.
+# SKIP_TESTS=1 skips the tests; SKIP_POOL=1 skips bench_pool.py; BENCH_ARGS adds arguments to
+# bench_gpu.py; COMPARE_ENV (e.g. "VSR_FUSED_ATTENTION_MAX_BATCH=0") runs the profile a second
+# time under those settings, into profile_compare.log, for a before/after in one call.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,11 +73,15 @@ if [[ ${SKIP_TESTS:-0} != 1 ]]; then
         2>&1 | tee "$WORK/tests_warmup.log" | tail -n 3
     timeout 170 "$PYTHON" -m pytest -q -p no:cacheprovider tests/core -k "not minilm" \
         2>&1 | tee "$WORK/tests_core.log" | tail -n 15
+    # The fused attention kernel is off by default; this run turns it on for calls of up to 8
+    # texts, so its tests compare it with transformers and with the unfused path.
+    VSR_FUSED_ATTENTION_MAX_BATCH=8 timeout 120 "$PYTHON" -m pytest -q -p no:cacheprovider \
+        tests/core/test_cuda_attention.py 2>&1 | tee "$WORK/tests_fused.log" | tail -n 5
 fi
 unset VSR_TEST_DEVICE
 
 # The pool on the GPU, default bundle, 1/16/128 concurrent single-text clients.
-if (($(left) > 60)); then
+if [[ ${SKIP_POOL:-0} != 1 ]] && (($(left) > 60)); then
     timeout 90 "$PYTHON" benches/bench_pool.py --device cuda:0 --encoder "$ENCODER" --seconds 4 \
         --label "H200 $(date -u +%H:%M)" 2>&1 | tee "$WORK/pool.log" | grep -v '^\s*$' | tail -n 8
 fi
@@ -94,7 +100,13 @@ for run in $(seq 1 "$RUNS"); do
 done
 # Kernel profile with each call's timeline (before the first kernel, GPU work, gaps, after).
 if (($(left) > 50)); then
-    timeout "$(($(left) < 90 ? $(left) : 90))" "$PYTHON" benches/profile_gpu.py --batches 1,64,256 \
+    timeout "$(($(left) < 90 ? $(left) : 90))" "$PYTHON" benches/profile_gpu.py --batches "${PROFILE_BATCHES:-1,64,256}" \
         2>&1 | tee "$WORK/profile.log" | grep -E "^==|timeline" | head -n 12
+fi
+if [[ -n ${COMPARE_ENV:-} ]] && (($(left) > 40)); then
+    echo "== profile with $COMPARE_ENV =="
+    # shellcheck disable=SC2086 # COMPARE_ENV is a list of NAME=value words on purpose
+    timeout "$(($(left) < 90 ? $(left) : 90))" env $COMPARE_ENV "$PYTHON" benches/profile_gpu.py \
+        --batches "${PROFILE_BATCHES:-1,64,256}" 2>&1 | tee "$WORK/profile_compare.log" | grep -E "^==|timeline" | head -n 12
 fi
 echo "== done in $(($(date +%s) - started)) s =="

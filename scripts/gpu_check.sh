@@ -59,6 +59,11 @@ warmup_status=${PIPESTATUS[0]}
 "$PYTHON" -m pytest -q -p no:cacheprovider tests/core -k "not minilm" \
     2>&1 | tee "$OUT/tests_core.log"
 core_status=${PIPESTATUS[0]}
+# The fused attention kernel (off by default) on for calls of up to 8 texts, against transformers
+# and the unfused path.
+VSR_FUSED_ATTENTION_MAX_BATCH=8 "$PYTHON" -m pytest -q -p no:cacheprovider tests/core/test_cuda_attention.py \
+    2>&1 | tee "$OUT/tests_fused.log"
+fused_status=${PIPESTATUS[0]}
 tests_done=$(date +%s)
 
 # PROFILE=1: every CUDA kernel of a vsr forward (benches/profile_gpu.py), before the benchmark.
@@ -77,6 +82,7 @@ echo
 echo "== summary ($(($(date +%s) - started)) s; tests $((tests_done - started)) s) =="
 echo "warm-up test: exit $warmup_status; $(tail -n 1 "$OUT/tests_warmup.log")"
 echo "core tests on cuda:0: exit $core_status; $(tail -n 1 "$OUT/tests_core.log")"
+echo "fused attention tests: exit $fused_status; $(tail -n 1 "$OUT/tests_fused.log")"
 echo "benchmark: exit $bench_status"
 [[ -f $OUT/bench_gpu.md ]] && cat "$OUT/bench_gpu.md"
-[[ $warmup_status == 0 && $core_status == 0 && $bench_status =~ ^(0|skipped)$ ]]
+[[ $warmup_status == 0 && $core_status == 0 && $fused_status == 0 && $bench_status =~ ^(0|skipped)$ ]]

@@ -91,15 +91,15 @@ impl MaskedMeanPool {
         let mut out = unsafe { device.alloc::<f32>(batch * width)? };
         let func = device.get_or_load_custom_func(&name, MODULE, PTX)?;
         let (seq_u, width_u) = (u32_of(seq, what)?, u32_of(width, what)?);
-        let block = 128u32;
+        // 32 features per block, 8 warps splitting the positions (POOL_WARPS in the kernel).
         let config = LaunchConfig {
-            grid_dim: (u32_of(width.div_ceil(block as usize), what)?, u32_of(batch, what)?, 1),
-            block_dim: (block, 1, 1),
+            grid_dim: (u32_of(width.div_ceil(32), what)?, u32_of(batch, what)?, 1),
+            block_dim: (256, 1, 1),
             shared_mem_bytes: 0,
         };
         let mut builder = func.builder();
         builder.arg(&states).arg(&mask).arg(&mut out).arg(&seq_u).arg(&width_u);
-        // SAFETY: grid (features / block, texts); the arguments match the kernel's signature.
+        // SAFETY: grid (features / 32, texts) of 256 threads; the arguments match the kernel's signature.
         unsafe { builder.launch(config) }.map_err(|e| cuda_err(&name, e))?;
         Ok((CudaStorage::wrap_cuda_slice(out, device), Shape::from((batch, width))))
     }

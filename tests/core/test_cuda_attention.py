@@ -1,0 +1,129 @@
+"""The fused attention kernel for short sequences (rust/kernels/encoder_ops.cu, fused_attention)
+against transformers and against vsr's unfused path, on the test device (VSR_TEST_DEVICE).
+
+The committed tiny fixtures have heads of 8 features, which the fused kernel does not take (it is
+built for heads of 32 and 64: MiniLM, BERT-base), so these tests write random BERT encoders of
+those head sizes with transformers. On a GPU with VSR_FUSED_ATTENTION_MAX_BATCH=8 (the kernel is
+off by default; scripts/gpu_bench.sh and gpu_check.sh run this file with it set), a call of at
+most 8 texts of at most 128 tokens takes the fused kernel, and a call of more texts, or a longer
+text, the unfused one (cuBLAS products, separate softmax). Otherwise both sides take the same path
+and the comparisons still hold.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.core.conftest import DEVICE, MODELS, TOLERANCE
+
+from vsr.models import Embedder
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+tokenizers = pytest.importorskip("tokenizers")
+
+# bfloat16 fused (float32 probabilities) against bfloat16 unfused (probabilities rounded to
+# bfloat16 before the second product): relative error of the pooled vectors, as
+# test_device.HIDDEN_RELATIVE_BOUND states for bfloat16 against float32.
+BF16_RELATIVE_BOUND = 4e-2
+
+
+def _texts(count: int, words_per_text: int, offset: int = 0) -> list[str]:
+    vocabulary = [
+        "the",
+        "law",
+        "of",
+        "large",
+        "numbers",
+        "says",
+        "math",
+        "court",
+        "ruling",
+        "proof",
+        "judge",
+        "theorem",
+    ]
+    return [
+        " ".join(
+            vocabulary[(i * 7 + j * 3 + offset) % len(vocabulary)]
+            for j in range(1 + (i * 5) % words_per_text)
+        )
+        for i in range(count)
+    ]
+
+
+@pytest.fixture(scope="module", params=[(128, 4), (256, 4)], ids=["head32", "head64"])
+def encoder(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    hidden, heads = request.param
+    target = tmp_path_factory.mktemp(f"bert_h{hidden}")
+    torch.manual_seed(hidden)
+    config = transformers.BertConfig(
+        vocab_size=500,  # the fixture tokenizer's
+        hidden_size=hidden,
+        num_attention_heads=heads,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=2,
+        max_position_embeddings=512,
+        hidden_act="gelu",
+    )
+    model = transformers.BertModel(config, add_pooling_layer=False).eval()
+    model.save_pretrained(target, safe_serialization=True)
+    shutil.copy(MODELS / "bert-seq" / "tokenizer.json", target / "tokenizer.json")
+    return target
+
+
+def _transformers_mean(path: Path, texts: list[str]) -> np.ndarray:
+    """Masked mean of transformers' last hidden states in float32 on the CPU, padded with id 0."""
+    tokenizer = tokenizers.Tokenizer.from_file(str(path / "tokenizer.json"))
+    tokenizer.no_padding()  # the fixture's tokenizer.json pads to 128 itself
+    tokenizer.no_truncation()
+    encodings = tokenizer.encode_batch(texts)
+    width = max(len(e.ids) for e in encodings)
+    ids = torch.zeros((len(texts), width), dtype=torch.long)
+    mask = torch.zeros((len(texts), width), dtype=torch.long)
+    for row, encoding in enumerate(encodings):
+        ids[row, : len(encoding.ids)] = torch.tensor(encoding.ids)
+        mask[row, : len(encoding.ids)] = 1
+    model = transformers.BertModel.from_pretrained(path).eval()
+    with torch.no_grad():
+        states = model(input_ids=ids, attention_mask=mask).last_hidden_state
+    weights = mask.unsqueeze(-1).float()
+    return ((states * weights).sum(1) / weights.sum(1)).numpy()
+
+
+def test_fused_attention_matches_transformers_in_float32(encoder: Path) -> None:
+    """Up to 8 padded texts of up to 128 tokens: the fused kernel, fp32 within the parity bound."""
+    embedder = Embedder.load(
+        encoder, device=DEVICE, dtype="float32", pooling="mean", normalize=False
+    )
+    for count in (1, 3, 8):
+        texts = _texts(count, 40, offset=count)
+        expected = _transformers_mean(encoder, texts)
+        np.testing.assert_allclose(embedder.embed(texts), expected, atol=TOLERANCE, rtol=TOLERANCE)
+
+
+def test_fused_and_unfused_attention_agree(encoder: Path) -> None:
+    """The same texts in calls of 1-8 (fused on a GPU) and in one call of 40 (unfused); a text
+    past 128 tokens (unfused) in a small call beside short ones."""
+    embedder = Embedder.load(
+        encoder, device=DEVICE, dtype="float32", pooling="mean", normalize=False
+    )
+    texts = _texts(40, 30)
+    together = embedder.embed(texts)
+    small = np.concatenate([embedder.embed(texts[i : i + 5]) for i in range(0, 40, 5)])
+    np.testing.assert_allclose(small, together, atol=TOLERANCE, rtol=TOLERANCE)
+    long_text = " ".join(_texts(150, 1))
+    mixed = embedder.embed([long_text, texts[0]])
+    np.testing.assert_allclose(mixed[1], together[0], atol=TOLERANCE, rtol=TOLERANCE)
+    assert np.isfinite(mixed).all()
+
+    half = Embedder.load(encoder, device=DEVICE, dtype="bfloat16", pooling="mean", normalize=False)
+    fused = np.concatenate([half.embed(texts[i : i + 4]) for i in range(0, 40, 4)])
+    assert np.isfinite(fused).all()
+    relative = np.linalg.norm(fused - together) / np.linalg.norm(together)
+    assert relative <= BF16_RELATIVE_BOUND, (
+        f"bfloat16 small calls vs float32: relative error {relative}"
+    )
