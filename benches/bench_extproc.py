@@ -10,12 +10,14 @@ signals), each behind its own Envoy, and drives every path with the same request
 - vsr alone, without Envoy: ``extproc-load`` (benches/extproc_load, Go; ``make bench-extproc``
   builds it into .cache/bin) speaks ext_proc to vsr's gRPC port as Envoy does for the same chat
   completion (request headers, buffered body, response headers, and the response body when vsr
-  asks for it), at concurrency 1 and ``--concurrency``, against one process and W workers, and
-  against ``extproc_floor.py`` (grpc.aio answering every phase with a fixed response: the floor
-  any Python ext_proc server starts from), one process on grpc.aio (``--extproc-transport
-  grpcio``; the other rows run the default, native, transport) and one with ``read_responses: false`` (one
-  message fewer per request). Envoy -> simulator alone carries few more requests/s
-  than the target on this kind of machine, so vsr's own capacity shows only here.
+  asks for it), at concurrency 1 and ``--concurrency``, against one process and W workers, one
+  process on grpc.aio (``--extproc-transport grpcio``; the other rows run the default, native,
+  transport) and one with ``read_responses: false`` (one message fewer per request);
+- the floor: ``extproc_floor.py``, a handler that answers every phase at once with a fixed
+  response, on grpc.aio and on vsr's native transport, driven directly, and the native one also
+  through the same Envoy: what the transport and Envoy's round trips cost before vsr decides
+  anything. Envoy -> simulator alone carries few more requests/s than the target on this kind of
+  machine, so vsr's own capacity shows only in the direct rows.
 
     .venv/bin/python benches/bench_extproc.py [--requests 300] [--concurrency 16] [--workers 2]
         [--config-on config/default.yaml] [--load-generator .cache/bin/extproc-load]
@@ -209,17 +211,24 @@ def measure_serve_direct(
         serve.wait()
 
 
-def measure_floor(load_generator: Path, requests: int, concurrency: int) -> dict[str, float]:
-    """The same load on a grpc.aio server that answers every phase with a fixed response: what
-    Python's gRPC stack costs before vsr does any work."""
+def start_floor(*, native: bool) -> tuple[subprocess.Popen[bytes], int]:
+    """extproc_floor.py (every phase answered at once with a fixed response) on a free port: on
+    grpc.aio, or on vsr's native transport."""
     port = free_port()
-    floor = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("extproc_floor.py")), str(port)],
-        stdout=subprocess.PIPE,
-    )
+    command = [sys.executable, str(Path(__file__).with_name("extproc_floor.py")), str(port)]
+    floor = subprocess.Popen([*command, *(["--native"] if native else [])], stdout=subprocess.PIPE)
+    assert floor.stdout is not None
+    floor.stdout.readline()  # "serving"
+    return floor, port
+
+
+def measure_floor(
+    load_generator: Path, requests: int, concurrency: int, *, native: bool = False
+) -> dict[str, float]:
+    """The same load on the floor: what the gRPC stack (grpc.aio, or vsr's native transport)
+    costs before vsr does any work."""
+    floor, port = start_floor(native=native)
     try:
-        assert floor.stdout is not None
-        floor.stdout.readline()  # "serving"
         return measure_direct(load_generator, port, requests, concurrency)
     finally:
         floor.terminate()
@@ -261,6 +270,7 @@ def main() -> int:
         "when it is missing",
     )
     args = parser.parse_args()
+    load_at_start = os.getloadavg()[0]
     envoy_bin = find_envoy()
     direct = args.load_generator if args.load_generator.is_file() else None
     if direct is None:
@@ -313,11 +323,45 @@ def main() -> int:
                 measure(f"{off.url}/v1/chat/completions", args.requests, args.concurrency),
             )
         )
+        # The same Envoy config and phases on the empty native handler: what Envoy's ext_proc
+        # round trips and vsr's transport cost before vsr decides anything.
+        floor, floor_port = start_floor(native=True)
+        floor_ports = StackPorts(
+            listener=free_port(), admin=free_port(), grpc=floor_port, backends=base_ports.backends
+        )
+        floor_stack = DevStack(
+            off_config,
+            ports=floor_ports,
+            envoy_bin=envoy_bin,
+            log_dir=work / "floor",
+            with_vsr=False,
+            with_simulators=False,
+        )
+        try:
+            floor_stack.start()
+            rows.append(
+                (
+                    "Envoy -> empty handler, native transport -> simulator",
+                    measure(
+                        f"{floor_stack.url}/v1/chat/completions", args.requests, args.concurrency
+                    ),
+                )
+            )
+        finally:
+            floor_stack.stop()
+            floor.terminate()
+            floor.wait()
         if direct is not None:
             direct_rows.append(
                 (
                     "extproc-load -> empty grpc.aio handler (extproc_floor.py)",
                     measure_floor(direct, args.requests, args.concurrency),
+                )
+            )
+            direct_rows.append(
+                (
+                    "extproc-load -> empty handler, native transport (--native)",
+                    measure_floor(direct, args.requests, args.concurrency, native=True),
                 )
             )
             direct_rows.append(
@@ -420,7 +464,8 @@ def main() -> int:
     load = os.getloadavg()[0]
     print(
         f"machine: {platform.machine()}, {cpu_model()}, {os.cpu_count()} cores (load average "
-        f"{load:.1f} at the end); Python {platform.python_version()}, {envoy_version(envoy_bin)}"
+        f"{load_at_start:.1f} at the start, {load:.1f} at the end); Python "
+        f"{platform.python_version()}, {envoy_version(envoy_bin)}"
     )
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(

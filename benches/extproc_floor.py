@@ -1,14 +1,18 @@
-"""The floor under vsr's ext_proc hop: a grpc.aio server on uvloop that answers every phase at once
-with a fixed response (no parsing, routing, metrics or logging), as vsr's server is set up.
+"""The floor under vsr's ext_proc hop: a server on uvloop that answers every phase at once with a
+fixed response (no routing, metrics or logging), as vsr's server is set up: on grpc.aio, or with
+``--native`` on vsr's native transport (vsr.extproc.native, the default of ``vsr serve``).
 
-bench_extproc drives it with extproc-load beside vsr: the difference is vsr's own work per request,
-and this row is what any Python grpc.aio ext_proc server costs on the machine.
+bench_extproc drives it with extproc-load beside vsr, and through Envoy: the difference is vsr's
+own work per request; the grpc.aio row is what any Python grpc.aio ext_proc server costs on the
+machine, the native row what vsr's transport and Envoy's round trips cost before vsr decides
+anything.
 
-    .venv/bin/python benches/extproc_floor.py PORT
+    .venv/bin/python benches/extproc_floor.py PORT [--native]
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Any
 
@@ -47,5 +51,20 @@ async def serve(port: int) -> None:
     await server.wait_for_termination()
 
 
+async def serve_native(port: int) -> None:
+    from vsr.extproc.native import NativeExtProcServer
+
+    server = NativeExtProcServer(
+        Floor(), host="127.0.0.1", port=port, reuse_port=False, max_message_bytes=8 << 20
+    )
+    server.start()
+    server.set_serving(True)
+    print("serving", flush=True)
+    await asyncio.Event().wait()
+
+
 if __name__ == "__main__":
-    uvloop.run(serve(int(sys.argv[1])))
+    if sys.argv[1:2] == [] or sys.argv[2:] not in ([], ["--native"]):
+        sys.exit("usage: extproc_floor.py PORT [--native]")
+    port = int(sys.argv[1])
+    uvloop.run(serve_native(port) if sys.argv[2:] else serve(port))
