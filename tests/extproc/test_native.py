@@ -138,3 +138,47 @@ def test_oversize_message_is_refused_and_malformed_one_is_internal() -> None:
             await server.stop(1.0)
 
     asyncio.run(scenario())
+
+
+class Tagged:
+    """Answers each message with its first header's name in ``remove_headers``, so a client can
+    tell which answer is which."""
+
+    async def Process(self, requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
+        async for message in requests:
+            tag = message.request_headers.headers.headers[0].key
+            answer = pb.ProcessingResponse()
+            answer.request_headers.response.header_mutation.remove_headers.append(tag)
+            yield answer
+
+
+def test_answers_of_many_streams_share_batches_and_keep_their_order() -> None:
+    """Answers and stream ends queued in one loop pass reach the core in one batch: each stream
+    still gets its own answers, in order, then its end."""
+
+    async def one_stream(stub: Any, stream: int) -> list[str]:
+        call = stub.Process()
+        for index in range(3):  # pipelined: vsr gets them back to back, as Envoy may send them
+            message = pb.ProcessingRequest()
+            message.request_headers.headers.headers.add(key=f"s{stream}-{index}", value="v")
+            await call.write(message)
+        await call.done_writing()
+        tags = []
+        while (answer := await call.read()) != grpc.aio.EOF:
+            tags += answer.request_headers.response.header_mutation.remove_headers
+        assert await call.code() == grpc.StatusCode.OK
+        return tags
+
+    async def scenario() -> None:
+        server, channel, stub = await started(Tagged())
+        try:
+            results = await asyncio.wait_for(
+                asyncio.gather(*(one_stream(stub, stream) for stream in range(40))), 10
+            )
+        finally:
+            await channel.close()
+            await server.stop(1.0)
+        for stream, tags in enumerate(results):
+            assert tags == [f"s{stream}-{index}" for index in range(3)]
+
+    asyncio.run(scenario())
