@@ -7,6 +7,8 @@ signals), each behind its own Envoy, and drives every path with the same request
 - latency at concurrency 1: p50/p99 of the whole request, and what vsr adds over plain Envoy;
 - throughput at concurrency ``--concurrency``: requests/s through one vsr process, and through
   ``vsr serve --workers W`` (``--workers``, classification off);
+- both through one vsr process with ``observability.usage.read_responses: false`` (three ext_proc
+  messages per request instead of four: no response body, no token accounting);
 - vsr alone, without Envoy: ``extproc-load`` (benches/extproc_load, Go; ``make bench-extproc``
   builds it into .cache/bin) speaks ext_proc to vsr's gRPC port as Envoy does for the same chat
   completion (request headers, buffered body, response headers, and the response body when vsr
@@ -278,6 +280,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="vsr-bench-"))
     off_config = work / "keyword.yaml"
     off_config.write_text(yaml.safe_dump(KEYWORD_POLICY))
+    # One ext_proc message fewer per request: vsr does not ask for the response body.
+    unread = work / "keyword-unread.yaml"
+    unread.write_text(yaml.safe_dump(UNREAD_POLICY))
     on_config = args.config_on or work / "embedding.yaml"
     if args.config_on is None:
         on_config.write_text(yaml.safe_dump(EMBEDDING_POLICY))
@@ -384,9 +389,6 @@ def main() -> int:
                     ),
                 )
             )
-            # One ext_proc message fewer per request: vsr does not ask for the response body.
-            unread = work / "keyword-unread.yaml"
-            unread.write_text(yaml.safe_dump(UNREAD_POLICY))
             direct_rows.append(
                 (
                     "extproc-load -> vsr (off, read_responses: false)",
@@ -405,6 +407,26 @@ def main() -> int:
                 backends=base_ports.backends,
             )
 
+        unread_stack = DevStack(
+            unread,
+            ports=sharing_simulators(),
+            envoy_bin=envoy_bin,
+            log_dir=work / "unread",
+            with_simulators=False,
+            extra_serve_args=serve_args,
+        )
+        unread_stack.start()
+        try:
+            rows.append(
+                (
+                    "Envoy -> vsr (off, read_responses: false) -> simulator",
+                    measure(
+                        f"{unread_stack.url}/v1/chat/completions", args.requests, args.concurrency
+                    ),
+                )
+            )
+        finally:
+            unread_stack.stop()
         if args.workers > 1:
             workers_ports = sharing_simulators()
             workers = DevStack(
