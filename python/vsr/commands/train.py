@@ -61,9 +61,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--with-more-packages",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help="tasks: also train on the second package survey's attacks, requests and subject "
-        "questions (vsr.training.finetune.MORE_*_FILES)",
+        default=True,
+        help="tasks: also train on the second package survey's attacks and real requests "
+        "(default: yes, the shipped model's recipe; --no-with-more-packages: model A's data)",
     )
     parser.set_defaults(handler=run)
 
@@ -87,8 +87,8 @@ def run_tasks(args: argparse.Namespace) -> int:
         argv.append("--compare")
     if not getattr(args, "with_packages", True):
         argv.append("--no-with-packages")
-    if getattr(args, "with_more_packages", False):
-        argv.append("--with-more-packages")
+    if not getattr(args, "with_more_packages", True):
+        argv.append("--no-with-more-packages")
     return finetune.main(argv)
 
 

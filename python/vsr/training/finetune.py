@@ -63,7 +63,8 @@ HELDOUT = {
 # Domain questions of packages held out whole (vsr.training.domain_packages).
 DOMAIN_HELDOUT = ("domain/heldout_written.jsonl", "domain/heldout_requests.jsonl")
 DOMAIN_HELDOUT_PACKAGES = "heldout/domain_packages.jsonl"
-# The second package survey's training files (``--with-more-packages``).
+# The second package survey's training files (``--with-more-packages``, the shipped model's
+# recipe; the subject questions only with ``--more-domain``: tried as candidate M1, not shipped).
 MORE_JAILBREAK_FILES = ("jailbreak/attacks_more.jsonl.gz", "jailbreak/benign_more.jsonl.gz")
 MORE_DOMAIN_FILES = ("domain/packages.jsonl",)
 
@@ -735,16 +736,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--with-more-packages",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help="also train on the second package survey: "
-        + ", ".join(f"data/{f}" for f in MORE_JAILBREAK_FILES + MORE_DOMAIN_FILES),
+        default=True,
+        help="also train on the second package survey's jailbreak files: "
+        + ", ".join(f"data/{f}" for f in MORE_JAILBREAK_FILES)
+        + " (default: yes, the shipped model, M2 of its card; --no-with-more-packages: model A's "
+        "data)",
     )
     parser.add_argument(
         "--more-domain",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="with --with-more-packages: the subject questions too (--no-more-domain: only the "
-        "jailbreak files)",
+        default=False,
+        help="with --with-more-packages, the survey's subject questions too: "
+        + ", ".join(f"data/{f}" for f in MORE_DOMAIN_FILES)
+        + " (candidate M1 of the card; not shipped)",
     )
     parser.add_argument("--window", type=int, default=1200)
     parser.add_argument("--overlap", type=int, default=200)
