@@ -182,3 +182,41 @@ def test_answers_of_many_streams_share_batches_and_keep_their_order() -> None:
             assert tags == [f"s{stream}-{index}" for index in range(3)]
 
     asyncio.run(scenario())
+
+
+class AbortsWithoutDetails:
+    """Aborts a stream with details None (grpc.aio accepts it); answers the others."""
+
+    async def Process(self, requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
+        async for message in requests:
+            if message.request_headers.headers.headers[0].key == "abort":
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, None)
+            yield pb.ProcessingResponse(request_headers=pb.HeadersResponse())
+
+
+def test_an_abort_without_details_ends_its_stream_and_spares_the_batch() -> None:
+    async def one(stub: Any, key: str) -> grpc.StatusCode:
+        call = stub.Process()
+        message = pb.ProcessingRequest()
+        message.request_headers.headers.headers.add(key=key, value="v")
+        await call.write(message)
+        await call.done_writing()
+        try:
+            while await call.read() != grpc.aio.EOF:
+                pass
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+        return await call.code()
+
+    async def scenario() -> list[grpc.StatusCode]:
+        server, channel, stub = await started(AbortsWithoutDetails())
+        try:
+            keys = ["abort" if index % 2 else "answer" for index in range(20)]
+            return await asyncio.wait_for(asyncio.gather(*(one(stub, k) for k in keys)), 10)
+        finally:
+            await channel.close()
+            await server.stop(1.0)
+
+    codes = asyncio.run(scenario())
+    assert codes[0::2] == [grpc.StatusCode.OK] * 10
+    assert codes[1::2] == [grpc.StatusCode.FAILED_PRECONDITION] * 10

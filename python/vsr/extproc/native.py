@@ -89,7 +89,9 @@ class StreamContext:
         self.cancelled_by_peer = False
 
     async def abort(self, code: grpc.StatusCode, details: str = "", *_: Any) -> None:
-        raise AbortError(code.value[0], details)
+        # A str whatever the caller passed: the end goes to the core in a batch with other
+        # streams' answers, which one bad value would otherwise make it refuse.
+        raise AbortError(code.value[0], str(details or ""))
 
     def peer(self) -> str:
         return self._peer
