@@ -220,3 +220,34 @@ def test_an_abort_without_details_ends_its_stream_and_spares_the_batch() -> None
     codes = asyncio.run(scenario())
     assert codes[0::2] == [grpc.StatusCode.OK] * 10
     assert codes[1::2] == [grpc.StatusCode.FAILED_PRECONDITION] * 10
+
+
+def test_an_answer_the_core_refuses_ends_its_stream_and_spares_the_others() -> None:
+    """If the core refuses a batch (a value of a type it cannot take), each item is handed over
+    on its own, and a refused one ends its stream with INTERNAL instead of leaving it open."""
+
+    class Core:
+        def __init__(self) -> None:
+            self.taken: list[tuple[int, bytes | None, int, Any]] = []
+
+        def send_batch(self, items: list[tuple[int, bytes | None, int, Any]]) -> None:
+            if any(not isinstance(details, str) for _, _, _, details in items):
+                raise TypeError("details must be a str")
+            self.taken += items
+
+    server = NativeExtProcServer(
+        Echo(), host="127.0.0.1", port=0, reuse_port=False, max_message_bytes=1 << 20
+    )
+    try:
+        core = Core()
+        server._outbound = [(1, b"a", 0, ""), (2, None, 9, object()), (3, None, 0, "")]
+        real, server._core = server._core, core  # type: ignore[assignment]
+        server._flush()
+        assert core.taken == [
+            (1, b"a", 0, ""),
+            (2, None, 13, "answer not sendable"),
+            (3, None, 0, ""),
+        ]
+    finally:
+        server._core = real
+        real.shutdown()

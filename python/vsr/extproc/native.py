@@ -187,7 +187,17 @@ class NativeExtProcServer:
 
     def _flush(self) -> None:
         outbound, self._outbound = self._outbound, []
-        self._core.send_batch(outbound)
+        try:
+            self._core.send_batch(outbound)
+        except Exception:
+            # One item the core refuses must not leave the other streams of the pass unanswered.
+            log.exception("extproc_send_failed")
+            for item in outbound:
+                try:
+                    self._core.send_batch([item])
+                except Exception:  # end that stream rather than leave Envoy waiting on it
+                    with contextlib.suppress(Exception):
+                        self._core.send_batch([(item[0], None, _INTERNAL, "answer not sendable")])
 
     async def _run(self, stream_id: int, stream: _Stream) -> None:
         queue = self._queue
