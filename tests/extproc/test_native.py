@@ -240,7 +240,8 @@ def test_an_answer_the_core_refuses_ends_its_stream_and_spares_the_others() -> N
     )
     try:
         core = Core()
-        server._outbound = [(1, b"a", 0, ""), (2, None, 9, object()), (3, None, 0, "")]
+        bad: Any = object()  # what send_batch refuses
+        server._outbound = [(1, b"a", 0, ""), (2, None, 9, bad), (3, None, 0, "")]
         real, server._core = server._core, core  # type: ignore[assignment]
         server._flush()
         assert core.taken == [
