@@ -3,8 +3,8 @@ against transformers and against vsr's unfused path, on the test device (VSR_TES
 
 The committed tiny fixtures have heads of 8 features, which the fused kernel does not take (it is
 built for heads of 32 and 64: MiniLM, BERT-base), so these tests write random BERT encoders of
-those head sizes with transformers. On a GPU with VSR_FUSED_ATTENTION_MAX_BATCH=8 (the kernel is
-off by default; scripts/gpu_bench.sh and gpu_check.sh run this file with it set), a call of at
+those head sizes with transformers. On a GPU with VSR_FUSED_ATTENTION_MAX_BATCH=8 (the default is 1:
+single texts; scripts/gpu_bench.sh and gpu_check.sh run this file with 8), a call of at
 most 8 texts of at most 128 tokens takes the fused kernel, and a call of more texts, or a longer
 text, the unfused one (cuBLAS products, separate softmax). Otherwise both sides take the same path
 and the comparisons still hold.

@@ -43,11 +43,11 @@ const FUSED_THREADS: u32 = 128;
 /// block per 8 queries of a head, so its time grows with the batch while cuBLAS's tensor-core
 /// products stay nearly flat: on an H200 (BERT-base, 128 tokens, bf16) it took 7.6 us per layer
 /// at 1 text against 10.0 us for the five unfused kernels, and 31.4 against 14.8 us at 8 texts.
-/// Off by default: the version measured above (16-byte loads) ran in the profile on the GPU but
-/// its tests did not complete there; the first version (element loads, 34 us per layer) passed
-/// them. `VSR_FUSED_ATTENTION_MAX_BATCH=1` turns it on for single texts, where it wins
-/// (scripts/gpu_bench.sh runs tests/core/test_cuda_attention.py with it set to 8).
-const FUSED_DEFAULT_MAX_BATCH: usize = 0;
+/// On for single texts, where it wins: this version (16-byte loads) passed
+/// tests/core/test_cuda_attention.py on an H200 with it set to 8, and BERT-base batch 1 at 128
+/// tokens took 0.499 / 0.556 / 0.500 ms end to end with it against 0.554 / 0.522 / 0.556 without
+/// (benches/results/fused_attention_verify). `VSR_FUSED_ATTENTION_MAX_BATCH=0` turns it off.
+const FUSED_DEFAULT_MAX_BATCH: usize = 1;
 
 fn fused_max_batch() -> candle_core::Result<usize> {
     static MAX: std::sync::OnceLock<std::result::Result<usize, String>> = std::sync::OnceLock::new();
