@@ -59,6 +59,7 @@ HELDOUT = {
         "heldout/newsource2_attacks.jsonl"
     ),
     "real user requests from held-out packages (benign)": "heldout/benign_requests.jsonl",
+    "system prompts from held-out packages (benign)": "heldout/system_prompts.jsonl",
 }
 # Domain questions of packages held out whole (vsr.training.domain_packages).
 DOMAIN_HELDOUT = ("domain/heldout_written.jsonl", "domain/heldout_requests.jsonl")
@@ -67,6 +68,9 @@ DOMAIN_HELDOUT_PACKAGES = "heldout/domain_packages.jsonl"
 # recipe; the subject questions only with ``--more-domain``: tried as candidate M1, not shipped).
 MORE_JAILBREAK_FILES = ("jailbreak/attacks_more.jsonl.gz", "jailbreak/benign_more.jsonl.gz")
 MORE_DOMAIN_FILES = ("domain/packages.jsonl",)
+# Real system prompts from agent and LLM-app packages (vsr.training.system_prompts;
+# ``--with-system-prompts``).
+SYSTEM_PROMPT_FILES = ("jailbreak/system_prompts.jsonl.gz",)
 
 # ---- data -------------------------------------------------------------------------------------
 
@@ -118,12 +122,17 @@ def read_heldout(path: Path) -> list[Example]:
 
 
 def jailbreak_examples(
-    data_dir: Path, domain: Sequence[Example], packages: bool = False, more: bool = False
+    data_dir: Path,
+    domain: Sequence[Example],
+    packages: bool = False,
+    more: bool = False,
+    system_prompts: bool = False,
 ) -> list[Example]:
     """``packages``: also ``jailbreak/packages.jsonl.gz`` (vsr.training.jailbreak_packages: attack
     text from security packages, long pasted documents); the shipped model is trained with them
     (``main``'s default; the model shipped before it was trained without). ``more``: also the
-    second package survey's attacks and real requests (MORE_JAILBREAK_FILES)."""
+    second package survey's attacks and real requests (MORE_JAILBREAK_FILES).
+    ``system_prompts``: also real system prompts of agent and LLM-app packages."""
     from vsr.training.jailbreak_sources import window_texts
 
     old = [relabel_attack(e) for e in read_examples(data_dir / "jailbreak" / "examples.jsonl")]
@@ -133,6 +142,8 @@ def jailbreak_examples(
         examples += read_examples(data_dir / "jailbreak" / "packages.jsonl.gz")
     if more:
         examples += [e for file in MORE_JAILBREAK_FILES for e in read_examples(data_dir / file)]
+    if system_prompts:
+        examples += [e for file in SYSTEM_PROMPT_FILES for e in read_examples(data_dir / file)]
     # Subject questions are benign; a sample keeps them from drowning the hard benign prompts.
     rng = random.Random(0)
     examples += [replace(e, label=BENIGN) for e in rng.sample(list(domain), min(8000, len(domain)))]
@@ -750,6 +761,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         + ", ".join(f"data/{f}" for f in MORE_DOMAIN_FILES)
         + " (candidate M1 of the card; not shipped)",
     )
+    parser.add_argument(
+        "--with-system-prompts",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also train on real system prompts of agent and LLM-app packages: "
+        + ", ".join(f"data/{f}" for f in SYSTEM_PROMPT_FILES),
+    )
     parser.add_argument("--window", type=int, default=1200)
     parser.add_argument("--overlap", type=int, default=200)
     parser.add_argument("--max-windows", type=int, default=16)
@@ -765,7 +783,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     encoder = Encoder(args.encoder_dir, args.device, args.dropout)
     domain = domain_examples(args.data_dir, args.with_more_packages and args.more_domain)
-    jail = jailbreak_examples(args.data_dir, domain, args.with_packages, args.with_more_packages)
+    jail = jailbreak_examples(
+        args.data_dir, domain, args.with_packages, args.with_more_packages, args.with_system_prompts
+    )
     if args.limit:
         rng = random.Random(0)
         domain, jail = (
@@ -927,6 +947,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "with_packages": args.with_packages,
         "with_more_packages": args.with_more_packages,
         "more_domain": args.with_more_packages and args.more_domain,
+        "with_system_prompts": args.with_system_prompts,
         "split": {
             "domain_train": len(d_train),
             "domain_test": len(d_test),
