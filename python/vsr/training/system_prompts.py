@@ -25,7 +25,9 @@ to theirs. Dropped: anything under a path naming red-teaming, jailbreaks, attack
 (attack text is not benign), rows that read as jailbreaks (``benign_packages.JAILBREAK_LIKE``),
 rows sharing more than 20% of their 8-word shingles with any ``data/heldout/*.jsonl`` set (this
 module's own held-out file aside), texts already in ``data/jailbreak/*.jsonl.gz`` (normalised),
-and training rows sharing more than half their shingles with a held-out package's prompt.
+and any row sharing more than half its shingles with a row kept before it, in any package
+(variants of one prompt count once, and no held-out prompt has a near copy in training). Training
+rows are then capped per package (``package_cap``), typical lengths (300-3,000 characters) first.
 """
 
 from __future__ import annotations
