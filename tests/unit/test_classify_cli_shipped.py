@@ -17,7 +17,7 @@ from vsr.cli import main
 from vsr.models import EncoderBundle
 from vsr.tasks import domain
 from vsr.training.features import EncoderFeatures, FeatureSpec
-from vsr.training.finetune import JAILBREAK_LABELS
+from vsr.training.tasks_recipe import JAILBREAK_LABELS
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -11,8 +11,9 @@ from vsr.config.signals import MMLU_PRO_CATEGORIES
 from vsr.tasks.sequence import SequencePredictor
 from vsr.training.dataset import Example
 from vsr.training.domain_sources import evals_records
-from vsr.training.finetune import DOMAIN_LABELS, relabel_attack, threshold_for_rate
+from vsr.training.finetune import threshold_for_rate
 from vsr.training.jailbreak_sources import window_texts
+from vsr.training.tasks_recipe import DOMAIN_LABELS, relabel_attack
 
 
 def test_domain_labels_are_the_config_categories() -> None:
