@@ -9,13 +9,8 @@ import pytest
 
 pytest.importorskip("yaml")
 
-from vsr.training.attack_packages import (
-    PACKAGES,
-    _Source,
-    heldout_packages,
-    is_attack,
-    read_bastioncorpus,
-)
+from vsr.training.attack_packages import heldout_packages
+from vsr.training.attack_readers import PACKAGES, _Source, is_attack, read_bastioncorpus
 from vsr.training.dataset import Example, read_examples
 from vsr.training.jailbreak_data import _shingles, overlaps_heldout
 
