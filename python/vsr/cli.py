@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "train",
     "classify",
     "eval",
+    "digest",
 )
 
 

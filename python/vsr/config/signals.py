@@ -17,6 +17,8 @@ from vsr.config.base import StrictModel
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 SignalName = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")]
+# The SHA-256 of a text (its UTF-8 bytes), as 64 lower-case hex digits.
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 # The 14 categories of MMLU-Pro, which vsr's default domain classifier predicts.
 MMLU_PRO_CATEGORIES: tuple[str, ...] = (
@@ -156,6 +158,14 @@ class JailbreakSignal(ScreeningSignal):
     benign_labels: tuple[str, ...] = ("benign",)
     model: str = DEFAULT_CLASSIFIER_BUNDLE
     head: str = "jailbreak"
+    trusted_system_prompts: tuple[Sha256Hex, ...] = Field(
+        default=(),
+        description="SHA-256 digests (hex) of system prompts the operator's own applications "
+        "send: a system or developer message whose text hashes to one of them is not read by "
+        "this signal (the PII signal still reads it); any other system message, and every user "
+        "turn, is. For deployments whose applications, not their clients, write the system "
+        "prompt; `vsr digest FILE` prints a prompt's digest.",
+    )
 
 
 class PiiSignal(ScreeningSignal):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vsr.inference import EncoderKey
-from vsr.routing.request import ChatRequest
+from vsr.routing.request import SYSTEM_ROLES, ChatRequest
 from vsr.signals import Signal
 
 # Screened messages are joined with a blank line: no pattern spans two messages.
@@ -44,7 +44,12 @@ def plan_reading(signal: Signal[Any], request: ChatRequest, default_text: Any) -
     if not signal.per_message:
         text = within_budget(request.routing_text(selection), selection.max_chars)
         return SignalReading(text, tuple(_windows(signal, text, 0)))
-    pieces = [text for _, text in request.selected_messages(selection)]
+    pieces = [
+        text
+        for index, text in request.selected_messages(selection)
+        if request.messages[index].get("role") not in SYSTEM_ROLES
+        or signal.screens_system_prompt(text)
+    ]
     text = MESSAGE_SEPARATOR.join(pieces)
     if len(text) > selection.max_chars:
         # Over budget: read the head and tail of the conversation as one text.

@@ -87,6 +87,11 @@ class Signal(ABC, Generic[ConfigT]):
         """Models whose tokenizer must count the text's tokens for this signal."""
         return ()
 
+    def screens_system_prompt(self, text: str) -> bool:
+        """Whether this signal reads a system (or developer) message with this text, when its
+        text selection includes them; a signal may be told to trust operator-written ones."""
+        return True
+
     def text_windows(self, model: str, text: str) -> Sequence[tuple[int, int]] | None:
         """``(start, end)`` character windows in which ``model`` should read ``text``, for heads
         that must see all of a text longer than the encoder's token limit; None: read it once."""

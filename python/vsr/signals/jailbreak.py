@@ -8,6 +8,7 @@ as one mean-pooled vector (whose length alone reads as an attack to a small head
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -33,12 +34,25 @@ def jailbreak_windows(text: str, max_windows: int = MAX_WINDOWS) -> list[tuple[i
     return plan_windows(text, WINDOW_CHARS, WINDOW_OVERLAP, max(max_windows, 2))
 
 
+def prompt_digest(text: str) -> str:
+    """The digest ``trusted_system_prompts`` lists for a system prompt: SHA-256 of its UTF-8 text,
+    as vsr reads the message (``vsr digest`` prints it)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 @register("jailbreak")
 class JailbreakClassifierSignal(Signal[JailbreakSignal]):
     per_message = True
 
     def head_needs(self) -> tuple[HeadNeed, ...]:
         return (HeadNeed(self.config.model, self.config.head, "sequence"),)
+
+    def screens_system_prompt(self, text: str) -> bool:
+        # Exact texts only (their digests): a client that changes one character, or sends the
+        # prompt as a user turn, is screened as usual.
+        if not self.config.trusted_system_prompts:
+            return True
+        return prompt_digest(text) not in self.config.trusted_system_prompts
 
     def text_windows(self, model: str, text: str) -> Sequence[tuple[int, int]] | None:
         if model != self.config.model:
