@@ -73,8 +73,8 @@ if [[ ${SKIP_TESTS:-0} != 1 ]]; then
         2>&1 | tee "$WORK/tests_warmup.log" | tail -n 3
     timeout 170 "$PYTHON" -m pytest -q -p no:cacheprovider tests/core -k "not minilm" \
         2>&1 | tee "$WORK/tests_core.log" | tail -n 15
-    # The fused attention kernel is off by default; this run turns it on for calls of up to 8
-    # texts, so its tests compare it with transformers and with the unfused path.
+    # The fused attention kernel is on for single texts by default; this run turns it on for
+    # calls of up to 8 texts, so its tests compare it with transformers and the unfused path.
     VSR_FUSED_ATTENTION_MAX_BATCH=8 timeout 120 "$PYTHON" -m pytest -q -p no:cacheprovider \
         tests/core/test_cuda_attention.py 2>&1 | tee "$WORK/tests_fused.log" | tail -n 5
 fi

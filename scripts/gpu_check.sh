@@ -59,8 +59,8 @@ warmup_status=${PIPESTATUS[0]}
 "$PYTHON" -m pytest -q -p no:cacheprovider tests/core -k "not minilm" \
     2>&1 | tee "$OUT/tests_core.log"
 core_status=${PIPESTATUS[0]}
-# The fused attention kernel (off by default) on for calls of up to 8 texts, against transformers
-# and the unfused path.
+# The fused attention kernel (on for single texts by default) for calls of up to 8 texts, against
+# transformers and the unfused path.
 VSR_FUSED_ATTENTION_MAX_BATCH=8 "$PYTHON" -m pytest -q -p no:cacheprovider tests/core/test_cuda_attention.py \
     2>&1 | tee "$OUT/tests_fused.log"
 fused_status=${PIPESTATUS[0]}
