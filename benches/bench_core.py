@@ -348,41 +348,164 @@ BUNDLE_PROMPTS = {
 }
 
 
+def onnx_bundle_engine(
+    bundle_dir: Path, threads: int, workdir: Path, heads: Sequence[str]
+) -> Callable[[Sequence[str]], dict[str, np.ndarray]]:
+    """ONNX Runtime doing the work vsr's bundle does for `heads`: the same weights (the trunk,
+    and the branch's layers from its `from_layer` for the heads that read the branch), the same
+    masked mean, L2 normalisation and linear + softmax heads (numpy; they take microseconds).
+    Layers only the heads asked for need are in the graph: the trunk's top layers only when a
+    head reads the trunk."""
+    import json
+
+    import onnxruntime as ort
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModel
+
+    from vsr.model_files import resolve_model_dir
+
+    spec = json.loads((bundle_dir / "bundle.json").read_text(encoding="utf-8"))
+    encoder_dir = resolve_model_dir(spec["encoder"])
+    branch_names = {spec["heads"][h].get("branch") for h in heads}
+    if len(branch_names - {None}) > 1:
+        raise ValueError(f"heads {list(heads)} read more than one branch")
+    (branch_name,) = (branch_names - {None}) or {None}
+    sources = sorted(branch_names, key=lambda b: b is not None)  # trunk output first
+    tag = "-".join("trunk" if b is None else b for b in sources)
+    path = workdir / f"{bundle_dir.name}-{tag}.onnx"
+    if not path.exists():
+        bert = AutoModel.from_pretrained(encoder_dir, attn_implementation="eager").eval()
+        layers = list(bert.encoder.layer)
+        from_layer = len(layers)
+        branch_layers: list[torch.nn.Module] = []
+        if branch_name is not None:
+            import copy
+
+            branch = spec["branches"][branch_name]
+            from_layer = branch["from_layer"]
+            state = {
+                k: v.float() for k, v in load_file(str(bundle_dir / branch["weights"])).items()
+            }
+            for index in range(from_layer, len(layers)):
+                layer = copy.deepcopy(layers[index])
+                prefix = f"encoder.layer.{index}."
+                own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+                layer.load_state_dict(own, strict=True)
+                branch_layers.append(layer)
+        trunk_end = len(layers) if None in branch_names else from_layer
+
+        class BundleGraph(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.embeddings = bert.embeddings
+                self.trunk = torch.nn.ModuleList(layers[:trunk_end])
+                self.branch = torch.nn.ModuleList(branch_layers)
+
+            def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+                # Eager attention adds this to the scores: padded keys get the float minimum.
+                bias = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+                x = self.embeddings(input_ids=ids)
+                state = x
+                for index, layer in enumerate(self.trunk):
+                    if index == from_layer:
+                        state = x
+                    x = layer(x, bias)
+                if from_layer >= len(self.trunk):
+                    state = x
+                outputs = [x] if None in branch_names else []
+                for layer in self.branch:
+                    state = layer(state, bias)
+                if self.branch:
+                    outputs.append(state)
+                return tuple(outputs)
+
+        names = [f"hidden_{b or 'trunk'}" for b in sources]
+        axes = {0: "batch", 1: "sequence"}
+        example = (torch.ones(1, 8, dtype=torch.int64), torch.ones(1, 8, dtype=torch.int64))
+        torch.onnx.export(
+            BundleGraph().eval(),
+            example,
+            str(path),
+            input_names=["input_ids", "attention_mask"],
+            output_names=names,
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, **{n: axes for n in names}},
+            opset_version=17,
+            dynamo=False,
+        )
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    tokenizer = hf_tokenizer(encoder_dir, spec.get("max_length", 512))
+    weights = {}
+    for name in heads:
+        head = spec["heads"][name]
+        if head["kind"] == "sequence":
+            from safetensors.numpy import load_file as load_numpy
+
+            tensors = load_numpy(str(bundle_dir / head["weights"]))
+            weights[name] = (tensors["layers.weight"].T.copy(), tensors["layers.bias"])
+
+    def run(texts: Sequence[str]) -> dict[str, np.ndarray]:
+        ids, mask = encode(tokenizer, texts)
+        hidden = session.run(None, {"input_ids": ids, "attention_mask": mask})
+        pooled = {}
+        for source, states in zip(sources, hidden, strict=True):
+            vectors = masked_mean(states, mask)
+            pooled[source] = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        out = {}
+        for name in heads:
+            x = pooled[spec["heads"][name].get("branch")]
+            if name in weights:
+                logits = x @ weights[name][0] + weights[name][1]
+                logits = np.exp(logits - logits.max(axis=1, keepdims=True))
+                x = logits / logits.sum(axis=1, keepdims=True)
+            out[name] = x
+        return out
+
+    return run
+
+
 def bundle_rows(args: argparse.Namespace, minilm_dir: Path, notes: list[str]) -> list[Row]:
-    """The default bundle as the router calls it: one text, the embedding, domain and jailbreak
-    heads on one pass (the trunk, plus the bundle's branch layers if it has a branch, plus the
-    jailbreak n-gram expert if it has one). ONNX Runtime's row is MiniLM's plain pass and pooling
-    (plus the same n-gram expert): with a branch it does less work than vsr's row; the heads'
-    small products are left out of its time (they take microseconds)."""
+    """The default bundle as the router calls it, one text at a time: config/default.yaml's
+    signals read the domain and jailbreak heads (3 trunk + 3 branch layers), and a config with an
+    embedding signal or the semantic cache adds the embedding head (the trunk's top 3 layers too).
+    ONNX Runtime runs the same work on the same weights (`onnx_bundle_engine`); its outputs are
+    checked against vsr's first."""
     from int8_quality import decision_summary, eval_texts
+    from vsr.model_files import resolve_model_dir
     from vsr.models import EncoderBundle
 
-    heads = ["embedding", "domain", "jailbreak"]
+    bundle_dir = resolve_model_dir("vsr-default")
     bundles = {
         "vsr": EncoderBundle.load("vsr-default"),
         "vsr int8": EncoderBundle.load("vsr-default", dtype="int8"),
     }
-    encoder = onnx_engine(minilm_dir, 256, args.threads, args.workdir)
-    expert = bundles["vsr"].ngram_experts.get("jailbreak")
-
-    def ort_router(texts: Sequence[str]) -> np.ndarray:
-        vectors = encoder(texts)
-        if expert is not None:
-            expert[0].log_probabilities(list(texts))
-        normalised: np.ndarray = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-        return normalised
-
+    if bundles["vsr"].ngram_experts:
+        raise ValueError("the bundle has n-gram experts: onnx_bundle_engine does not run them")
     rows = []
-    for name, text in BUNDLE_PROMPTS.items():
-        tokens = bundles["vsr"].count_tokens([text])[0]
-        engines: dict[str, Engine] = {
-            "vsr": lambda t: bundles["vsr"].run(list(t), heads),  # type: ignore[misc]
-            "onnxruntime": ort_router,
-            "vsr int8": lambda t: bundles["vsr int8"].run(list(t), heads),  # type: ignore[misc]
-        }
-        seconds = time_calls(engines, [text], args.repeats)
-        values = {engine: value * 1e3 for engine, value in seconds.items()}
-        rows.append(Row("vsr-default bundle", f"{name} prompt, {tokens} tokens", "ms", values))
+    for case, heads in (
+        ("router: domain + jailbreak", ["domain", "jailbreak"]),
+        ("+ embedding head", ["embedding", "domain", "jailbreak"]),
+    ):
+        ort_bundle = onnx_bundle_engine(bundle_dir, args.threads, args.workdir, heads)
+        sample = list(BUNDLE_PROMPTS.values())
+        want, got = ort_bundle(sample), bundles["vsr"].run(sample, heads)
+        difference = max(float(np.abs(want[h] - got[h]).max()) for h in heads)  # type: ignore[operator]
+        print(f"vsr-default {heads}: vsr vs onnxruntime, max abs difference {difference:.2e}")
+        for name, text in BUNDLE_PROMPTS.items():
+            tokens = bundles["vsr"].count_tokens([text])[0]
+            engines: dict[str, Engine] = {
+                "vsr": lambda t, h=heads: bundles["vsr"].run(list(t), h),  # type: ignore[misc]
+                "onnxruntime": ort_bundle,  # type: ignore[dict-item]
+                "vsr int8": lambda t, h=heads: bundles["vsr int8"].run(list(t), h),  # type: ignore[misc]
+            }
+            seconds = time_calls(engines, [text], args.repeats)
+            values = {engine: value * 1e3 for engine, value in seconds.items()}
+            label = f"{case}, {name} prompt, {tokens} tokens"
+            rows.append(Row("vsr-default bundle", label, "ms", values))
+            print(f"vsr-default bundle, {label}, ms: {values}", flush=True)
     summary = decision_summary(bundles["vsr"], bundles["vsr int8"], eval_texts())
     notes.append(f"vsr-default int8 vs fp32: {summary}")
     return rows
