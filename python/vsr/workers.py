@@ -21,6 +21,7 @@ Settings reach the workers through their ``VSR_*`` variables (``Settings.load`` 
 
 from __future__ import annotations
 
+import glob
 import math
 import os
 import shutil
@@ -156,9 +157,7 @@ class Supervisor:
         for stale in self.multiproc_dir.glob("*.db"):
             stale.unlink()
         self._registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
-            self._registry, path=str(self.multiproc_dir)
-        )
+        worker_files_collector(multiprocess)(self._registry, path=str(self.multiproc_dir))
         start_http_server(
             self.settings.metrics_port, addr=self.settings.host, registry=self._registry
         )
@@ -255,6 +254,31 @@ class Supervisor:
                 process.kill()
                 process.wait()
         log.info("stopped")
+
+
+def worker_files_collector(multiprocess: Any) -> Any:
+    """prometheus-client's multiprocess collector, made safe against files changing under it.
+
+    A worker creates a metric's file when it first touches the metric: for an instant the file
+    exists and is empty, and prometheus-client's reader fails on it (``struct.error``), which
+    failed that ``/metrics`` scrape and, through the readiness check, stopped the supervisor at
+    start (seen once in CI). A dead worker's live gauges are deleted, so a file can also vanish
+    between listing and reading. Files shorter than their 8-byte header are skipped (the next
+    scrape reads them) and a vanished file means reading the directory again.
+    """
+
+    class WorkerFilesCollector(multiprocess.MultiProcessCollector):  # type: ignore[misc]
+        def collect(self) -> Any:
+            for _ in range(3):
+                files = glob.glob(os.path.join(self._path, "*.db"))
+                try:
+                    readable = [path for path in files if os.path.getsize(path) >= 8]
+                    return self.merge(readable, accumulate=True)
+                except FileNotFoundError:
+                    continue
+            return []
+
+    return WorkerFilesCollector
 
 
 def supervise(settings: Settings, count: int) -> int:

@@ -3,6 +3,7 @@ fail-fast rule, the cached metric children and the shared-port options."""
 
 from __future__ import annotations
 
+import struct
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from vsr.workers import (
     ready_workers,
     resolve_workers,
     worker_environment,
+    worker_files_collector,
 )
 
 
@@ -117,3 +119,23 @@ def test_metric_children_are_cached_and_count_in_the_metric() -> None:
 def test_only_workers_share_the_grpc_port() -> None:
     assert ("grpc.so_reuseport", 0) in grpc_options(1 << 20, reuse_port=False)
     assert ("grpc.so_reuseport", 1) in grpc_options(1 << 20, reuse_port=True)
+
+
+def test_the_supervisor_reads_worker_files_while_a_worker_is_creating_one(tmp_path: Path) -> None:
+    # A worker's metric file exists empty for an instant while it is created; prometheus-client's
+    # own collector fails on it (struct.error), which once stopped the supervisor at start.
+    from prometheus_client import CollectorRegistry, multiprocess
+    from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+    written = MmapedDict(str(tmp_path / "gauge_liveall_10.db"))  # type: ignore[no-untyped-call]
+    key = mmap_key("vsr_ready", "vsr_ready", ["pid"], ["10"], "ready")
+    written.write_value(key, 1.0, 0.0)  # type: ignore[no-untyped-call]
+    written.close()  # type: ignore[no-untyped-call]
+    (tmp_path / "gauge_liveall_11.db").write_bytes(b"")  # a worker creating its file
+    with pytest.raises(struct.error):  # the failure the supervisor used to hit
+        collector = multiprocess.MultiProcessCollector(None, str(tmp_path))  # type: ignore[no-untyped-call]
+        collector.collect()  # type: ignore[no-untyped-call]
+    registry = CollectorRegistry()
+    worker_files_collector(multiprocess)(registry, path=str(tmp_path))
+    assert registry.get_sample_value("vsr_ready", {"pid": "10"}) == 1.0
+    assert registry.get_sample_value("vsr_ready", {"pid": "11"}) is None
