@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 from tests.api.conftest import api_client, chat
+from tests.default_models import missing_default_models
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = ROOT / "config" / "default.yaml"
@@ -28,18 +29,7 @@ PROMPTS = [
 ]
 
 
-def _missing_models() -> str | None:
-    try:
-        from vsr.model_files import resolve_model_dir
-
-        for name in ("vsr-default", "vsr-pii"):
-            resolve_model_dir(name)
-    except Exception as error:  # the native core or a built-in model is not there yet
-        return f"default models unavailable: {error}"
-    return None
-
-
-_REASON = _missing_models()
+_REASON = missing_default_models()
 pytestmark = [pytest.mark.skipif(_REASON is not None, reason=_REASON or ""), pytest.mark.slow]
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tests.default_models import missing_default_models
 
 ray = pytest.importorskip("ray")
 
@@ -32,19 +33,8 @@ SEEDS = [
 PROMPTS = [f"{seed} ({i})" if i else seed for i in range(5) for seed in SEEDS]
 
 
-def _missing_models() -> str | None:
-    try:
-        from vsr.model_files import resolve_model_dir
-
-        for name in ("vsr-default", "vsr-pii"):
-            resolve_model_dir(name)
-    except Exception as error:
-        return f"default models unavailable: {error}"
-    return None
-
-
 pytestmark = [
-    pytest.mark.skipif(_missing_models() is not None, reason="default models unavailable"),
+    pytest.mark.skipif(missing_default_models() is not None, reason="default models unavailable"),
     pytest.mark.slow,
 ]
 

@@ -10,22 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.default_models import missing_default_models
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "default.yaml"
 
 
-def _missing_models() -> str | None:
-    try:
-        from vsr.model_files import resolve_model_dir
-
-        for name in ("vsr-default", "vsr-pii"):
-            resolve_model_dir(name)
-    except Exception as error:  # the native core or a built-in model is not there yet
-        return f"default models unavailable: {error}"
-    return None
-
-
-_REASON = _missing_models()
+_REASON = missing_default_models()
 pytestmark = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
 
 
