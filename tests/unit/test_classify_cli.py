@@ -108,3 +108,43 @@ def test_eval_rejects_an_unknown_gold_label(
     source = _write_lines(tmp_path / "gold.jsonl", ['{"text": "x", "label": "astrology"}'])
     assert main(["eval", "--task", "domain", str(source)]) == 2
     assert 'line 1: "label" must be one of' in capsys.readouterr().err
+
+
+def test_eval_breaks_the_figures_down_by_a_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [
+        ("a cell divides", "biology", "textbook"),
+        ("a contract", "law", "textbook"),
+        ("cells again", "law", "forum"),
+        ("no source field", "law", None),
+    ]
+    lines = [
+        json.dumps({"text": t, "label": g, **({"source": s} if s else {})}) for t, g, s in rows
+    ]
+    source = _write_lines(tmp_path / "gold.jsonl", lines)
+    summary_path = tmp_path / "metrics.json"
+    code = main(
+        ["eval", "--task", "domain", str(source), "--by", "source", "--json", str(summary_path)]
+    )
+    output = capsys.readouterr().out
+    assert code == 0 and "by source:" in output
+    groups = json.loads(summary_path.read_text())["by"]["groups"]
+    assert {k: (v["examples"], v["accuracy"]) for k, v in groups.items()} == {
+        "(none)": (1, 0.0),
+        "forum": (1, 0.0),
+        "textbook": (2, 1.0),
+    }
+
+
+def test_breakdown_gives_caught_and_flagged_shares_per_group() -> None:
+    from vsr.tasks.sequence import breakdown, render_breakdown
+
+    groups = ["pkg:a", "pkg:a", "pkg:a", "pkg:b", "pkg:b"]
+    gold = ["jailbreak", "benign", "benign", "prompt_injection", "benign"]
+    predicted = ["prompt_injection", "jailbreak", "benign", "benign", "benign"]
+    rows = breakdown(groups, gold, predicted, "benign")
+    assert rows["pkg:a"]["attack_recall"] == 1.0 and rows["pkg:a"]["false_positive_rate"] == 0.5
+    assert rows["pkg:b"]["attack_recall"] == 0.0 and rows["pkg:b"]["false_positive_rate"] == 0.0
+    text = render_breakdown("source", rows)
+    assert "caught" in text and "pkg:a" in text and "50.0%" in text

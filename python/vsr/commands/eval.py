@@ -25,6 +25,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--task", required=True, choices=task_names())
     parser.add_argument("labelled", type=Path, help="JSONL with text and the gold label")
     parser.add_argument("--json", type=Path, help="also write the metrics to this file")
+    parser.add_argument(
+        "--by",
+        metavar="FIELD",
+        help="also break the figures down by this field of the records (e.g. source): "
+        "domain and jailbreak",
+    )
     add_model_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -34,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         records = read_input(args.labelled)
         task = get_task(args.task)
         predictor = load_predictor(args)
-        report = task.evaluate(predictor, records, args.batch_size)
+        report = task.evaluate(predictor, records, args.batch_size, by=args.by)
     except TaskError as error:
         print(f"vsr eval: {error}", file=sys.stderr)
         return 2

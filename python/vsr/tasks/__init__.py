@@ -98,9 +98,14 @@ class Task(Protocol):
         ...
 
     def evaluate(
-        self, predictor: Predictor, records: Sequence[LabelledRecord], batch_size: int
+        self,
+        predictor: Predictor,
+        records: Sequence[LabelledRecord],
+        batch_size: int,
+        by: str | None = None,
     ) -> EvaluationReport:
-        """Score ``records`` (each with the task's gold fields) and render the metrics."""
+        """Score ``records`` (each with the task's gold fields) and render the metrics; ``by``: a
+        field of the records to break the figures down by (e.g. ``source``), where supported."""
         ...
 
 

@@ -133,9 +133,16 @@ class PiiTask:
         return PiiPredictor(load_detector(model or "vsr-pii", device))
 
     def evaluate(
-        self, predictor: Predictor, records: Sequence[LabelledRecord], batch_size: int
+        self,
+        predictor: Predictor,
+        records: Sequence[LabelledRecord],
+        batch_size: int,
+        by: str | None = None,
     ) -> EvaluationReport:
         from tqdm import tqdm
+
+        if by is not None:
+            raise TaskError("--by breaks down the sequence tasks (domain, jailbreak), not pii")
 
         gold = [_gold_spans(record) for record in records]
         predicted: list[tuple[SpanPrediction, ...]] = []

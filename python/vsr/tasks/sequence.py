@@ -183,7 +183,11 @@ class SequenceTask:
         return predictor
 
     def evaluate(
-        self, predictor: Predictor, records: Sequence[LabelledRecord], batch_size: int
+        self,
+        predictor: Predictor,
+        records: Sequence[LabelledRecord],
+        batch_size: int,
+        by: str | None = None,
     ) -> EvaluationReport:
         from tqdm import tqdm
 
@@ -211,6 +215,13 @@ class SequenceTask:
             rates = safety_rates(gold, predicted, self.safe_label)
             summary.update(rates)
             text += "\n\n" + render_safety_rates(rates)
+        if by is not None:
+            groups = [str(record.fields.get(by, "(none)")) for record in records]
+            summary["by"] = {
+                "field": by,
+                "groups": breakdown(groups, gold, predicted, self.safe_label),
+            }
+            text += "\n\n" + render_breakdown(by, summary["by"]["groups"])
         return EvaluationReport(text, summary)
 
 
@@ -236,3 +247,44 @@ def render_safety_rates(rates: Mapping[str, Any]) -> str:
         f"attack recall: {percent(rates['attack_recall'])} of {rates['attacks']}   "
         f"false positives: {percent(rates['false_positive_rate'])} of {rates['safe']}"
     )
+
+
+def breakdown(
+    groups: Sequence[str], gold: Sequence[str], predicted: Sequence[str], safe_label: str | None
+) -> dict[str, dict[str, Any]]:
+    """Per value of the ``--by`` field: examples, accuracy, and for safety tasks the flagged
+    share of its safe examples and the caught share of its attacks (from the same predictions,
+    so a breakdown costs no second look at the set)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for group in sorted(set(groups)):
+        members = [i for i, g in enumerate(groups) if g == group]
+        row: dict[str, Any] = {
+            "examples": len(members),
+            "accuracy": round(sum(gold[i] == predicted[i] for i in members) / len(members), 4),
+        }
+        if safe_label is not None:
+            rates = safety_rates(
+                [gold[i] for i in members], [predicted[i] for i in members], safe_label
+            )
+            row.update(rates)
+        rows[group] = row
+    return rows
+
+
+def render_breakdown(field: str, rows: Mapping[str, Mapping[str, Any]]) -> str:
+    def percent(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f}%"
+
+    width = max([len(field), *(len(group) for group in rows)])
+    safety = any("attack_recall" in row for row in rows.values())
+    header = f"{field:<{width}}  examples  accuracy"
+    header += "  caught   flagged" if safety else ""
+    lines = [f"by {field}:", header]
+    for group, row in rows.items():
+        line = f"{group:<{width}}  {row['examples']:8d}  {percent(row['accuracy']):>8}"
+        if safety:
+            line += (
+                f"  {percent(row['attack_recall']):>6}  {percent(row['false_positive_rate']):>8}"
+            )
+        lines.append(line)
+    return "\n".join(lines)
