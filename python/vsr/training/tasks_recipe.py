@@ -79,11 +79,16 @@ def relabel_attack(example: Example) -> Example | None:
     return replace(example, label="jailbreak")
 
 
+def read_files(data_dir: Path, files: Sequence[str]) -> list[Example]:
+    """The examples of ``files`` (paths under ``data_dir``), in order."""
+    return [e for file in files for e in read_examples(data_dir / file)]
+
+
 def domain_examples(data_dir: Path, more: bool = False) -> list[Example]:
     """``more``: also the subject questions of the second package survey (MORE_DOMAIN_FILES)."""
     files = ["domain/examples.jsonl", "domain/real.jsonl"]
     files += list(MORE_DOMAIN_FILES) if more else []
-    return [e for file in files for e in read_examples(data_dir / file)]
+    return read_files(data_dir, files)
 
 
 def read_heldout(path: Path) -> list[Example]:
@@ -117,13 +122,11 @@ def jailbreak_examples(
 
     old = [relabel_attack(e) for e in read_examples(data_dir / "jailbreak" / "examples.jsonl")]
     examples = [e for e in old if e is not None]
-    examples += read_examples(data_dir / "jailbreak" / "real.jsonl.gz")
-    if packages:
-        examples += read_examples(data_dir / "jailbreak" / "packages.jsonl.gz")
-    if more:
-        examples += [e for file in MORE_JAILBREAK_FILES for e in read_examples(data_dir / file)]
-    if system_prompts:
-        examples += [e for file in SYSTEM_PROMPT_FILES for e in read_examples(data_dir / file)]
+    files = ["jailbreak/real.jsonl.gz"]
+    files += ["jailbreak/packages.jsonl.gz"] if packages else []
+    files += list(MORE_JAILBREAK_FILES) if more else []
+    files += list(SYSTEM_PROMPT_FILES) if system_prompts else []
+    examples += read_files(data_dir, files)
     # Subject questions are benign; a sample keeps them from drowning the hard benign prompts.
     rng = random.Random(0)
     examples += [replace(e, label=BENIGN) for e in rng.sample(list(domain), min(8000, len(domain)))]
