@@ -61,8 +61,39 @@ EOF
     PYTHONPATH="python:$cache/site" python3 -m vsr.training.finetune \
         --encoder-dir "$encoder" --out "$out" --device cuda:0 "$@" 2>&1 | tee "$out/train.log"
     ;;
+sweep)
+    # Several trainings at once on the one GPU (each alone leaves most of an H200 idle), e.g.
+    #   scripts/gpu_train.sh sweep /tmp/runs "m3s1=--with-system-prompts|--seed|1" ...
+    # NAME=ARGS, the arguments separated by '|' (candidate names hold spaces); each run writes
+    # ROOT/NAME and is stopped after SWEEP_LIMIT seconds (default 480).
+    root=${2:?usage: scripts/gpu_train.sh sweep ROOT NAME=ARG|ARG... ...}
+    shift 2
+    mkdir -p "$root"
+    for spec in "$@"; do
+        name=${spec%%=*}
+        IFS='|' read -r -a run_args <<<"${spec#*=}"
+        timeout "${SWEEP_LIMIT:-480}" "$0" train "$root/$name" "${run_args[@]}" >"$root/$name.out" 2>&1 &
+    done
+    wait || true
+    tail -n 2 "$root"/*.out
+    ;;
+pack)
+    # pack ROOT DEST NAME...: every run's reports in DEST/reports.tgz, and the named runs' model
+    # files in DEST/model-NAME.tgz (split in parts under 15 MiB: the device returns files of at
+    # most 16 MiB; join with `cat model-NAME.tgz.part-* | tar xz`).
+    root=${2:?usage: scripts/gpu_train.sh pack ROOT DEST NAME...}
+    dest=${3:?usage: scripts/gpu_train.sh pack ROOT DEST NAME...}
+    shift 3
+    mkdir -p "$dest"
+    (cd "$root" && tar czf "$dest/reports.tgz" --ignore-failed-read ./*.out ./*/tasks.metrics.json ./*/tasks.compare.json ./*/train.log ./*/gpu.txt 2>/dev/null || true)
+    for name in "$@"; do
+        [ -d "$root/$name" ] || continue
+        tar czf - -C "$root" "$name" | split -b 15m -d - "$dest/model-$name.tgz.part-"
+    done
+    ls -la "$dest"
+    ;;
 *)
-    echo "usage: scripts/gpu_train.sh prepare | stash | train OUT_DIR [finetune arguments]" >&2
+    echo "usage: scripts/gpu_train.sh prepare | stash | train OUT_DIR [finetune arguments] | sweep ROOT SPEC... | pack ROOT DEST NAME..." >&2
     exit 2
     ;;
 esac

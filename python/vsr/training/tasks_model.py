@@ -138,6 +138,9 @@ CANDIDATES = (
     Candidate("top 2 layers, one per task", 4, shared=False),
     # 6 + 3 layers per request: ~1.36x the plain encoder, inside the 1.5x CPU budget only just.
     Candidate("top 3 layers, shared", 3),
+    # Every layer fine-tuned from the embeddings: a request that reads only the tasks' heads runs
+    # 6 layers (the plain encoder's cost); one that also reads the embedding head runs 6 + 6.
+    Candidate("all 6 layers, shared", 0),
 )
 
 
