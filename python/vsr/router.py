@@ -82,6 +82,13 @@ class Router:
         """As ``route``, with inference on a worker thread so the event loop stays free."""
         return await self._engine.aroute(body, headers)
 
+    def route_inline(
+        self, body: dict[str, Any] | ChatRequest, headers: Mapping[str, str] | None = None
+    ) -> RoutingResult | None:
+        """``aroute``'s result when routing would not wait for anything (the config runs no
+        model and the text is short enough for the event loop), else None (await ``aroute``)."""
+        return self._engine.route_inline(body, headers)
+
     def close(self) -> None:
         """Stop the worker threads (loaded models stay in the registry)."""
         self._pool.close()

@@ -327,3 +327,41 @@ def test_model_checks_at_build_name_the_signal() -> None:
     )
     with pytest.raises(ConfigError, match=r"signals\[3\]\.head: .* sequence head; a pii signal"):
         Router(config, registry=registry)
+
+
+KEYWORD_ONLY = """
+default_model: base-llm
+models: [{name: base-llm}, {name: math-llm}]
+signals:
+  - {type: keyword, name: arithmetic, patterns: ['\\d\\s*[-+*/]\\s*\\d']}
+plugins:
+  - {type: header_mutation, add: [{name: X-Team, value: a}], update: [{name: X-Env, value: b}]}
+decisions:
+  - name: math
+    rules: {type: keyword, name: arithmetic}
+    modelRefs: [{model: math-llm}]
+    plugins: [{type: system_prompt, prompt: Be exact.}]
+"""
+
+
+def test_route_inline_is_route_when_no_model_runs() -> None:
+    from vsr.routing.engine import OFF_LOOP_CHARS
+
+    with_models, _ = make_router(DECISIONS)
+    assert with_models.route_inline(request("integral of x")) is None  # the encoders must run
+    with_models.close()
+    router = Router(parse_config_text(KEYWORD_ONLY))
+    bodies = [
+        request("what is 2 + 2?"),
+        request("write a poem"),
+        request("what is 2 + 2?", model="base-llm"),
+        {"messages": [{"role": "system", "content": "1+1"}, {"role": "user", "content": "3*4"}]},
+    ]
+    for body in bodies:
+        inline = router.route_inline(copy.deepcopy(body))
+        assert inline is not None
+        routed = router.route(copy.deepcopy(body))
+        assert inline.to_dict() | {"elapsed_ms": 0} == routed.to_dict() | {"elapsed_ms": 0}
+    # A text long enough to go off the event loop is left to aroute.
+    assert router.route_inline(request("x" * (OFF_LOOP_CHARS + 1))) is None
+    router.close()

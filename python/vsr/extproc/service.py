@@ -239,19 +239,12 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
         encoder_runs = tracing.collect_encoder_runs() if state.trace is not None else None
         started = time.perf_counter()
         try:
-            # Past the deadline the routing is cancelled, which drops its queued encoder work; the
-            # client gets vsr's 503 before Envoy's message timeout turns it into a 504. (A timeout
-            # scope, not wait_for: no task per request, and a keyword-only policy never yields.)
-            async with asyncio.timeout(self.request_timeout_s):
-                result = await state.generation.router.aroute(chat, state.request_headers)
-        except TimeoutError:
-            raise RequestError(
-                f"vsr could not classify this request within {self.request_timeout_s:g} s; "
-                "try again later",
-                status=503,
-                code="classification_timeout",
-                reason="timeout",
-            ) from None
+            router = state.generation.router
+            # A policy that runs no model routes without waiting: no coroutine, no deadline.
+            inline = getattr(router, "route_inline", None)
+            result = inline(chat, state.request_headers) if inline is not None else None
+            if result is None:
+                result = await self.route_before_deadline(router, chat, state.request_headers)
         finally:
             metrics.CLASSIFICATION_SECONDS.observe(time.perf_counter() - started)
         if state.trace is not None:
@@ -277,6 +270,25 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
                 state.done = True
                 return hit
         return self.forward(state, chat, result)
+
+    async def route_before_deadline(
+        self, router: Any, chat: ChatRequest, headers: dict[str, str]
+    ) -> RoutingResult:
+        """Past the deadline the routing is cancelled, which drops its queued encoder work; the
+        client gets vsr's 503 before Envoy's message timeout turns it into a 504. (A timeout
+        scope, not wait_for: no task per request.)"""
+        try:
+            async with asyncio.timeout(self.request_timeout_s):
+                result: RoutingResult = await router.aroute(chat, headers)
+                return result
+        except TimeoutError:
+            raise RequestError(
+                f"vsr could not classify this request within {self.request_timeout_s:g} s; "
+                "try again later",
+                status=503,
+                code="classification_timeout",
+                reason="timeout",
+            ) from None
 
     def forward(
         self,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal, TextIO, cast
+from typing import Any, Literal, TextIO, cast
 
 import structlog
 
@@ -24,6 +24,17 @@ _LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+
+
+DEBUG, INFO = logging.DEBUG, logging.INFO
+
+
+def enabled_for(logger: Any, level: int) -> bool:
+    """Whether ``logger`` (a structlog logger, or the lazy proxy ``get_logger`` returns) emits
+    events at ``level``. A filtered-out call still costs building its fields (rounding, formatting):
+    hot paths ask first. True when the logger cannot tell (a wrapper class without the method)."""
+    check = getattr(logger, "is_enabled_for", None)
+    return True if check is None else bool(check(level))
 
 
 class _CurrentStderr:

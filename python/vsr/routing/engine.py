@@ -20,13 +20,16 @@ from vsr.config.decisions import iter_conditions
 from vsr.config.schema import RouterConfig
 from vsr.inference import EncoderKey, InferencePool, QueueFull
 from vsr.observability import tracing
+from vsr.observability.logging import DEBUG, enabled_for
 from vsr.routing import decision as decisions
 from vsr.routing import edits, plugins
+from vsr.routing.prepared import PreparedChoices
 from vsr.routing.reading import (
     EncoderRun,
+    SignalPlan,
     SignalReading,
     SignalView,
-    plan_reading,
+    routing_text,
     within_budget,
 )
 from vsr.routing.request import ChatRequest, RequestError
@@ -37,7 +40,6 @@ from vsr.routing.result import (
     RoutingResult,
     SignalResult,
 )
-from vsr.routing.selection import choose_model
 from vsr.signals import SIGNAL_FAMILIES, Signal
 from vsr.signals.base import describe_error
 
@@ -65,6 +67,12 @@ class RoutingEngine:
                 self.signals.append(family(signal_config, f"signals[{index}]"))
         for signal in self.signals:
             signal.prepare(pool)
+        # What is fixed per config is worked out once, not per request.
+        self._plans = [SignalPlan(signal, config.text) for signal in self.signals]
+        self._needs_model = [
+            bool(signal.head_needs() or signal.token_count_models()) for signal in self.signals
+        ]
+        self._choices = PreparedChoices(config)
         self._keys: dict[str, EncoderKey] = {}
         self._encoder_heads: dict[EncoderKey, set[str]] = {}
         self._token_encoders: set[EncoderKey] = set()
@@ -80,6 +88,12 @@ class RoutingEngine:
             self._cache_key = self._key(config.semantic_cache.model)
             heads = self._encoder_heads.setdefault(self._cache_key, set())
             heads.add(config.semantic_cache.head)
+        self._head_keys = [
+            tuple(self._keys[need.model] for need in signal.head_needs()) for signal in self.signals
+        ]
+        self._sorted_heads = {key: sorted(heads) for key, heads in self._encoder_heads.items()}
+        # No signal reads a model and the cache is off: routing never waits for anything.
+        self.model_free = not self._encoder_heads and not self._token_encoders
 
     def _key(self, model: str) -> EncoderKey:
         if model not in self._keys:
@@ -96,12 +110,12 @@ class RoutingEngine:
     ) -> RoutingResult:
         started = time.perf_counter()
         request = self._checked(request)
-        readings, runs = self._plan(request)
+        readings, runs, texts = self._plan(request)
         counts: dict[tuple[EncoderKey, str], int | BaseException] = {}
         for key, run in runs.items():
             if run.texts:
                 try:
-                    run.heads = self.pool.run_sync(key, run.texts, sorted(self._encoder_heads[key]))
+                    run.heads = self.pool.run_sync(key, run.texts, self._sorted_heads[key])
                 except Exception as error:  # each signal reading it decides what a failure means
                     run.error = error
         for key, text in self._token_texts(readings):
@@ -109,21 +123,39 @@ class RoutingEngine:
                 counts[(key, text)] = self.pool.count_tokens_sync(key, [text])[0]
             except Exception as error:
                 counts[(key, text)] = error
-        return self._finish(request, readings, runs, counts, started, headers)
+        return self._finish(request, readings, runs, counts, texts, started, headers)
+
+    def route_inline(
+        self, request: ChatRequest | dict[str, Any], headers: Mapping[str, str] | None = None
+    ) -> RoutingResult | None:
+        """``aroute``'s result when it would never wait (no model to run, a text short enough for
+        the event loop), else None: the caller then awaits ``aroute``. Saves a coroutine, and the
+        caller's deadline, on the model-free path."""
+        if not self.model_free:
+            return None
+        started = time.perf_counter()
+        request = self._checked(request)
+        readings, runs, texts = self._plan(request)
+        if sum(len(reading.text) for reading in readings) > OFF_LOOP_CHARS:
+            return None
+        return self._finish(request, readings, runs, {}, texts, started, headers)
 
     async def aroute(
         self, request: ChatRequest | dict[str, Any], headers: Mapping[str, str] | None = None
     ) -> RoutingResult:
         started = time.perf_counter()
         request = self._checked(request)
-        readings, runs = self._plan(request)
+        readings, runs, texts = self._plan(request)
         active = [(key, run) for key, run in runs.items() if run.texts]
         counted = self._token_texts(readings)
-        results = await asyncio.gather(
-            *(self._run_encoder(key, run.texts) for key, run in active),
-            *(self.pool.count_tokens(key, [text]) for key, text in counted),
-            return_exceptions=True,
-        )
+        if not active and not counted:
+            results: list[Any] = []
+        else:
+            results = await asyncio.gather(
+                *(self._run_encoder(key, run.texts) for key, run in active),
+                *(self.pool.count_tokens(key, [text]) for key, text in counted),
+                return_exceptions=True,
+            )
         for outcome in results:
             if isinstance(outcome, asyncio.CancelledError):
                 raise outcome
@@ -145,12 +177,12 @@ class RoutingEngine:
         if sum(len(reading.text) for reading in readings) > OFF_LOOP_CHARS:
             # Pattern signals over a long text take milliseconds per 10 kB: off the event loop.
             return await asyncio.to_thread(
-                self._finish, request, readings, runs, counts, started, headers
+                self._finish, request, readings, runs, counts, texts, started, headers
             )
-        return self._finish(request, readings, runs, counts, started, headers)
+        return self._finish(request, readings, runs, counts, texts, started, headers)
 
     async def _run_encoder(self, key: EncoderKey, texts: list[str]) -> Any:
-        heads = sorted(self._encoder_heads[key])
+        heads = self._sorted_heads[key]
         started = time.perf_counter()
         try:
             return await self.pool.run(key, texts, heads)
@@ -167,9 +199,9 @@ class RoutingEngine:
         requested = request.model
         config = self.config
         if (
-            not config.is_auto_name(requested)
-            and requested not in config.served_names()
-            and config.unknown_models == "reject"
+            config.unknown_models == "reject"
+            and not self._choices.is_auto_name(requested)
+            and requested not in self._choices.served_names
         ):
             raise RequestError(
                 f"The model {requested!r} does not exist; vsr serves "
@@ -184,26 +216,36 @@ class RoutingEngine:
 
     def _plan(
         self, request: ChatRequest
-    ) -> tuple[list[SignalReading], dict[EncoderKey, EncoderRun]]:
-        """Each signal's reading, and per encoder the distinct texts to run it on."""
-        readings = [plan_reading(signal, request, self.config.text) for signal in self.signals]
+    ) -> tuple[list[SignalReading], dict[EncoderKey, EncoderRun], dict[int, str]]:
+        """Each signal's reading, per encoder the distinct texts to run it on, and the routing
+        texts worked out on the way (by selection)."""
+        texts: dict[int, str] = {}
+        readings = [plan.read(request, texts) for plan in self._plans]
+        if not self._encoder_heads:
+            return readings, {}, texts
         runs = {key: EncoderRun() for key in self._encoder_heads}
-        for signal, reading in zip(self.signals, readings, strict=True):
-            if not reading.text:
+        for keys, reading in zip(self._head_keys, readings, strict=True):
+            if not reading.text or not keys:
                 continue
-            for need in signal.head_needs():
-                run = runs[self._keys[need.model]]
-                for window in reading.window_texts():
+            windows = reading.window_texts()
+            for key in keys:
+                run = runs[key]
+                for window in windows:
                     run.add(window)
         if self._cache_key is not None:
-            runs[self._cache_key].add(self._cache_text(request))
-        return readings, runs
+            runs[self._cache_key].add(self._cache_text(request, texts))
+        return readings, runs, texts
 
-    def _cache_text(self, request: ChatRequest) -> str:
-        return within_budget(request.routing_text(self.config.text), self.config.text.max_chars)
+    def _cache_text(self, request: ChatRequest, texts: dict[int, str]) -> str:
+        text = routing_text(request, self.config.text, texts)
+        return within_budget(text, self.config.text.max_chars)
 
     def _cache_embedding(
-        self, request: ChatRequest, runs: dict[EncoderKey, EncoderRun], enabled: bool
+        self,
+        request: ChatRequest,
+        runs: dict[EncoderKey, EncoderRun],
+        texts: dict[int, str],
+        enabled: bool,
     ) -> Any:
         """The classified text's cache vector (None when the cache is off or its encoder failed:
         the request is then neither answered from nor written to the cache)."""
@@ -211,12 +253,14 @@ class RoutingEngine:
         if key is None or not enabled:
             return None
         run = runs[key]
-        text = self._cache_text(request)
+        text = self._cache_text(request, texts)
         if run.error is not None or text not in run.rows:
             return None
         return run.heads[self.config.semantic_cache.head][run.rows[text]]
 
     def _token_texts(self, readings: list[SignalReading]) -> list[tuple[EncoderKey, str]]:
+        if not self._token_encoders:
+            return []
         wanted: dict[tuple[EncoderKey, str], None] = {}
         for signal, reading in zip(self.signals, readings, strict=True):
             if reading.text:
@@ -231,8 +275,9 @@ class RoutingEngine:
         counts: dict[tuple[EncoderKey, str], int | BaseException],
     ) -> list[SignalResult]:
         results = []
-        for signal, reading in zip(self.signals, readings, strict=True):
-            needs_model = bool(signal.head_needs() or signal.token_count_models())
+        for signal, needs_model, reading in zip(
+            self.signals, self._needs_model, readings, strict=True
+        ):
             if needs_model and not reading.text:
                 results.append(signal.not_evaluated())
                 continue
@@ -255,6 +300,7 @@ class RoutingEngine:
         readings: list[SignalReading],
         runs: dict[EncoderKey, EncoderRun],
         counts: dict[tuple[EncoderKey, str], int | BaseException],
+        texts: dict[int, str],
         started: float,
         headers: Mapping[str, str] | None,
     ) -> RoutingResult:
@@ -265,20 +311,21 @@ class RoutingEngine:
         matched = decisions.matching_decisions(config.decisions, index)
         chosen = decisions.choose_decision(matched, config.strategy)
         decision = chosen.decision if chosen is not None else None
-        in_force = plugins.plugins_in_force(config, decision)
-        block = plugins.find_block(config, in_force, index)
+        plan = self._choices.plan(chosen.order if chosen is not None else None)
+        in_force = plan.in_force
+        block = plugins.find_block(config, in_force, index) if in_force else None
         category = _category(chosen, signal_results)
 
         requested = request.model
-        auto = config.is_auto_name(requested)
-        choice = choose_model(config, decision)
+        auto = self._choices.is_auto_name(requested)
+        choice = plan.choice
         body_changed = False
         system_prompt_injected = False
-        reasoning = Reasoning(enabled=False)
         if not auto:
             # An explicit model is the client's choice: only the routing header is set.
             model = served = str(requested)
             header_edits = HeaderEdits(set={HEADER_SELECTED_MODEL: served})
+            reasoning = _NO_REASONING
         else:
             model, served = choice.model, choice.served_model
             reasoning = Reasoning(
@@ -286,7 +333,7 @@ class RoutingEngine:
                 effort=choice.reasoning_effort,
                 family=choice.family_name,
             )
-            header_edits = plugins.header_edits(in_force, served)
+            header_edits = plan.auto_header_edits()
         if block is not None:
             header_edits = HeaderEdits()
         elif auto:
@@ -298,25 +345,26 @@ class RoutingEngine:
                 reasoning = Reasoning(
                     reasoning.enabled, reasoning.effort, reasoning.family, applied=True
                 )
-            prompt = plugins.system_prompt(in_force)
+            prompt = plan.system_prompt
             if prompt is not None:
                 system_prompt_injected = edits.apply_system_prompt(body, prompt.prompt, prompt.mode)
                 body_changed |= system_prompt_injected
-        cache = plugins.cache_policy(in_force)
+        cache = plan.cache
         cache_enabled = cache is not None and cache.enabled and block is None
-        cache_embedding = self._cache_embedding(request, runs, cache_enabled)
+        cache_embedding = self._cache_embedding(request, runs, texts, cache_enabled)
         elapsed = time.perf_counter() - started
         # DEBUG: the server logs each request once itself; this line is for offline tracing.
-        log.debug(
-            "route_blocked" if block is not None else "route_selected",
-            request_id=(headers or {}).get("x-request-id"),
-            decision=decision.name if decision else None,
-            category=category,
-            model=served,
-            auto=auto,
-            blocked=block.kind if block else None,
-            latency_ms=round(elapsed * 1000, 3),
-        )
+        if enabled_for(log, DEBUG):
+            log.debug(
+                "route_blocked" if block is not None else "route_selected",
+                request_id=(headers or {}).get("x-request-id"),
+                decision=decision.name if decision else None,
+                category=category,
+                model=served,
+                auto=auto,
+                blocked=block.kind if block else None,
+                latency_ms=round(elapsed * 1000, 3),
+            )
         return RoutingResult(
             decision=decision.name if decision else None,
             category=category,
@@ -332,11 +380,14 @@ class RoutingEngine:
             headers=header_edits,
             system_prompt_injected=system_prompt_injected,
             cache=cache,
-            text=request.routing_text(config.text),
+            text=routing_text(request, config.text, texts),
             elapsed_s=elapsed,
             confidence=chosen.confidence if chosen is not None else None,
             cache_embedding=cache_embedding,
         )
+
+
+_NO_REASONING = Reasoning(enabled=False)
 
 
 def _category(chosen: decisions.MatchedDecision | None, results: list[SignalResult]) -> str | None:

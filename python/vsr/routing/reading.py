@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from vsr.config.signals import TextSelection
 from vsr.inference import EncoderKey
 from vsr.routing.request import SYSTEM_ROLES, ChatRequest
 from vsr.signals import Signal
@@ -38,29 +39,70 @@ class SignalReading:
         return [self.text[start:end] for start, end in self.windows]
 
 
-def plan_reading(signal: Signal[Any], request: ChatRequest, default_text: Any) -> SignalReading:
+class SignalPlan:
+    """How one signal reads a request, fixed when the engine is built: its text selection and the
+    models whose windows it plans (``plan.read(request)`` per request)."""
+
+    __slots__ = ("models", "selection", "signal")
+
+    def __init__(self, signal: Signal[Any], default_text: TextSelection) -> None:
+        self.signal = signal
+        self.selection = signal.text_selection(default_text)
+        self.models = signal.models()
+
+    def read(self, request: ChatRequest, texts: dict[int, str] | None = None) -> SignalReading:
+        """What the signal reads of ``request``; ``texts`` memoises routing texts by selection
+        for the request's other signals (and its cache text)."""
+        signal, selection = self.signal, self.selection
+        if not signal.per_message:
+            text = within_budget(routing_text(request, selection, texts), selection.max_chars)
+            return SignalReading(text, tuple(self._windows(text, 0)))
+        pieces = [
+            text
+            for index, text in request.selected_messages(selection)
+            if request.messages[index].get("role") not in SYSTEM_ROLES
+            or signal.screens_system_prompt(text)
+        ]
+        text = MESSAGE_SEPARATOR.join(pieces)
+        if len(text) > selection.max_chars:
+            # Over budget: read the head and tail of the conversation as one text.
+            text = within_budget(text, selection.max_chars)
+            pieces = [text]
+        windows: list[tuple[int, int]] = []
+        offset = 0
+        for piece in pieces:
+            windows += self._windows(piece, offset)
+            offset += len(piece) + len(MESSAGE_SEPARATOR)
+        return SignalReading(text, tuple(head_and_tail(windows, signal.max_windows)))
+
+    def _windows(self, text: str, offset: int) -> list[tuple[int, int]]:
+        planned = None
+        for model in self.models:
+            planned = self.signal.text_windows(model, text)
+            if planned is not None:
+                break
+        if planned is None or not planned:
+            planned = [(0, len(text))]
+        return [(start + offset, end + offset) for start, end in planned]
+
+
+def plan_reading(
+    signal: Signal[Any], request: ChatRequest, default_text: TextSelection
+) -> SignalReading:
     """What ``signal`` reads of ``request`` (``default_text``: the config's ``text`` selection)."""
-    selection = signal.text_selection(default_text)
-    if not signal.per_message:
-        text = within_budget(request.routing_text(selection), selection.max_chars)
-        return SignalReading(text, tuple(_windows(signal, text, 0)))
-    pieces = [
-        text
-        for index, text in request.selected_messages(selection)
-        if request.messages[index].get("role") not in SYSTEM_ROLES
-        or signal.screens_system_prompt(text)
-    ]
-    text = MESSAGE_SEPARATOR.join(pieces)
-    if len(text) > selection.max_chars:
-        # Over budget: read the head and tail of the conversation as one text.
-        text = within_budget(text, selection.max_chars)
-        pieces = [text]
-    windows: list[tuple[int, int]] = []
-    offset = 0
-    for piece in pieces:
-        windows += _windows(signal, piece, offset)
-        offset += len(piece) + len(MESSAGE_SEPARATOR)
-    return SignalReading(text, tuple(head_and_tail(windows, signal.max_windows)))
+    return SignalPlan(signal, default_text).read(request)
+
+
+def routing_text(
+    request: ChatRequest, selection: TextSelection, texts: dict[int, str] | None = None
+) -> str:
+    """``request.routing_text(selection)``, memoised in ``texts`` (one request's) by selection."""
+    if texts is None:
+        return request.routing_text(selection)
+    text = texts.get(id(selection))
+    if text is None:
+        text = texts[id(selection)] = request.routing_text(selection)
+    return text
 
 
 def within_budget(text: str, max_chars: int) -> str:
@@ -69,17 +111,6 @@ def within_budget(text: str, max_chars: int) -> str:
         return text
     half = (max_chars - len(MESSAGE_SEPARATOR)) // 2
     return text[:half] + MESSAGE_SEPARATOR + text[len(text) - half :]
-
-
-def _windows(signal: Signal[Any], text: str, offset: int) -> list[tuple[int, int]]:
-    planned = None
-    for model in signal.models():
-        planned = signal.text_windows(model, text)
-        if planned is not None:
-            break
-    if planned is None or not planned:
-        planned = [(0, len(text))]
-    return [(start + offset, end + offset) for start, end in planned]
 
 
 def head_and_tail(windows: Sequence[tuple[int, int]], limit: int) -> list[tuple[int, int]]:

@@ -135,6 +135,17 @@ class ChatRequest:
         """``(message index, text)`` of the messages ``selection`` picks, empty texts left out:
         the system messages first (when included), then tool results (when included) and the
         chosen user turns in conversation order, so the newest user turn comes last."""
+        if (
+            selection.user_turns == 1
+            and not selection.include_tool
+            and not selection.include_system
+        ):
+            # The default (the newest user turn): one scan from the end.
+            for index in range(len(self.messages) - 1, -1, -1):
+                if self.messages[index].get("role") == "user":
+                    text = message_text(self.messages[index].get("content"))
+                    return [(index, text)] if text else []
+            return []
         users = [i for i, m in enumerate(self.messages) if m.get("role") == "user"]
         if selection.user_turns:
             users = users[-selection.user_turns :]
