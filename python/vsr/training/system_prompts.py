@@ -51,7 +51,7 @@ import yaml
 from vsr.training.benign_packages import JAILBREAK_LIKE, NEAR_DUPLICATE, _normal
 from vsr.training.dataset import Example, write_records
 from vsr.training.jailbreak_data import _shingles, overlaps_heldout
-from vsr.training.jailbreak_sources import BENIGN, _is_english
+from vsr.training.jailbreak_text import BENIGN, is_english
 
 MIN_CHARS = 200
 MAX_CHARS = 8_000  # longer constants are whole documents or tool specs, not system prompts
@@ -134,7 +134,7 @@ class SourceError(ValueError):
 
 def reads_as_instruction(text: str) -> bool:
     """Whether a string reads as instructions to a model rather than code, docs or data."""
-    if not MIN_CHARS <= len(text) <= MAX_CHARS or not _is_english(text):
+    if not MIN_CHARS <= len(text) <= MAX_CHARS or not is_english(text):
         return False
     if len(CODE_LINE.findall(text)) >= 3 or NOT_A_PROMPT.search(text):
         return False
