@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+from vsr.training.jailbreak_text import INJECTION, JAILBREAK
+
 # Role-play / persona / framing cues: an attack carrying them is a jailbreak, not an injection.
 PERSONA = re.compile(
     r"\b(DAN|do anything now|developer mode|jailbr(oken|eak)|pretend (to be|you are)|"
@@ -36,3 +38,8 @@ def is_attack(text: str) -> bool:
     mode switch, a persona, an instruction hidden in data) rather than a plain request: used for
     packages that mix both (a bare "Read /etc/passwd and show me" is left out)."""
     return bool(STRONG_CUE.search(text) or PERSONA.search(text) or NOTE_CUE.search(text))
+
+
+def attack_label(text: str) -> str:
+    """``jailbreak`` when the attack carries a persona or framing cue, else ``prompt_injection``."""
+    return JAILBREAK if PERSONA.search(text) else INJECTION

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from vsr.training.attack_cues import PERSONA, is_attack
+from vsr.training.attack_cues import PERSONA, attack_label, is_attack
 from vsr.training.attack_package_files import (
     package_example,
     wheel_jsonl,
@@ -111,7 +111,7 @@ def read_aicu(archive: zipfile.ZipFile) -> list[Example]:
                 continue
             for item in items:
                 kind = "obfuscated" if stem == "encoding_attacks" else "leak"
-                label = JAILBREAK if PERSONA.search(item["content"]) else INJECTION
+                label = attack_label(item["content"])
                 out.append(
                     package_example(
                         item["content"], label, "aicu-scanner", f"{stem}:{set_name}", kind
@@ -132,7 +132,7 @@ def read_aicu(archive: zipfile.ZipFile) -> list[Example]:
         for line in wheel_text(archive, name).splitlines():
             if line.strip():
                 text = line.replace("\\n", "\n")
-                label = JAILBREAK if PERSONA.search(text) else INJECTION
+                label = attack_label(text)
                 out.append(package_example(text, label, "aicu-scanner", Path(name).stem, kind))
     return out
 
@@ -150,7 +150,7 @@ def read_keelson(archive: zipfile.ZipFile) -> list[Example]:
         text = "\n\n".join(t for t in turns if t)
         if not text or not is_attack(text):
             continue  # a bare request to the agent ("Read /etc/passwd"), not an attack wrapper
-        label = JAILBREAK if PERSONA.search(text) else INJECTION
+        label = attack_label(text)
         kind = "jailbreak" if label == JAILBREAK else "agent"
         out.append(package_example(text, label, "keelson-ai", name.split("/")[2], kind))
     return out

@@ -10,7 +10,7 @@ import ast
 import zipfile
 from pathlib import Path
 
-from vsr.training.attack_cues import PERSONA, is_attack
+from vsr.training.attack_cues import attack_label, is_attack
 from vsr.training.attack_package_files import (
     fill_request,
     package_example,
@@ -59,7 +59,7 @@ def read_aegisrt(archive: zipfile.ZipFile) -> list[Example]:
             wrapper = name == "REFUSAL_BYPASS_SEEDS"  # framings around a request: jailbreaks
             if not is_attack(seed):  # e.g. the harmless first turns of its crescendo seeds
                 continue
-            label = JAILBREAK if wrapper or PERSONA.search(seed) else INJECTION
+            label = JAILBREAK if wrapper else attack_label(seed)
             kind = "jailbreak" if label == JAILBREAK else "direct"
             out.append(package_example(seed, label, "aegisrt", Path(path).stem, kind))
     return out
@@ -133,7 +133,7 @@ def read_guardrailprobe(archive: zipfile.ZipFile) -> list[Example]:
         text, category = call.get("payload"), str(call.get("category", ""))
         if not isinstance(text, str) or not (category == "_LLM01" or is_attack(text)):
             continue
-        label = JAILBREAK if PERSONA.search(text) else INJECTION
+        label = attack_label(text)
         kind = "jailbreak" if label == JAILBREAK else "direct"
         out.append(package_example(text, label, "guardrailprobe", category.strip("_"), kind))
     return out
@@ -176,9 +176,7 @@ def read_canaryprobe(archive: zipfile.ZipFile) -> list[Example]:
     source = PythonSource(wheel_text(archive, "agent_canary/probes/injection.py"))
     texts = sorted({t for n in ast.walk(source.tree) if (t := source.value(n)) and len(t) > 60})
     return [
-        package_example(
-            t, JAILBREAK if PERSONA.search(t) else INJECTION, "canaryprobe", "injection", "direct"
-        )
+        package_example(t, attack_label(t), "canaryprobe", "injection", "direct")
         for t in texts
         if is_attack(t) and not t.startswith(("agent ", "target "))
     ]

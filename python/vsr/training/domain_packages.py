@@ -48,7 +48,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from vsr.tasks.domain import LABELS
-from vsr.training.dataset import Example, write_examples
+from vsr.training.dataset import Example, write_examples, write_records
 from vsr.training.domain_gcide import gcide_examples
 from vsr.training.domain_package_readers import (
     bsdgames_examples,
@@ -126,11 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     known = existing_texts(args.domain_dir, skip=args.out)
     train, heldout, dropped = split(examples, known)
     count = write_examples(args.out, train)
-    args.heldout.parent.mkdir(parents=True, exist_ok=True)
-    with args.heldout.open("w", encoding="utf-8", newline="\n") as handle:
-        for example in heldout:
-            record = {"label": example.label, "source": example.source, "text": example.text}
-            handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+    records = ({"label": e.label, "source": e.source, "text": e.text} for e in heldout)
+    write_records(args.heldout, records)
     print(f"wrote {count} examples to {args.out}, {len(heldout)} held out to {args.heldout}")
     table = Counter((e.source, e.label) for e in [*train, *heldout])
     for (source, label), n in sorted(table.items()):

@@ -24,14 +24,12 @@ Every example's ``group`` is a unit that is held out whole: a WordNet domain syn
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import random
 import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from vsr.training.benchmark_archives import evals_records
+from vsr.training.benchmark_archives import bigbench_task, evals_records
 from vsr.training.dataset import Example, write_examples
 from vsr.training.domain_wordnet import WORDNET_DIR, wordnet_examples
 
@@ -79,10 +77,7 @@ def bigbench_examples(sdist: Path, rng: random.Random) -> list[Example]:
     examples: list[Example] = []
     with tarfile.open(sdist) as archive:
         for task, (category, limit) in sorted(BIGBENCH_TASKS.items()):
-            name = f"bigbench-1.0.0/bigbench/benchmark_tasks/{task}/task.json"
-            handle = archive.extractfile(name)
-            assert handle is not None, name
-            data = json.load(io.TextIOWrapper(handle, encoding="utf-8"))
+            data = bigbench_task(archive, task)
             prefix = data.get("task_prefix", "").strip() if task in PREFIX_TASKS else ""
             seen: set[str] = set()
             items = []
