@@ -13,11 +13,13 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
 from vsr.extproc.response import ResponseReader, ResponseStats
 from vsr.observability import metrics, tracing
+from vsr.observability.logging import INFO, enabled_for
 from vsr.observability.tracing import RequestTrace
 from vsr.routing.request import ChatRequest
 from vsr.routing.result import RoutingResult
@@ -48,6 +50,47 @@ def _bounded(value: str | None, empty: str = "none") -> str:
     return value if _LABEL.match(value) else "other"
 
 
+@dataclass(frozen=True, slots=True)
+class _ModelSeries:
+    """One model label's series of the per-request metrics, labelled once (``_for_model``)."""
+
+    requests: Any
+    completion_latency: Any
+    ttft: Any
+    tpot: Any
+    prompt_tokens: Any
+    completion_tokens: Any
+    tokens: Any
+    prompt_tokens_per_request: Any
+    completion_tokens_per_request: Any
+
+
+# Model labels are configured names or ``unknown``: a bounded set.
+_MODEL_SERIES: dict[str, _ModelSeries] = {}
+
+
+def _for_model(model: str) -> _ModelSeries:
+    found = _MODEL_SERIES.get(model)
+    if found is None:
+        found = _MODEL_SERIES[model] = _ModelSeries(
+            *(
+                metrics.child(metric, model)
+                for metric in (
+                    metrics.MODEL_REQUESTS,
+                    metrics.COMPLETION_LATENCY,
+                    metrics.TTFT,
+                    metrics.TPOT,
+                    metrics.PROMPT_TOKENS,
+                    metrics.COMPLETION_TOKENS,
+                    metrics.TOKENS,
+                    metrics.PROMPT_TOKENS_PER_REQUEST,
+                    metrics.COMPLETION_TOKENS_PER_REQUEST,
+                )
+            )
+        )
+    return found
+
+
 @dataclass
 class RequestRecord:
     """A request vsr let through, from routing until its response ends."""
@@ -72,7 +115,7 @@ def record_routed(
     generation: Generation, chat: ChatRequest, result: RoutingResult, *, fail_open: bool
 ) -> None:
     model = generation.model_label(result.model)
-    metrics.child(metrics.MODEL_REQUESTS, model).inc()
+    _for_model(model).requests.inc()
     _record_classification(result)
     if result.auto:
         source = _requested_label(generation, result.requested_model)
@@ -112,7 +155,7 @@ def record_rejected(generation: Generation, model: str | None, reason: str) -> N
 
 
 def _record_classification(result: RoutingResult) -> None:
-    metrics.ROUTING_LATENCY.observe(result.elapsed_s)
+    metrics.child(metrics.ROUTING_LATENCY).observe(result.elapsed_s)
     metrics.CATEGORY_CLASSIFICATIONS.inc(_bounded(result.category))
     for family in sorted({signal.type for signal in result.signals}):
         metrics.child(metrics.CLASSIFIER_LATENCY, _bounded(family)).observe(result.elapsed_s)
@@ -172,19 +215,20 @@ def record_completion(
     prompt = completion = None
     cost, currency = 0.0, "USD"
     if ok:
-        metrics.child(metrics.COMPLETION_LATENCY, model).observe(latency)
+        series = _for_model(model)
+        series.completion_latency.observe(latency)
         if ttft is not None:
-            metrics.child(metrics.TTFT, model).observe(ttft)
+            series.ttft.observe(ttft)
         usage = stats.usage
         if usage is None and record.reader is not None:
             metrics.child(metrics.RESPONSE_EVENTS, "usage_missing").inc()
         if usage is not None:
             prompt, completion = usage.prompt_tokens, usage.completion_tokens
-            metrics.child(metrics.PROMPT_TOKENS, model).inc(prompt)
-            metrics.child(metrics.COMPLETION_TOKENS, model).inc(completion)
-            metrics.child(metrics.TOKENS, model).inc(usage.total_tokens)
-            metrics.child(metrics.PROMPT_TOKENS_PER_REQUEST, model).observe(prompt)
-            metrics.child(metrics.COMPLETION_TOKENS_PER_REQUEST, model).observe(completion)
+            series.prompt_tokens.inc(prompt)
+            series.completion_tokens.inc(completion)
+            series.tokens.inc(usage.total_tokens)
+            series.prompt_tokens_per_request.observe(prompt)
+            series.completion_tokens_per_request.observe(completion)
             cost, currency = cost_of(record.generation, record.result.model, prompt, completion)
             if model != metrics.UNKNOWN or cost:
                 metrics.child(metrics.COST, model, _bounded(currency, "USD")).inc(cost)
@@ -195,29 +239,31 @@ def record_completion(
                 and stats.last_chunk_at is not None
             ):
                 tpot = (stats.last_chunk_at - stats.first_chunk_at) / (completion - 1)
-                metrics.child(metrics.TPOT, model).observe(tpot)
+                series.tpot.observe(tpot)
     result = record.result
     trace_id = trace.trace_id if trace is not None else None
-    log.info(
-        "llm_usage",
-        model=result.served_model,
-        decision=result.decision,
-        category=result.category,
-        response_path=record.path,
-        status=record.status,
-        stream=record.stream,
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        total_tokens=None if prompt is None or completion is None else prompt + completion,
-        cost=round(cost, 9),
-        currency=currency,
-        ttft_ms=None if ttft is None else round(ttft * 1000, 3),
-        latency_ms=round(latency * 1000, 3),
-        routing_ms=round(result.elapsed_s * 1000, 3),
-        error=reason,
-        request_id=request_id,
-        trace_id=trace_id,
-    )
+    # The fields are built only when the line is written (not at --log-level warning).
+    if enabled_for(log, INFO):
+        log.info(
+            "llm_usage",
+            model=result.served_model,
+            decision=result.decision,
+            category=result.category,
+            response_path=record.path,
+            status=record.status,
+            stream=record.stream,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=None if prompt is None or completion is None else prompt + completion,
+            cost=round(cost, 9),
+            currency=currency,
+            ttft_ms=None if ttft is None else round(ttft * 1000, 3),
+            latency_ms=round(latency * 1000, 3),
+            routing_ms=round(result.elapsed_s * 1000, 3),
+            error=reason,
+            request_id=request_id,
+            trace_id=trace_id,
+        )
     if trace is not None:
         trace.end(
             {

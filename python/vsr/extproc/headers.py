@@ -34,12 +34,12 @@ __all__ = [
 
 def header_dict(header_map: Any) -> dict[str, str]:
     """An Envoy ``HeaderMap`` -> {lower-case name: value}; a repeated header keeps its last."""
-    headers: dict[str, str] = {}
-    for header in header_map.headers:
-        raw: bytes = header.raw_value
-        value = raw.decode("utf-8", errors="replace") if raw else header.value
-        headers[header.key.lower()] = value
-    return headers
+    return {
+        header.key.lower(): (
+            header.raw_value.decode("utf-8", errors="replace") if header.raw_value else header.value
+        )
+        for header in header_map.headers
+    }
 
 
 def untrusted_request_headers(names: Iterable[str]) -> list[str]:

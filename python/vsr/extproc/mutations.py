@@ -173,15 +173,19 @@ def trailers_response(phase: str) -> Any:
     return ext_proc.ProcessingResponse(**{phase: ext_proc.TrailersResponse()})
 
 
+_STREAMED_RESPONSE_BODY = processing_mode_pb2.ProcessingMode(
+    response_body_mode=processing_mode_pb2.ProcessingMode.STREAMED
+)
+
+
 def streamed_response_body_mode() -> Any:
     """A ``mode_override`` that switches the response body to STREAMED (needs allow_mode_override).
 
     Only for features that must read a streamed (SSE) response; everything else leaves the response
-    body alone so SSE reaches the client untouched and unbuffered.
+    body alone so SSE reaches the client untouched and unbuffered. One shared message: answers copy
+    it (``CopyFrom``), never change it.
     """
-    return processing_mode_pb2.ProcessingMode(
-        response_body_mode=processing_mode_pb2.ProcessingMode.STREAMED
-    )
+    return _STREAMED_RESPONSE_BODY
 
 
 def immediate_response(

@@ -20,6 +20,7 @@ import structlog
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
 
 from vsr.cache import AnswerCollector, CacheControl, CacheTicket, cache_control
+from vsr.cache.keys import HEADER_CACHE_CONTROL, HEADER_VSR_CACHE_CONTROL
 from vsr.extproc import accounting, caching, mutations, upstream
 from vsr.extproc.accounting import RequestRecord
 from vsr.extproc.headers import header_dict, untrusted_request_headers
@@ -195,9 +196,12 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
                 },
             )
         # Read before x-vsr-* headers are dropped: a client may only ask for less caching.
-        state.cache_control = cache_control(headers)
+        if HEADER_CACHE_CONTROL in headers or HEADER_VSR_CACHE_CONTROL in headers:
+            state.cache_control = cache_control(headers)
         untrusted = untrusted_request_headers(headers)
-        state.request_headers = {k: v for k, v in headers.items() if k not in untrusted}
+        if untrusted:
+            headers = {k: v for k, v in headers.items() if k not in untrusted}
+        state.request_headers = headers
         generation = state.generation
         if target.endpoint is Endpoint.MODELS:
             metrics.child(metrics.REQUESTS, "models").inc()
@@ -246,7 +250,7 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
             if result is None:
                 result = await self.route_before_deadline(router, chat, state.request_headers)
         finally:
-            metrics.CLASSIFICATION_SECONDS.observe(time.perf_counter() - started)
+            metrics.child(metrics.CLASSIFICATION_SECONDS).observe(time.perf_counter() - started)
         if state.trace is not None:
             accounting.trace_routing(
                 state.trace, result, started, time.perf_counter(), encoder_runs or ()
