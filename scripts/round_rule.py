@@ -128,7 +128,8 @@ def main() -> int:
         print(f"{name:13} {len(recipes[name]):5} {row} {score(m):7.2f}")
         for report in recipes[name]:
             print(" " * 19 + " ".join(f"{report.get(k, float('nan')):7.2f}" for k in keys))
-    print("noise (max spread within a recipe) " + " ".join(f"{k} {tol.get(k, float('nan')):.2f}" for k in keys))
+    noise = " ".join(f"{k} {tol.get(k, float('nan')):.2f}" for k in keys)
+    print(f"noise (max spread within a recipe) {noise}")
     passing = []
     for name in list(mean)[1:]:
         missed = verdict(mean[name], mean["baseline"], tol)

@@ -126,9 +126,14 @@ def test_a_count_is_not_a_street_address(router: Any) -> None:
     ids=["system-message", "earlier-turn"],
 )
 def test_pii_outside_the_current_turn_is_blocked(router: Any, messages: Any) -> None:
+    # The property is that the PII signal reads these messages and the request is refused; which
+    # block is reported first is the jailbreak model's call (M3 reads the SSN system message as an
+    # injection, 0.68), so the PII signal's own match is checked, not the reported reason.
     for model in ("auto", "llama3-8b"):
         result = router.route({"model": model, "messages": copy.deepcopy(messages)})
-        assert result.blocked is not None and result.blocked.kind == "pii", model
+        assert result.blocked is not None, model
+        pii = [s for s in result.signals if s.name == "pii"]
+        assert pii and pii[0].matched, (model, result.signals)
 
 
 def test_jailbreak_in_the_system_message_or_after_a_long_preamble_is_blocked(router: Any) -> None:

@@ -178,7 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=True,
         help="also train on the second package survey's jailbreak files: "
         + ", ".join(f"data/{f}" for f in MORE_JAILBREAK_FILES)
-        + " (default: yes, the shipped model, M2 of its card; --no-with-more-packages: model A's "
+        + " (default: yes, as in the shipped model M3 and M2 before it; --no-with-more-packages: "
+        "model A's "
         "data)",
     )
     parser.add_argument(
@@ -192,9 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--with-system-prompts",
         action=argparse.BooleanOptionalAction,
-        default=False,
+        default=True,
         help="also train on real system prompts of agent and LLM-app packages: "
-        + ", ".join(f"data/{f}" for f in SYSTEM_PROMPT_FILES),
+        + ", ".join(f"data/{f}" for f in SYSTEM_PROMPT_FILES)
+        + " (default: yes, the shipped model, M3 of its card; --no-with-system-prompts: M2's data)",
     )
     parser.add_argument("--window", type=int, default=1200)
     parser.add_argument("--overlap", type=int, default=200)

@@ -41,10 +41,7 @@ from vsr.training.benchmark_archives import (
 )
 from vsr.training.dataset import Example, read_examples
 from vsr.training.jailbreak_injections import document_fragments, injections, late_attacks
-from vsr.training.jailbreak_text import BENIGN, WINDOW_CHARS, is_english
-
-# Re-exported: tasks_recipe imports window_texts from here.
-from vsr.training.jailbreak_text import window_texts as window_texts
+from vsr.training.jailbreak_text import BENIGN, WINDOW_CHARS, is_english, window_texts
 
 # evals directories whose prompts are not English or not text a user would send.
 EVALS_SKIP_WORDS = ("chinese", "japanese", "korean", "russian", "belarusian", "ukrain", "hebrew",

@@ -118,7 +118,7 @@ def jailbreak_examples(
     (``main``'s default; the model shipped before it was trained without). ``more``: also the
     second package survey's attacks and real requests (MORE_JAILBREAK_FILES).
     ``system_prompts``: also real system prompts of agent and LLM-app packages."""
-    from vsr.training.jailbreak_sources import window_texts
+    from vsr.training.jailbreak_text import window_texts
 
     old = [relabel_attack(e) for e in read_examples(data_dir / "jailbreak" / "examples.jsonl")]
     examples = [e for e in old if e is not None]
