@@ -214,14 +214,17 @@ class JsonReader:
             self.stats.broken = True
             self._body.clear()
             return None
+        if end_of_stream and not self._body:
+            self._finish(chunk)  # the whole body in one chunk: read it where it is
+            return None
         self._body += chunk
         if end_of_stream:
-            self._finish()
+            self._finish(self._body)
         return None
 
-    def _finish(self) -> None:
+    def _finish(self, body: bytes | bytearray) -> None:
         try:
-            parsed = json.loads(self._body)
+            parsed = json.loads(body)
         except ValueError:
             self.stats.parse_failed = True
             return

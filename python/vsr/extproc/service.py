@@ -49,7 +49,7 @@ log = structlog.get_logger(__name__)
 RETRY_AFTER_S = 1
 
 
-@dataclass
+@dataclass(slots=True)
 class StreamState:
     """What one stream has learnt so far."""
 

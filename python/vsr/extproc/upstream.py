@@ -35,6 +35,13 @@ from vsr.wire import (
 
 log = structlog.get_logger(__name__)
 
+# Signal families whose fired names the debug headers report, in header order.
+_DEBUG_FAMILIES = {
+    "keyword": HEADER_VSR_MATCHED_KEYWORDS,
+    "domain": HEADER_VSR_MATCHED_DOMAINS,
+    "embedding": HEADER_VSR_MATCHED_EMBEDDINGS,
+}
+
 
 def debug_headers_wanted(generation: Generation, asked: bool) -> bool:
     """The debug set is sent when enabled, and (if the config says so) only when asked for."""
@@ -48,14 +55,13 @@ def debug_headers(result: RoutingResult) -> dict[str, str]:
     headers = {}
     if result.confidence is not None:
         headers[HEADER_VSR_CONFIDENCE] = f"{result.confidence:.3f}"
-    for family, name in (
-        ("keyword", HEADER_VSR_MATCHED_KEYWORDS),
-        ("domain", HEADER_VSR_MATCHED_DOMAINS),
-        ("embedding", HEADER_VSR_MATCHED_EMBEDDINGS),
-    ):
-        matched = result.matched_signal_names(family)
-        if matched:
-            headers[name] = ",".join(matched)
+    matched: dict[str, list[str]] = {}
+    for signal in result.signals:  # one pass; names in signal order, as matched_signal_names
+        if signal.matched and signal.type in _DEBUG_FAMILIES:
+            matched.setdefault(signal.type, []).append(signal.name)
+    for family, name in _DEBUG_FAMILIES.items():
+        if family in matched:
+            headers[name] = ",".join(matched[family])
     return headers
 
 

@@ -33,6 +33,9 @@ __all__ = ["HEADER_SELECTED_MODEL", "SignalResult"]
 
 BlockKind = Literal["jailbreak", "pii"]
 
+# ``json.dumps(..., ensure_ascii=False, separators=(",", ":"))``, with the encoder built once.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
 
 @dataclass(frozen=True, slots=True)
 class BlockReason:
@@ -206,7 +209,7 @@ class RoutingResult:
 
     def body_bytes(self) -> bytes:
         """The edited body as compact UTF-8 JSON (what goes upstream when ``body_changed``)."""
-        return json.dumps(self.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return _COMPACT.encode(self.body).encode("utf-8")
 
     def response_headers(self) -> dict[str, str]:
         """The ``x-vsr-*`` headers for the client's response.
