@@ -14,6 +14,12 @@ the commit before) in its own process, rounds interleaved, and prints the median
 
 The figure is ``time.process_time()`` per request (all threads of the process), so other jobs on
 the machine lengthen it less than wall time; compare trees of one run, not across runs.
+
+``--serve .cache/bin/extproc-load`` measures the whole server instead: per tree and round a
+``vsr serve`` on the same policy (native transport, ``--log-level warning``) driven by extproc-load
+(``--requests`` at concurrency 16 over 8 connections, after 2,000 to warm up), with the CPU time
+of its event-loop thread and of the core's transport thread (``vsr-extproc``) per request, read
+from ``/proc``, and the requests/s.
 """
 
 from __future__ import annotations
@@ -129,12 +135,74 @@ async def measure(requests: int, log_level: str) -> dict[str, float]:
     return {"cpu_us": cpu / requests * 1e6, "wall_us": wall / requests * 1e6}
 
 
+def _thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds so far of each thread of ``pid``, by thread name (the main thread is named
+    after the process; threads of one name add up)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended
+            continue
+        name = "event loop" if task.name == str(pid) else name
+        found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def measure_serve(tree: Path, load_generator: Path, requests: int) -> dict[str, float]:
+    """One ``vsr serve`` of ``tree`` under extproc-load: req/s and CPU us per request by thread."""
+    from vsr.devstack import free_port, wait_http_ok
+
+    work = Path(tempfile.mkdtemp(prefix="vsr-bench-handler-"))
+    config = work / "keyword.yaml"
+    config.write_text(json.dumps(KEYWORD_POLICY))
+    ports = {name: free_port() for name in ("grpc", "http", "metrics")}
+    env = {**os.environ, "PYTHONPATH": str(tree.resolve() / "python")}
+    serve = subprocess.Popen(
+        [
+            sys.executable, "-m", "vsr.cli", "serve", "--config", str(config),
+            "--host", "127.0.0.1", "--grpc-port", str(ports["grpc"]),
+            "--http-port", str(ports["http"]), "--metrics-port", str(ports["metrics"]),
+            "--log-level", "warning", "--no-watch-config",
+        ],
+        env=env,
+    )  # fmt: skip
+
+    def load(count: int) -> dict[str, Any]:
+        command = [
+            str(load_generator), "-addr", f"127.0.0.1:{ports['grpc']}", "-requests", str(count),
+            "-concurrency", "16", "-conns", "8", "-json",
+        ]  # fmt: skip
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        result: dict[str, Any] = json.loads(output)
+        return result
+
+    try:
+        wait_http_ok(f"http://127.0.0.1:{ports['http']}/ready", 60, serve)
+        load(2000)
+        before = _thread_cpu(serve.pid)
+        rps = load(requests)["rps"]
+        after = _thread_cpu(serve.pid)
+    finally:
+        serve.terminate()
+        serve.wait()
+    per_request = {
+        f"{name} CPU us/request": (after[name] - before.get(name, 0.0)) / requests * 1e6
+        for name in after
+        if after[name] > before.get(name, 0.0)
+    }
+    return {"req/s": rps, **per_request}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--tree", type=Path, action="append", help="a checkout to measure")
+    parser.add_argument("--serve", type=Path, metavar="EXTPROC_LOAD", help="measure vsr serve")
     parser.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.once:
@@ -147,6 +215,9 @@ def main() -> int:
     load_at_start = os.getloadavg()[0]
     for _ in range(args.rounds):
         for tree in trees:
+            if args.serve is not None:
+                results[tree].append(measure_serve(tree, args.serve, args.requests))
+                continue
             env = {**os.environ, "PYTHONPATH": str(tree.resolve() / "python")}
             command = [
                 sys.executable, __file__, "--once", "--requests", str(args.requests),
@@ -154,10 +225,21 @@ def main() -> int:
             ]  # fmt: skip
             output = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
             results[tree].append(json.loads(output.stdout.strip().splitlines()[-1]))
+    what = "vsr serve under extproc-load" if args.serve else f"log level {args.log_level}"
     print(
         f"load average {load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; "
-        f"{args.rounds} interleaved rounds of {args.requests} requests, log level {args.log_level}"
+        f"{args.rounds} interleaved rounds of {args.requests} requests, {what}"
     )
+    if args.serve is not None:
+        for tree, runs in results.items():
+            keys = [key for key in runs[0] if all(key in run for run in runs)]
+            medians = ", ".join(
+                f"{key} {statistics.median(r[key] for r in runs):.0f}" for key in keys
+            )
+            print(f"{tree!s:<40} medians: {medians}")
+            for run in runs:
+                print(f"{'':<42}" + ", ".join(f"{key} {value:.0f}" for key, value in run.items()))
+        return 0
     for tree, runs in results.items():
         cpu = [run["cpu_us"] for run in runs]
         wall = [run["wall_us"] for run in runs]
