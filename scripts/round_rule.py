@@ -16,6 +16,12 @@ baseline only if, on seed means,
      is at least the baseline's less the noise.
 Among recipes that pass, the one with the highest N + G + Dw + Dp - 2 (R + S + L) ships (its seed
 0, fixed before training). A set missing from a report is left out of that report's mean.
+
+``--soup NAME=METRICS`` judges one model soup of the baseline's runs (``finetune --soup``) by the
+soup rule (same card, written before the soup existed): it replaces the baseline's first report
+(the shipped seed) only if its score is above both the baseline's seed mean and that seed's, no
+figure is worse than the seed mean by more than the noise, it flags at most 2% of the real
+requests and no more of the long documents than the shipped seed.
 """
 
 from __future__ import annotations
@@ -104,6 +110,32 @@ def verdict(c: dict[str, float], b: dict[str, float], tol: dict[str, float]) -> 
     return missed
 
 
+def soup_verdict(
+    soup: dict[str, float],
+    seed_mean: dict[str, float],
+    shipped: dict[str, float],
+    tol: dict[str, float],
+) -> list[str]:
+    """The soup rule's conditions the soup misses (empty: it replaces the shipped seed)."""
+    missed = []
+    if not score(soup) > max(score(seed_mean), score(shipped)):
+        missed.append(
+            f"score {score(soup):.2f} not above the seed mean's {score(seed_mean):.2f} and "
+            f"the shipped seed's {score(shipped):.2f}"
+        )
+    for key, value in seed_mean.items():
+        worse = soup[key] - value if key in LOWER_IS_BETTER else value - soup[key]
+        if worse > tol[key]:
+            missed.append(
+                f"{key} {soup[key]:.2f} worse than the mean {value:.2f} by > {tol[key]:.2f}"
+            )
+    if soup["R"] > 2.0:
+        missed.append(f"real requests {soup['R']:.2f}% > 2%")
+    if soup["L"] > shipped["L"]:
+        missed.append(f"long documents {soup['L']:.2f}% > the shipped seed's {shipped['L']:.2f}%")
+    return missed
+
+
 def score(m: dict[str, float]) -> float:
     get = lambda k: m.get(k, float("nan"))  # noqa: E731
     return get("N") + get("G") + get("Dw") + get("Dp") - 2 * (get("R") + get("S") + get("L"))
@@ -113,6 +145,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("baseline", nargs="+", type=Path, help="the shipped recipe's reports")
     parser.add_argument("--recipe", action="append", default=[], help="NAME=METRICS,METRICS")
+    parser.add_argument("--soup", help="NAME=METRICS: a soup of the baseline's runs")
     args = parser.parse_args()
     load = lambda p: figures(json.loads(Path(p).read_text()))  # noqa: E731
     recipes = {"baseline": [load(p) for p in args.baseline]}
@@ -136,6 +169,15 @@ def main() -> int:
         print(f"{name}: {'passes' if not missed else 'misses: ' + '; '.join(missed)}")
         if not missed:
             passing.append(name)
+    if args.soup:
+        name, path = args.soup.split("=", 1)
+        soup = load(path)
+        row = " ".join(f"{soup.get(k, float('nan')):7.2f}" for k in keys)
+        print(f"{name:13} {1:5} {row} {score(soup):7.2f}")
+        missed = soup_verdict(soup, mean["baseline"], recipes["baseline"][0], tol)
+        print(f"{name}: {'passes' if not missed else 'misses: ' + '; '.join(missed)}")
+        print(f"ships: {name if not missed else 'the baseline seed 0'}")
+        return 0
     winner = max(passing, key=lambda n: score(mean[n])) if passing else "baseline"
     print(f"ships: {winner} (seed 0)")
     return 0

@@ -54,6 +54,7 @@ from vsr.training.tasks_recipe import (
     read_heldout,
     source_weight,
 )
+from vsr.training.tasks_soup import soup, soup_from_layer
 
 # ---- evaluation --------------------------------------------------------------------------------
 
@@ -198,6 +199,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         + ", ".join(f"data/{f}" for f in SYSTEM_PROMPT_FILES)
         + " (default: yes, the shipped model, M3 of its card; --no-with-system-prompts: M2's data)",
     )
+    parser.add_argument(
+        "--soup",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="RUN_DIR",
+        help="no training: the mean of these runs' weights (one recipe, several seeds; "
+        "vsr.training.tasks_soup), reported and exported as a trained model would be",
+    )
     parser.add_argument("--window", type=int, default=1200)
     parser.add_argument("--overlap", type=int, default=200)
     parser.add_argument("--max-windows", type=int, default=16)
@@ -268,17 +278,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen_models: dict[str, TaskModel] | None = None
     names = args.candidate.split(";")
     candidates = CANDIDATES if args.compare else tuple(c for c in CANDIDATES if c.name in names)
+    if args.soup:
+        candidates = (Candidate(f"soup of {len(args.soup)} runs", soup_from_layer(args.soup)),)
     trained: dict[str, dict[str, TaskModel]] = {}
     for candidate in candidates:
-        models = train_model(
-            encoder,
-            candidate,
-            data,
-            epochs=args.epochs,
-            seed=args.seed,
-            branch_lr=args.branch_lr,
-            log=log,
-        )
+        if args.soup:
+            shared = soup(encoder, args.soup, {t: len(labels) for t, (_, labels) in data.items()})
+            models = dict.fromkeys(data, shared)
+            log(f"{candidate.name}: {', '.join(str(d) for d in args.soup)}")
+        else:
+            models = train_model(
+                encoder,
+                candidate,
+                data,
+                epochs=args.epochs,
+                seed=args.seed,
+                branch_lr=args.branch_lr,
+                log=log,
+            )
         row = assess(models, candidate.name, candidate)
         log(
             f"{candidate.name}: domain {row['domain_accuracy']:.4f} "
@@ -295,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"chosen: {name}")
     # What ships is the float16 branch: every figure below is of that model.
     model.round_to_f16()
-    row = assess(chosen_models, name, next(c for c in CANDIDATES if c.name == name))
+    row = assess(chosen_models, name, next(c for c in candidates if c.name == name))
     threshold = row["threshold"]
     held_sets: dict[str, Any] = {}
     curve_sets: dict[str, tuple[np.ndarray, list[Example]]] = {}
@@ -378,6 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "with_more_packages": args.with_more_packages,
         "more_domain": args.with_more_packages and args.more_domain,
         "with_system_prompts": args.with_system_prompts,
+        "soup_of": [str(d) for d in args.soup],
         "split": {
             "domain_train": len(d_train),
             "domain_test": len(d_test),
