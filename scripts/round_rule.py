@@ -110,6 +110,24 @@ def verdict(c: dict[str, float], b: dict[str, float], tol: dict[str, float]) -> 
     return missed
 
 
+def recall_verdict(c: dict[str, float], b: dict[str, float], tol: dict[str, float]) -> list[str]:
+    """The fourth round's rule (new attack data): more recall, false positives held."""
+    missed = []
+    if c["N"] + c["G"] <= b["N"] + b["G"]:
+        missed.append(f"N + G {c['N'] + c['G']:.2f} <= {b['N'] + b['G']:.2f}")
+    if c["R"] > 2.0:
+        missed.append(f"real requests {c['R']:.2f}% > 2%")
+    if c["L"] > max(2.0, b["L"] + tol["L"]):
+        missed.append(f"long documents {c['L']:.2f}% > max(2, {b['L']:.2f} + {tol['L']:.2f})")
+    for key in ("S", "Tb"):
+        if c[key] > b[key] + tol[key]:
+            missed.append(f"{key} {c[key]:.2f}% > {b[key]:.2f} + {tol[key]:.2f}")
+    for key in ("Ta", "Dt", "Dw", "Dp"):
+        if c[key] < b[key] - tol[key]:
+            missed.append(f"{key} {c[key]:.2f} < {b[key]:.2f} - {tol[key]:.2f}")
+    return missed
+
+
 def soup_verdict(
     soup: dict[str, float],
     seed_mean: dict[str, float],
@@ -146,6 +164,13 @@ def main() -> int:
     parser.add_argument("baseline", nargs="+", type=Path, help="the shipped recipe's reports")
     parser.add_argument("--recipe", action="append", default=[], help="NAME=METRICS,METRICS")
     parser.add_argument("--soup", help="NAME=METRICS: a soup of the baseline's runs")
+    parser.add_argument(
+        "--rule",
+        choices=("system-prompts", "recall"),
+        default="system-prompts",
+        help="the round's rule for --recipe candidates: third round (system-prompts) or fourth "
+        "(recall: new attack data)",
+    )
     args = parser.parse_args()
     load = lambda p: figures(json.loads(Path(p).read_text()))  # noqa: E731
     recipes = {"baseline": [load(p) for p in args.baseline]}
@@ -165,7 +190,8 @@ def main() -> int:
     print(f"noise (max spread within a recipe) {noise}")
     passing = []
     for name in list(mean)[1:]:
-        missed = verdict(mean[name], mean["baseline"], tol)
+        judge = recall_verdict if args.rule == "recall" else verdict
+        missed = judge(mean[name], mean["baseline"], tol)
         print(f"{name}: {'passes' if not missed else 'misses: ' + '; '.join(missed)}")
         if not missed:
             passing.append(name)
