@@ -45,9 +45,12 @@ class _Requests:
     """The request iterator of one stream: messages arrive from ``drain()`` as bytes and are
     parsed when the handler asks for them."""
 
-    __slots__ = ("_ended", "_items", "_waiter")
+    __slots__ = ("_ended", "_items", "_loop", "_waiter")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        # The loop, known when the stream opens: ``get_running_loop()`` per wait checks the
+        # process id (a getpid syscall) each time.
+        self._loop = loop
         self._items: collections.deque[bytes] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
         self._ended = False
@@ -68,7 +71,8 @@ class _Requests:
         while not self._items:
             if self._ended:
                 raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
+            loop = self._loop or asyncio.get_running_loop()
+            self._waiter = loop.create_future()
             try:
                 await self._waiter
             finally:
@@ -106,8 +110,8 @@ class StreamContext:
 class _Stream:
     __slots__ = ("context", "requests", "task")
 
-    def __init__(self, peer: str) -> None:
-        self.requests = _Requests()
+    def __init__(self, peer: str, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.requests = _Requests(loop)
         self.context = StreamContext(peer)
         self.task: asyncio.Task[None] | None = None
 
@@ -164,7 +168,7 @@ class NativeExtProcServer:
                 if stream is not None:
                     stream.requests.feed(payload)
             elif kind == _OPENED:
-                stream = _Stream(payload)
+                stream = _Stream(payload, self._loop)
                 streams[stream_id] = stream
                 stream.task = self._loop.create_task(self._run(stream_id, stream))  # type: ignore[union-attr]
             elif kind == _HALF_CLOSED:
