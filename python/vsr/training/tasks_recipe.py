@@ -40,6 +40,10 @@ HELDOUT = {
     ),
     "real user requests from held-out packages (benign)": "heldout/benign_requests.jsonl",
     "system prompts from held-out packages (benign)": "heldout/system_prompts.jsonl",
+    # Packages held out whole from the third package survey (vsr.training.attack_packages).
+    "new-source attacks, third survey (packages held out whole)": (
+        "heldout/newsource3_attacks.jsonl"
+    ),
 }
 # Domain questions of packages held out whole (vsr.training.domain_packages).
 DOMAIN_HELDOUT = ("domain/heldout_written.jsonl", "domain/heldout_requests.jsonl")
@@ -51,6 +55,8 @@ MORE_DOMAIN_FILES = ("domain/packages.jsonl",)
 # Real system prompts from agent and LLM-app packages (vsr.training.system_prompts;
 # ``--with-system-prompts``).
 SYSTEM_PROMPT_FILES = ("jailbreak/system_prompts.jsonl.gz",)
+# The third package survey's attacks (``--with-third-survey``; candidate M4 of the card).
+THIRD_JAILBREAK_FILES = ("jailbreak/attacks_third.jsonl.gz",)
 
 # ---- data -------------------------------------------------------------------------------------
 
@@ -112,12 +118,14 @@ def jailbreak_examples(
     packages: bool = False,
     more: bool = False,
     system_prompts: bool = False,
+    third: bool = False,
 ) -> list[Example]:
     """``packages``: also ``jailbreak/packages.jsonl.gz`` (vsr.training.jailbreak_packages: attack
     text from security packages, long pasted documents); the shipped model is trained with them
     (``main``'s default; the model shipped before it was trained without). ``more``: also the
     second package survey's attacks and real requests (MORE_JAILBREAK_FILES).
-    ``system_prompts``: also real system prompts of agent and LLM-app packages."""
+    ``system_prompts``: also real system prompts of agent and LLM-app packages. ``third``: also
+    the third package survey's attacks (THIRD_JAILBREAK_FILES)."""
     from vsr.training.jailbreak_text import window_texts
 
     old = [relabel_attack(e) for e in read_examples(data_dir / "jailbreak" / "examples.jsonl")]
@@ -126,6 +134,7 @@ def jailbreak_examples(
     files += ["jailbreak/packages.jsonl.gz"] if packages else []
     files += list(MORE_JAILBREAK_FILES) if more else []
     files += list(SYSTEM_PROMPT_FILES) if system_prompts else []
+    files += list(THIRD_JAILBREAK_FILES) if third else []
     examples += read_files(data_dir, files)
     # Subject questions are benign; a sample keeps them from drowning the hard benign prompts.
     rng = random.Random(0)
