@@ -43,3 +43,23 @@ def is_attack(text: str) -> bool:
 def attack_label(text: str) -> str:
     """``jailbreak`` when the attack carries a persona or framing cue, else ``prompt_injection``."""
     return JAILBREAK if PERSONA.search(text) else INJECTION
+
+
+# A request to reveal the model's own instructions (prompt leaking), not merely naming them.
+LEAK = re.compile(
+    r"\b(reveal|print|repeat|show|output|echo|tell me|leak|share|shared|reproduce|render|dump|"
+    r"disclose|emit|emitting|produce|producing|contain|include|state|list)\b[^.!?]{0,60}"
+    r"(system prompt|(hidden|initial|internal|developer) (instructions|guidelines|rules)|"
+    r"protected [\w ]{0,20}(rules|guidelines)|configuration directives)",
+    re.I,
+)
+
+
+def attack_kind(text: str, label: str, indirect: bool) -> str:
+    """The ``source`` kind of an attack: ``jailbreak``, ``indirect`` (in data the model reads),
+    ``leak`` (asks for the model's instructions) or ``direct``."""
+    if label == JAILBREAK:
+        return "jailbreak"
+    if indirect:
+        return "indirect"
+    return "leak" if LEAK.search(text) else "direct"

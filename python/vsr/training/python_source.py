@@ -62,3 +62,31 @@ class PythonSource:
                 if isinstance(value, ast.Dict):
                     return [t for t in (self.value(e) for e in value.values) if t]
         return []
+
+    def literal_calls(self, func: str) -> list[dict[str, Any]]:
+        """Keyword arguments of every ``func(...)`` call as Python literals (strings, lists,
+        dicts; implicit string concatenation included); a name or attribute (an enum member)
+        as its source text; anything computed as ``None``."""
+        found = []
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == func:
+                args: dict[str, Any] = {}
+                for keyword in node.keywords:
+                    try:
+                        args[str(keyword.arg)] = ast.literal_eval(keyword.value)
+                    except ValueError:
+                        text = self.value(keyword.value)
+                        if text is None and isinstance(keyword.value, (ast.Name, ast.Attribute)):
+                            text = ast.unparse(keyword.value)
+                        args[str(keyword.arg)] = text
+                found.append(args)
+        return found
+
+    def literal(self, name: str) -> Any:
+        """The literal value (list, dict, string...) assigned to a module-level name."""
+        for node in self.tree.body:
+            if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+                target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+                if isinstance(target, ast.Name) and target.id == name:
+                    return ast.literal_eval(node.value)
+        raise KeyError(name)
