@@ -115,3 +115,35 @@ def read_asmcp(archive: Archive) -> list[Example]:
             kind = attack_kind(text, label, rule == "delimiter-injection")
         out.append(package_example(text, label, "agent-security-scanner-mcp", group, kind))
     return out
+
+
+# raginject: its attack patterns, each a realistic document (release notes, tickets, FAQs,
+# configs, policies) carrying a payload, and the user's question about it. A pattern is kept as
+# the user would send it (the question, then the document): an indirect injection; the same
+# document with the payload cut out is kept as a benign near-miss. Its multilingual patterns
+# (not English) and retriever-poisoning term salads (no instruction to a model) are left out.
+RAGINJECT_SKIP = {"multilingual", "retriever_poisoning"}
+
+
+def read_raginject(archive: Archive) -> list[Example]:
+    out = []
+    for name in wheel_members(archive, r"raginject/attacks/patterns/\w+\.yaml"):
+        for pattern in yaml.safe_load(wheel_text(archive, name)) or []:
+            category = str(pattern.get("category", ""))
+            document = str(pattern.get("injected_content", "")).strip()
+            payload = str(pattern.get("payload", "")).strip()
+            question = str(pattern.get("question", "")).strip()
+            if category in RAGINJECT_SKIP or not (document and payload and question):
+                continue
+            label = attack_label(payload)
+            kind = "obfuscated" if category == "obfuscation" else attack_kind(payload, label, True)
+            group = f"patterns:{category}"
+            text = f"{question}\n\n{document}"
+            out.append(package_example(text, label, "raginject", group, kind))
+            clean = document.replace(payload, "").strip()
+            if payload in document and len(clean.splitlines()) >= 2:
+                clean = re.sub(r"\n{3,}", "\n\n", clean)
+                out.append(
+                    package_example(f"{question}\n\n{clean}", BENIGN, "raginject", group, "benign")
+                )
+    return out

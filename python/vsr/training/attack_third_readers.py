@@ -10,7 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vsr.training.attack_package_files import Archive
-from vsr.training.attack_third_files import read_agent_guardian, read_aion, read_asmcp
+from vsr.training.attack_third_files import (
+    read_agent_guardian,
+    read_aion,
+    read_asmcp,
+    read_raginject,
+)
 from vsr.training.attack_third_sources import (
     read_jailbreak_arena,
     read_redclaw,
@@ -66,4 +71,11 @@ THIRD_PACKAGES = (
                  "pip download --no-deps redclaw==1.0.1", "MIT", "indirect", read_redclaw,
                  "payload templates for agents: overrides, delimiter escapes, injections in "
                  "documents, workspace files, tool descriptions and responses, peer agents"),
+    ThirdPackage("raginject", "0.12.0", "raginject-0.12.0-py3-none-any.whl",
+                 "pip download --no-deps raginject==0.12.0", "Apache-2.0", "indirect",
+                 read_raginject,
+                 "RAG attack patterns: a user's question and a realistic document (release "
+                 "notes, tickets, FAQs, configs, meeting notes) carrying an override, "
+                 "exfiltration, format-smuggled, spoofed-authority or delayed instruction; the "
+                 "clean document"),
 )  # fmt: skip
