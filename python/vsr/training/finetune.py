@@ -25,18 +25,16 @@ from typing import Any
 import numpy as np
 
 from vsr.training.dataset import Example, split_by_group
+from vsr.training.tasks_export import export, parity_fixture, write_manifest
 from vsr.training.tasks_model import (
     CANDIDATES,
     Candidate,
     Encoder,
     TaskModel,
     _torch,
-    export,
-    parity_fixture,
     probabilities,
     train_model,
     windowed_attack,
-    write_manifest,
 )
 from vsr.training.tasks_recipe import (
     BENIGN,
