@@ -82,46 +82,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--candidate", default="top 3 layers, shared", help="one or more, separated by semicolons"
     )
     parser.add_argument("--limit", type=int, help="examples per task (a quick check)")
-    parser.add_argument(
+
+    def data_flag(flag: str, files: Sequence[str], default: bool, note: str) -> None:
+        """An optional group of training files, on or off (``--no-...``)."""
+        listed = ", ".join(f"data/{f}" for f in files)
+        parser.add_argument(
+            flag,
+            action=argparse.BooleanOptionalAction,
+            default=default,
+            help=f"also train on {listed} ({note})",
+        )
+
+    data_flag(
         "--with-packages",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also train on data/jailbreak/packages.jsonl.gz (default: yes, the shipped model; "
-        "--no-with-packages: the data of the model shipped before it)",
+        ("jailbreak/packages.jsonl.gz",),
+        True,
+        "default: yes, since model A; --no-with-packages: the data of the model before it",
     )
-    parser.add_argument(
+    data_flag(
         "--with-more-packages",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also train on the second package survey's jailbreak files: "
-        + ", ".join(f"data/{f}" for f in MORE_JAILBREAK_FILES)
-        + " (default: yes, as in the shipped model M3 and M2 before it; --no-with-more-packages: "
-        "model A's "
-        "data)",
+        MORE_JAILBREAK_FILES,
+        True,
+        "the second package survey; default: yes, since M2; --no-with-more-packages: A's data",
     )
-    parser.add_argument(
+    data_flag(
         "--more-domain",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="with --with-more-packages, the survey's subject questions too: "
-        + ", ".join(f"data/{f}" for f in MORE_DOMAIN_FILES)
-        + " (candidate M1 of the card; not shipped)",
+        MORE_DOMAIN_FILES,
+        False,
+        "with --with-more-packages: the survey's subject questions, candidate M1, not shipped",
     )
-    parser.add_argument(
+    data_flag(
         "--with-system-prompts",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also train on real system prompts of agent and LLM-app packages: "
-        + ", ".join(f"data/{f}" for f in SYSTEM_PROMPT_FILES)
-        + " (default: yes, the shipped model, M3 of its card; --no-with-system-prompts: M2's data)",
+        SYSTEM_PROMPT_FILES,
+        True,
+        "real system prompts of agent and LLM-app packages; default: yes, the shipped M3",
     )
-    parser.add_argument(
+    data_flag(
         "--with-third-survey",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="also train on the third package survey's attacks: "
-        + ", ".join(f"data/{f}" for f in THIRD_JAILBREAK_FILES)
-        + " (candidate M4 of the card)",
+        THIRD_JAILBREAK_FILES,
+        False,
+        "the third package survey's attacks, candidate M4",
     )
     parser.add_argument(
         "--soup",
