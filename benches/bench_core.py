@@ -236,7 +236,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=20, help="timed calls per batch-1 case")
     parser.add_argument("--models", default="minilm,bert-base")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "vsr-bench")
+    parser.add_argument(
+        "--cases",
+        default=",".join(CASES),
+        help=f"comma-separated sections to run, of {', '.join(CASES)} (default: all)",
+    )
+    parser.add_argument(
+        "--fp32-only",
+        action="store_true",
+        help="time vsr and ONNX Runtime in float32 only (no PyTorch timing, no int8 engines)",
+    )
     args = parser.parse_args(argv)
+    cases = set(args.cases.split(","))
+    if unknown := cases - set(CASES):
+        parser.error(f"unknown cases {sorted(unknown)}; choose from {', '.join(CASES)}")
     args.workdir.mkdir(parents=True, exist_ok=True)
 
     import onnxruntime
@@ -262,18 +275,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rows: list[Row] = []
     notes: list[str] = []
-    for key in args.models.split(","):
+    encoder_cases = cases & {"batch1", "throughput"}
+    for key in args.models.split(",") if encoder_cases else []:
         label, model_dir = models[key]
         max_length = 512
         engines: dict[str, Engine] = {
             "vsr": vsr_engine(model_dir, max_length),
             "onnxruntime": onnx_engine(model_dir, max_length, args.threads, args.workdir),
             "pytorch": torch_engine(model_dir, max_length, args.threads),
-            "vsr int8": vsr_engine(model_dir, max_length, "int8"),
-            "onnxruntime int8": onnx_engine(
-                model_dir, max_length, args.threads, args.workdir, int8=True
-            ),
         }
+        if not args.fp32_only:
+            engines["vsr int8"] = vsr_engine(model_dir, max_length, "int8")
+            engines["onnxruntime int8"] = onnx_engine(
+                model_dir, max_length, args.threads, args.workdir, int8=True
+            )
         counter = Embedder.load(model_dir)
         texts = {
             n: text_with_tokens(lambda t, c=counter: c.count_tokens([t])[0], n)
@@ -285,7 +300,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in ("vsr", "onnxruntime"):
             difference = float(np.abs(engines[name](sample) - reference).max())
             print(f"{label}: {name} vs pytorch, max abs difference {difference:.2e}")
-        if key == "minilm":
+        if args.fp32_only:
+            del engines["pytorch"]  # the reference above; not timed
+        if key == "minilm" and not args.fp32_only:
             from int8_quality import cosine_summary, eval_texts
 
             corpus = eval_texts()
@@ -293,17 +310,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 summary = cosine_summary(engines[fp32], engines[name], corpus)
                 notes.append(f"{label} {name}: {summary}")
                 print(notes[-1], flush=True)
-        for n in BATCH1_TOKENS:
+        for n in BATCH1_TOKENS if "batch1" in cases else ():
             seconds = time_calls(engines, [texts[n]], args.repeats)
             values = {name: value * 1e3 for name, value in seconds.items()}
             rows.append(Row(label, f"batch 1, {n} tokens", "ms", values))
             print(f"{label}, batch 1, {n} tokens, ms: {values}", flush=True)
-        batch, length = THROUGHPUT_SHAPE
-        seconds = time_calls(engines, [texts[length]] * batch, 3)
-        values = {name: batch * length / value for name, value in seconds.items()}
-        rows.append(Row(label, f"{batch} x {length} tokens", "tokens/s", values))
-        print(f"{label}, {batch} x {length}, tokens/s: {values}", flush=True)
-    rows.extend(bundle_rows(args, minilm_dir, notes))
+        if "throughput" in cases:
+            batch, length = THROUGHPUT_SHAPE
+            seconds = time_calls(engines, [texts[length]] * batch, 3)
+            values = {name: batch * length / value for name, value in seconds.items()}
+            rows.append(Row(label, f"{batch} x {length} tokens", "tokens/s", values))
+            print(f"{label}, {batch} x {length}, tokens/s: {values}", flush=True)
+    bundle_cases = [case for case in BUNDLE_CASES if case in cases]
+    if bundle_cases:
+        rows.extend(bundle_rows(args, bundle_cases, notes))
 
     print(f"load average at end {os.getloadavg()[0]:.2f}")
     print()
@@ -337,6 +357,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"- {note}")
     return 0
 
+
+# The bundle's cases: the heads the router reads, and those with the embedding head added.
+BUNDLE_CASES = {
+    "bundle": ("router: domain + jailbreak", ["domain", "jailbreak"]),
+    "bundle-embedding": ("+ embedding head", ["embedding", "domain", "jailbreak"]),
+}
+CASES = ("batch1", "throughput", *BUNDLE_CASES)
 
 BUNDLE_PROMPTS = {
     "short": "What is the derivative of x^3 + 2x with respect to x?",
@@ -467,7 +494,7 @@ def onnx_bundle_engine(
     return run
 
 
-def bundle_rows(args: argparse.Namespace, minilm_dir: Path, notes: list[str]) -> list[Row]:
+def bundle_rows(args: argparse.Namespace, cases: Sequence[str], notes: list[str]) -> list[Row]:
     """The default bundle as the router calls it, one text at a time: config/default.yaml's
     signals read the domain and jailbreak heads (3 trunk + 3 branch layers), and a config with an
     embedding signal or the semantic cache adds the embedding head (the trunk's top 3 layers too).
@@ -478,17 +505,13 @@ def bundle_rows(args: argparse.Namespace, minilm_dir: Path, notes: list[str]) ->
     from vsr.models import EncoderBundle
 
     bundle_dir = resolve_model_dir("vsr-default")
-    bundles = {
-        "vsr": EncoderBundle.load("vsr-default"),
-        "vsr int8": EncoderBundle.load("vsr-default", dtype="int8"),
-    }
+    bundles = {"vsr": EncoderBundle.load("vsr-default")}
+    if not args.fp32_only:
+        bundles["vsr int8"] = EncoderBundle.load("vsr-default", dtype="int8")
     if bundles["vsr"].ngram_experts:
         raise ValueError("the bundle has n-gram experts: onnx_bundle_engine does not run them")
     rows = []
-    for case, heads in (
-        ("router: domain + jailbreak", ["domain", "jailbreak"]),
-        ("+ embedding head", ["embedding", "domain", "jailbreak"]),
-    ):
+    for case, heads in (BUNDLE_CASES[key] for key in cases):
         ort_bundle = onnx_bundle_engine(bundle_dir, args.threads, args.workdir, heads)
         sample = list(BUNDLE_PROMPTS.values())
         want, got = ort_bundle(sample), bundles["vsr"].run(sample, heads)
@@ -499,15 +522,17 @@ def bundle_rows(args: argparse.Namespace, minilm_dir: Path, notes: list[str]) ->
             engines: dict[str, Engine] = {
                 "vsr": lambda t, h=heads: bundles["vsr"].run(list(t), h),  # type: ignore[misc]
                 "onnxruntime": ort_bundle,  # type: ignore[dict-item]
-                "vsr int8": lambda t, h=heads: bundles["vsr int8"].run(list(t), h),  # type: ignore[misc]
             }
+            if "vsr int8" in bundles:
+                engines["vsr int8"] = lambda t, h=heads: bundles["vsr int8"].run(list(t), h)  # type: ignore[misc]
             seconds = time_calls(engines, [text], args.repeats)
             values = {engine: value * 1e3 for engine, value in seconds.items()}
             label = f"{case}, {name} prompt, {tokens} tokens"
             rows.append(Row("vsr-default bundle", label, "ms", values))
             print(f"vsr-default bundle, {label}, ms: {values}", flush=True)
-    summary = decision_summary(bundles["vsr"], bundles["vsr int8"], eval_texts())
-    notes.append(f"vsr-default int8 vs fp32: {summary}")
+    if "vsr int8" in bundles:
+        summary = decision_summary(bundles["vsr"], bundles["vsr int8"], eval_texts())
+        notes.append(f"vsr-default int8 vs fp32: {summary}")
     return rows
 
 
