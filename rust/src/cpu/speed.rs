@@ -17,6 +17,10 @@ fn gemm_speed() {
         (16, 1152, 384),
         (16, 1536, 384),
         (16, 384, 1536),
+        (18, 1152, 384),
+        (18, 384, 1536),
+        (56, 1152, 384),
+        (56, 384, 1536),
         (128, 1152, 384),
         (128, 1536, 384),
         (128, 384, 1536),
@@ -27,13 +31,24 @@ fn gemm_speed() {
         let packed = Packed::from_rows(&w, n, k, k);
         let mut c = vec![0.0f32; m * n];
         let reps = (4e9 / (2.0 * (m * n * k) as f64)).clamp(20.0, 2000.0) as usize;
-        let mut best = f64::MAX;
+        // Both kernels in turns, so load on the machine falls on both alike.
+        let mut best = [f64::MAX; 2];
         for _ in 0..reps {
-            let start = std::time::Instant::now();
-            matmul(isa, &a, k, m, &packed, None, &mut c, n, 1);
-            best = best.min(start.elapsed().as_secs_f64());
+            for (balanced, best) in [false, true].into_iter().zip(&mut best) {
+                super::gemm::BALANCED.store(balanced, std::sync::atomic::Ordering::Relaxed);
+                let start = std::time::Instant::now();
+                matmul(isa, &a, k, m, &packed, None, &mut c, n, 1);
+                *best = best.min(start.elapsed().as_secs_f64());
+            }
         }
-        println!("{m}x{n}x{k}: {:.1} GFLOP/s ({:.1} us)", 2.0 * (m * n * k) as f64 / best / 1e9, best * 1e6);
+        let flops = 2.0 * (m * n * k) as f64;
+        println!(
+            "{m}x{n}x{k}: {:.1} GFLOP/s ({:.1} us); balanced tiles {:.1} GFLOP/s ({:.1} us)",
+            flops / best[0] / 1e9,
+            best[0] * 1e6,
+            flops / best[1] / 1e9,
+            best[1] * 1e6
+        );
     }
 }
 
@@ -70,24 +85,30 @@ fn pass_speed() {
         .flat_map(|layer| shapes.iter().map(move |&(n, k)| (layer, n, k)))
         .map(|(layer, n, k)| Packed::from_rows(&values(n * k, layer as u32 + 7), n, k, k))
         .collect();
-    for m in [16usize, 64, 128] {
+    for m in [16usize, 18, 56, 64, 128] {
         let a = values(m * 1536, 1);
         let mut c = vec![0.0f32; m * 1536];
         let flops: f64 = weights.iter().map(|w| 2.0 * (m * w.n() * w.k()) as f64).sum();
-        for (threads, prefetch) in [(1usize, false), (1, true), (2, false), (2, true)] {
-            super::gemm::PREFETCH.store(prefetch, std::sync::atomic::Ordering::Relaxed);
-            let mut best = f64::MAX;
-            for _ in 0..60 {
+        let variants =
+            [(1usize, false, false), (1, true, false), (1, true, true), (2, true, false), (2, true, true)];
+        // The variants in turns, so load on the machine falls on all alike.
+        let mut best = [f64::MAX; 5];
+        for _ in 0..60 {
+            for (&(threads, prefetch, balanced), best) in variants.iter().zip(&mut best) {
+                super::gemm::PREFETCH.store(prefetch, std::sync::atomic::Ordering::Relaxed);
+                super::gemm::BALANCED.store(balanced, std::sync::atomic::Ordering::Relaxed);
                 let start = std::time::Instant::now();
                 super::install(|| {
                     for w in &weights {
                         matmul(isa, &a, w.k(), m, w, None, &mut c, w.n(), threads);
                     }
                 });
-                best = best.min(start.elapsed().as_secs_f64());
+                *best = best.min(start.elapsed().as_secs_f64());
             }
+        }
+        for (&(threads, prefetch, balanced), best) in variants.iter().zip(best) {
             println!(
-                "pass m={m} threads={threads} prefetch={prefetch}: {:.1} GFLOP/s ({:.0} us)",
+                "pass m={m} threads={threads} prefetch={prefetch} balanced={balanced}: {:.1} GFLOP/s ({:.0} us)",
                 flops / best / 1e9,
                 best * 1e6
             );

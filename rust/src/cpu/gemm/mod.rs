@@ -8,18 +8,31 @@
 use super::pool::{for_each_part, SendPtr};
 use super::Isa;
 
+mod kernels;
+#[cfg(target_arch = "x86_64")]
+use kernels::avx512;
+use kernels::portable;
+
 /// Output columns per packed panel: two AVX-512 registers.
 pub(crate) const NR: usize = 32;
 /// Rows of C per kernel call.
 const MR: usize = 8;
 /// Rows of A per block: the block stays in L2 while every panel passes over it.
 const MC: usize = 128;
+/// Rows of C per AVX-512 kernel call at most: 24 accumulators beside two panel registers and the
+/// broadcast value. Blocks are cut into tiles of equal height up to this (18 rows: 9 + 9, not
+/// 8 + 8 + 2, whose last tile streams the panel again for two rows).
+const MR_WIDE: usize = 12;
 /// Depth per pass over a panel: `KC x NR` floats (32 KiB) stay in L1 while the block's rows use
 /// them; a whole panel of a 1536-deep product (192 KiB) did not, and the kernel waited on it.
 const KC: usize = 256;
 
 /// Whether kernels prefetch the panel (off only to measure what it brings, in `speed.rs`).
 pub(crate) static PREFETCH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Whether AVX-512 blocks are cut into equal tiles of up to `MR_WIDE` rows (off only to measure
+/// what it brings, in `speed.rs`: then tiles of `MR` rows and a remainder).
+pub(crate) static BALANCED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
 /// A right-hand side packed for `matmul`: `n` output columns of depth `k`, as `ceil(n / NR)`
 /// panels of `k x NR` values (column-padded with zeros).
@@ -170,6 +183,9 @@ unsafe fn run_block(
     ldc: usize,
 ) {
     let k = w.k;
+    // Row tiles: equal heights up to MR_WIDE on AVX-512, else MR at a time.
+    let balanced = isa == Isa::Avx512 && BALANCED.load(std::sync::atomic::Ordering::Relaxed);
+    let tiles = rows.len().div_ceil(if balanced { MR_WIDE } else { MR });
     for panel in panels {
         let start = panel * NR;
         let cols = NR.min(w.n - start);
@@ -182,8 +198,13 @@ unsafe fn run_block(
             let kc = KC.min(k - depth);
             let b = w.data.as_ptr().add(panel * k * NR + depth * NR);
             let mut row = rows.start;
-            while row < rows.end {
-                let r = MR.min(rows.end - row);
+            for tile_index in 0..tiles {
+                // The first `rows % tiles` tiles of a balanced cut take one row more.
+                let r = if balanced {
+                    (rows.len() + tiles - 1 - tile_index) / tiles
+                } else {
+                    MR.min(rows.end - row)
+                };
                 let tile = Tile {
                     k: kc,
                     a: a.get().add(row * lda + depth),
@@ -244,134 +265,6 @@ impl Tile<'_> {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use std::arch::x86_64::*;
-
-    use super::{Tile, MR, NR};
-
-    pub(super) unsafe fn dispatch(r: usize, tile: &Tile<'_>) {
-        if tile.prefetch {
-            by_rows::<true>(r, tile)
-        } else {
-            by_rows::<false>(r, tile)
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn by_rows<const PF: bool>(r: usize, tile: &Tile<'_>) {
-        match r {
-            8 => kernel::<8, PF>(tile),
-            7 => kernel::<7, PF>(tile),
-            6 => kernel::<6, PF>(tile),
-            5 => kernel::<5, PF>(tile),
-            4 => kernel::<4, PF>(tile),
-            3 => kernel::<3, PF>(tile),
-            2 => kernel::<2, PF>(tile),
-            _ => kernel::<1, PF>(tile),
-        }
-    }
-
-    /// Depth steps the prefetch runs ahead (one step is two cache lines of the panel).
-    const AHEAD: usize = 16;
-
-    #[target_feature(enable = "avx512f")]
-    unsafe fn kernel<const R: usize, const PF: bool>(t: &Tile<'_>) {
-        debug_assert!(R <= MR);
-        let mut lo = [_mm512_setzero_ps(); R];
-        let mut hi = [_mm512_setzero_ps(); R];
-        for row in 0..R {
-            if t.accumulate && t.cols == NR {
-                lo[row] = _mm512_loadu_ps(t.c.add(row * t.ldc));
-                hi[row] = _mm512_loadu_ps(t.c.add(row * t.ldc + 16));
-            } else {
-                let start = t.start(row);
-                lo[row] = _mm512_loadu_ps(start.as_ptr());
-                hi[row] = _mm512_loadu_ps(start.as_ptr().add(16));
-            }
-        }
-        let mut b = t.b;
-        for depth in 0..t.k {
-            if PF {
-                // Past the block's end this touches the next block or panel: harmless.
-                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(AHEAD * NR) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(AHEAD * NR + 16) as *const i8);
-            }
-            let b0 = _mm512_loadu_ps(b);
-            let b1 = _mm512_loadu_ps(b.add(16));
-            for row in 0..R {
-                let a = _mm512_set1_ps(*t.a.add(row * t.lda + depth));
-                lo[row] = _mm512_fmadd_ps(a, b0, lo[row]);
-                hi[row] = _mm512_fmadd_ps(a, b1, hi[row]);
-            }
-            b = b.add(NR);
-        }
-        for row in 0..R {
-            let out = t.c.add(row * t.ldc);
-            if t.cols == NR {
-                _mm512_storeu_ps(out, lo[row]);
-                _mm512_storeu_ps(out.add(16), hi[row]);
-            } else {
-                let mut values = [0.0f32; NR];
-                _mm512_storeu_ps(values.as_mut_ptr(), lo[row]);
-                _mm512_storeu_ps(values.as_mut_ptr().add(16), hi[row]);
-                t.store(row, &values);
-            }
-        }
-    }
-}
-
-/// Plain loops over `[f32; NR]` rows; compiled once per target feature set.
-mod portable {
-    use super::{Tile, NR};
-
-    #[inline(always)]
-    unsafe fn kernel<const R: usize>(t: &Tile<'_>) {
-        let mut acc = [[0.0f32; NR]; R];
-        for (row, acc) in acc.iter_mut().enumerate() {
-            *acc = t.start(row);
-        }
-        let mut b = t.b;
-        for depth in 0..t.k {
-            let panel = &*(b as *const [f32; NR]);
-            for (row, acc) in acc.iter_mut().enumerate() {
-                let a = *t.a.add(row * t.lda + depth);
-                for (sum, &w) in acc.iter_mut().zip(panel) {
-                    *sum = a.mul_add(w, *sum);
-                }
-            }
-            b = b.add(NR);
-        }
-        for (row, values) in acc.iter().enumerate() {
-            t.store(row, values);
-        }
-    }
-
-    unsafe fn by_rows(r: usize, tile: &Tile<'_>) {
-        let mut row = 0;
-        while row < r {
-            let take = 2.min(r - row);
-            let shifted = Tile { a: tile.a.add(row * tile.lda), c: tile.c.add(row * tile.ldc), ..*tile };
-            if take == 2 {
-                kernel::<2>(&shifted);
-            } else {
-                kernel::<1>(&shifted);
-            }
-            row += take;
-        }
-    }
-
-    pub(super) unsafe fn dispatch(r: usize, tile: &Tile<'_>) {
-        by_rows(r, tile)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn dispatch_avx2(r: usize, tile: &Tile<'_>) {
-        by_rows(r, tile)
-    }
-}
-
 impl Clone for Tile<'_> {
     fn clone(&self) -> Self {
         *self
@@ -398,7 +291,17 @@ mod tests {
     #[test]
     fn matches_a_naive_product_on_every_isa_and_edge() {
         for isa in Isa::available() {
-            for &(m, n, k) in &[(1, 1, 1), (3, 33, 7), (9, 64, 300), (17, 70, 513), (130, 96, 40)] {
+            for &(m, n, k) in &[
+                (1, 1, 1),
+                (3, 33, 7),
+                (9, 64, 300),
+                (17, 70, 513),
+                (18, 40, 384),
+                (56, 50, 600),
+                (64, 32, 20),
+                (65, 48, 9),
+                (130, 96, 40),
+            ] {
                 let (a, w, bias) = (values(m * k, 1), values(n * k, 2), values(n, 3));
                 let want = naive(&a, m, k, &w, n, &bias);
                 for threads in [1, 2] {
