@@ -130,7 +130,7 @@ impl Crew {
         while self.announced.load(Ordering::Acquire) == seen {
             std::hint::spin_loop();
             spins += 1;
-            if spins % 256 == 0 && Instant::now() >= deadline {
+            if spins.is_multiple_of(256) && Instant::now() >= deadline {
                 let mut state = self.lock();
                 if state.generation == seen {
                     state.sleeping += 1;
