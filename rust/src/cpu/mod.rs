@@ -1,5 +1,6 @@
 //! The CPU encoder path: BERT layers on plain float32 buffers with weights packed at load,
-//! one thread pool, fused row operations, and an optional int8 product (`dtype="int8"`).
+//! one thread pool, fused row operations, and optional int8 or bfloat16 products (`dtype="int8"`,
+//! `dtype="bfloat16"`).
 //!
 //! candle's CPU ops remain for everything else (embeddings, heads, ModernBERT); this path runs
 //! the layers, where nearly all of a pass's time goes.
@@ -39,6 +40,9 @@ pub enum Precision {
     Float32,
     /// Weights in int8 per output channel, activations quantized per row at run time.
     Int8,
+    /// Weights and activations rounded to bfloat16 in the products, summed in float32
+    /// (`dtype="bfloat16"` on a CPU); everything else in float32.
+    Bf16,
 }
 
 /// The instruction set the kernels are compiled for, detected once.

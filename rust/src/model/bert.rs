@@ -75,7 +75,7 @@ pub(crate) fn load_layers(
                 Some(precision) if weights.device().is_cpu() && weights.dtype() == DType::F32 => {
                     match CpuLayer::new(layer.cpu_weights(config)?, precision) {
                         Some(cpu) => Ok(BertLayer::Cpu(Box::new(cpu))),
-                        None if precision == Precision::Float32 => Ok(BertLayer::Candle(layer)),
+                        None if precision != Precision::Int8 => Ok(BertLayer::Candle(layer)),
                         None => Err(crate::error::Error::Argument(format!(
                             "int8 needs the exact GELU; this model's activation is {:?}",
                             config.hidden_act

@@ -7,10 +7,12 @@
 
 #[cfg(target_arch = "x86_64")]
 mod amx;
+mod bf16;
 mod rows;
 #[cfg(target_arch = "x86_64")]
 mod vnni;
 
+pub(crate) use bf16::Bf16Weight;
 use rows::{QuantizedRows, ROWS};
 
 use super::pool::{for_each_part, SendPtr};
