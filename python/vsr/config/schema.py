@@ -87,7 +87,7 @@ class RouterConfig(StrictModel):
         description="Per model (its name or path as the signals write it): the dtype it runs "
         "in. Unset: float32 on a CPU, bfloat16 on a GPU. 'int8' (CPU only) quantizes an "
         "encoder's layers: ~2x faster, embeddings at cosine ~0.999 to float32; 'bfloat16' on a "
-        "CPU runs the layers' products in bf16: ~1.1-2x faster, cosine ~0.99999 "
+        "CPU runs the layers' products in bf16: ~1.5x faster, cosine ~0.99999 "
         "(benches/README.md).",
     )
     batching: BatchingConfig = Field(
