@@ -18,6 +18,7 @@ puts vsr's python/ on PYTHONPATH).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import platform
 import statistics
@@ -408,7 +409,11 @@ def onnx_bundle_engine(
     (branch_name,) = (branch_names - {None}) or {None}
     sources = sorted(branch_names, key=lambda b: b is not None)  # trunk output first
     tag = "-".join("trunk" if b is None else b for b in sources)
-    path = workdir / f"{bundle_dir.name}-{tag}.onnx"
+    # Keyed by the bundle's files: a new model in the same directory gets its own export.
+    digest = hashlib.sha256((bundle_dir / "bundle.json").read_bytes())
+    for name in sorted(branch_names - {None}):
+        digest.update((bundle_dir / spec["branches"][name]["weights"]).read_bytes())
+    path = workdir / f"{bundle_dir.name}-{tag}-{digest.hexdigest()[:12]}.onnx"
     if not path.exists():
         bert = AutoModel.from_pretrained(encoder_dir, attn_implementation="eager").eval()
         layers = list(bert.encoder.layer)
