@@ -143,14 +143,46 @@ impl Bf16Weight {
         bias: &[f32],
         out: SendPtr<f32>,
     ) {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx512 {
+            return self.block_avx512(values, range, panels, bias, out);
+        }
+        self.block_body(values, range, panels, bias, out)
+    }
+
+    /// The block with its bias loop compiled for AVX-512 (the kernel already is).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    unsafe fn block_avx512(
+        &self,
+        values: &[u16],
+        range: std::ops::Range<usize>,
+        panels: std::ops::Range<usize>,
+        bias: &[f32],
+        out: SendPtr<f32>,
+    ) {
+        self.block_body(values, range, panels, bias, out)
+    }
+
+    #[inline(always)]
+    unsafe fn block_body(
+        &self,
+        values: &[u16],
+        range: std::ops::Range<usize>,
+        panels: std::ops::Range<usize>,
+        bias: &[f32],
+        out: SendPtr<f32>,
+    ) {
         let stride = self.pairs * 2;
+        // Every call writes the rows it is given (the kernel stores them, `portable` zeroes them
+        // first), so one buffer serves the whole block.
+        let mut sums = [[0.0f32; NR]; MR];
         for panel in panels {
             let b = self.data.as_ptr().add(panel * self.pairs * NR * 2);
             let (start, cols) = (panel * NR, NR.min(self.n - panel * NR));
             let mut row = range.start;
             while row < range.end {
                 let r = MR.min(range.end - row);
-                let mut sums = [[0.0f32; NR]; MR];
                 let a = values.as_ptr().add(row * stride);
                 #[cfg(target_arch = "x86_64")]
                 if self.avx512 {
@@ -160,10 +192,11 @@ impl Bf16Weight {
                 }
                 #[cfg(not(target_arch = "x86_64"))]
                 portable(r, a, stride, b, self.pairs, &mut sums);
+                let bias = &bias[start..start + cols];
                 for (i, sums) in sums.iter().enumerate().take(r) {
-                    let c = out.get().add((row + i) * self.n + start);
-                    for col in 0..cols {
-                        *c.add(col) = sums[col] + bias[start + col];
+                    let c = std::slice::from_raw_parts_mut(out.get().add((row + i) * self.n + start), cols);
+                    for ((c, sum), bias) in c.iter_mut().zip(sums).zip(bias) {
+                        *c = sum + bias;
                     }
                 }
                 row += r;
@@ -183,6 +216,7 @@ unsafe fn portable(
 ) {
     for (row, sums) in sums.iter_mut().enumerate().take(r) {
         let a_row = a.add(row * stride);
+        sums.fill(0.0);
         for pair in 0..pairs {
             let panel = b.add(pair * NR * 2);
             let (x0, x1) = (from_bf16(*a_row.add(pair * 2)), from_bf16(*a_row.add(pair * 2 + 1)));
