@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 from typing import Any
 
 import grpc
@@ -170,7 +171,12 @@ class NativeExtProcServer:
             elif kind == _OPENED:
                 stream = _Stream(payload, self._loop)
                 streams[stream_id] = stream
-                stream.task = self._loop.create_task(self._run(stream_id, stream))  # type: ignore[union-attr]
+                task = self._loop.create_task(self._run(stream_id, stream))  # type: ignore[union-attr]
+                # Let go of the stream when its task ends, however it ends: a stream reset in the
+                # same drain as its opening is cancelled before its coroutine ever runs, so no
+                # code inside _run (a finally) would run for it.
+                task.add_done_callback(functools.partial(self._ended, stream_id))
+                stream.task = task
             elif kind == _HALF_CLOSED:
                 stream = streams.get(stream_id)
                 if stream is not None:
@@ -218,12 +224,13 @@ class NativeExtProcServer:
         except Exception:
             log.exception("extproc_handler_failed")
             code, details = _UNKNOWN, "Unexpected error in the ext_proc handler"
-        finally:
-            self._streams.pop(stream_id, None)
-            if not self._streams and self._idle is not None:
-                self._idle.set()
         if code >= 0:
             queue(stream_id, None, code, details)
+
+    def _ended(self, stream_id: int, _task: asyncio.Task[None]) -> None:
+        self._streams.pop(stream_id, None)
+        if not self._streams and self._idle is not None:
+            self._idle.set()
 
     async def stop(self, grace_s: float) -> None:
         """Stop taking connections (GOAWAY on open ones), give open streams ``grace_s`` to
