@@ -35,7 +35,7 @@ from pathlib import Path
 
 from vsr.training.attack_readers import MAX_OBFUSCATED, PACKAGES, Package
 from vsr.training.dataset import Example, read_examples
-from vsr.training.jailbreak_data import _shingles, overlaps_heldout
+from vsr.training.jailbreak_data import _shingles, overlaps_heldout, split_held_out
 from vsr.training.jailbreak_packages import _write, is_english_prose
 from vsr.training.jailbreak_text import BENIGN, INJECTION, JAILBREAK
 
@@ -121,18 +121,7 @@ def build(
     counts = {n: sum(e.label != BENIGN for e in ex) for n, ex in per_package.items()}
     chosen = heldout_packages(counts)
     heldout_names = [p.name for p in PACKAGES if p.name in chosen or p.family in chosen]
-    heldout = [e for n in heldout_names for e in per_package[n]]
-    heldout_shingles: set[tuple[str, ...]] = set()
-    for example in heldout:
-        if example.label != BENIGN:
-            heldout_shingles |= _shingles(example.text)
-    training = [
-        e
-        for p in PACKAGES
-        if p.name not in heldout_names
-        for e in per_package[p.name]
-        if e.label == BENIGN or not overlaps_heldout(e.text, heldout_shingles)
-    ]
+    training, heldout = split_held_out(per_package, [p.name for p in PACKAGES], heldout_names)
     return training, heldout, counts, heldout_names
 
 

@@ -32,7 +32,7 @@ from vsr.training.attack_package_files import open_archive
 from vsr.training.attack_readers import MAX_OBFUSCATED
 from vsr.training.attack_third_readers import THIRD_PACKAGES, ThirdPackage
 from vsr.training.dataset import Example, read_examples
-from vsr.training.jailbreak_data import _shingles, overlaps_heldout
+from vsr.training.jailbreak_data import _shingles, overlaps_heldout, split_held_out
 from vsr.training.jailbreak_packages import _write, is_english_prose
 from vsr.training.jailbreak_text import BENIGN
 
@@ -114,18 +114,9 @@ def build(
         per_package[package.name] = _filtered(raw, against, seen)
     counts = {n: sum(e.label != BENIGN for e in ex) for n, ex in per_package.items()}
     chosen = heldout_package(counts)
-    heldout = per_package.get(chosen, []) if chosen else []
-    held: set[tuple[str, ...]] = set()
-    for example in heldout:
-        if example.label != BENIGN:
-            held |= _shingles(example.text)
-    training = [
-        e
-        for p in THIRD_PACKAGES
-        if p.name != chosen
-        for e in per_package[p.name]
-        if e.label == BENIGN or not overlaps_heldout(e.text, held)
-    ]
+    training, heldout = split_held_out(
+        per_package, [p.name for p in THIRD_PACKAGES], [chosen] if chosen else []
+    )
     return training, heldout, counts, chosen
 
 

@@ -91,6 +91,26 @@ def overlaps_heldout(text: str, heldout_shingles: set[tuple[str, ...]], limit: f
     return bool(shingles) and len(shingles & heldout_shingles) / len(shingles) > limit
 
 
+def split_held_out(
+    per_package: dict[str, list[Example]], names: Sequence[str], held: Sequence[str]
+) -> tuple[list[Example], list[Example]]:
+    """(training, held-out): the ``held`` packages' examples whole, and the other ``names``'
+    examples in that order, less the attacks sharing too much with a held-out attack."""
+    heldout = [e for name in held for e in per_package[name]]
+    heldout_shingles: set[tuple[str, ...]] = set()
+    for example in heldout:
+        if example.label != BENIGN:
+            heldout_shingles |= _shingles(example.text)
+    training = [
+        e
+        for name in names
+        if name not in held
+        for e in per_package[name]
+        if e.label == BENIGN or not overlaps_heldout(e.text, heldout_shingles)
+    ]
+    return training, heldout
+
+
 def _seed_values(archive: zipfile.ZipFile, name: str) -> list[str]:
     data: Any = yaml.safe_load(archive.read(SEED_DIR + name))
     return [
