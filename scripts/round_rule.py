@@ -22,6 +22,12 @@ soup rule (same card, written before the soup existed): it replaces the baseline
 (the shipped seed) only if its score is above both the baseline's seed mean and that seed's, no
 figure is worse than the seed mean by more than the noise, it flags at most 2% of the real
 requests and no more of the long documents than the shipped seed.
+
+``--versus NAME=METRICS`` judges one model against the shipped model, whose report is the first
+baseline argument, by the fifth round's rule (card, written before its candidates were trained):
+it replaces the shipped model only if it flags at most 2% of the real requests and at most 2% of
+the long documents, catches more of N + G, scores higher, and no figure is worse than the
+shipped model's by more than the noise (the recipes given with ``--recipe`` set the noise).
 """
 
 from __future__ import annotations
@@ -154,6 +160,26 @@ def soup_verdict(
     return missed
 
 
+def versus_verdict(
+    c: dict[str, float], shipped: dict[str, float], tol: dict[str, float]
+) -> list[str]:
+    """The fifth round's rule: a model against the shipped one (empty: it replaces it)."""
+    missed = []
+    if c["R"] > 2.0:
+        missed.append(f"real requests {c['R']:.2f}% > 2%")
+    if c["L"] > 2.0:
+        missed.append(f"long documents {c['L']:.2f}% > 2%")
+    if c["N"] + c["G"] <= shipped["N"] + shipped["G"]:
+        missed.append(f"N + G {c['N'] + c['G']:.2f} <= {shipped['N'] + shipped['G']:.2f}")
+    if not score(c) > score(shipped):
+        missed.append(f"score {score(c):.2f} <= {score(shipped):.2f}")
+    for key, value in shipped.items():
+        worse = c[key] - value if key in LOWER_IS_BETTER else value - c[key]
+        if worse > tol[key]:
+            missed.append(f"{key} {c[key]:.2f} worse than {value:.2f} by > {tol[key]:.2f}")
+    return missed
+
+
 def score(m: dict[str, float]) -> float:
     get = lambda k: m.get(k, float("nan"))  # noqa: E731
     return get("N") + get("G") + get("Dw") + get("Dp") - 2 * (get("R") + get("S") + get("L"))
@@ -164,6 +190,7 @@ def main() -> int:
     parser.add_argument("baseline", nargs="+", type=Path, help="the shipped recipe's reports")
     parser.add_argument("--recipe", action="append", default=[], help="NAME=METRICS,METRICS")
     parser.add_argument("--soup", help="NAME=METRICS: a soup of the baseline's runs")
+    parser.add_argument("--versus", help="NAME=METRICS: a model against the first baseline report")
     parser.add_argument(
         "--rule",
         choices=("system-prompts", "recall"),
@@ -195,6 +222,16 @@ def main() -> int:
         print(f"{name}: {'passes' if not missed else 'misses: ' + '; '.join(missed)}")
         if not missed:
             passing.append(name)
+    if args.versus:
+        name, path = args.versus.split("=", 1)
+        model, shipped = load(path), recipes["baseline"][0]
+        for label, m in (("shipped", shipped), (name, model)):
+            row = " ".join(f"{m.get(k, float('nan')):7.2f}" for k in keys)
+            print(f"{label:13} {1:5} {row} {score(m):7.2f}")
+        missed = versus_verdict(model, {k: shipped[k] for k in keys}, tol)
+        print(f"{name}: {'passes' if not missed else 'misses: ' + '; '.join(missed)}")
+        print(f"ships: {name if not missed else 'the shipped model stays'}")
+        return 0
     if args.soup:
         name, path = args.soup.split("=", 1)
         soup = load(path)

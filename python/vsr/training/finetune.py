@@ -40,11 +40,15 @@ from vsr.training.tasks_recipe import (
     BENIGN,
     DOMAIN_HELDOUT,
     DOMAIN_HELDOUT_PACKAGES,
+    DOMAIN_HELDOUT_PACKAGES2,
     DOMAIN_LABELS,
+    DOMAIN_SURVEY2_FILES,
+    FOURTH_JAILBREAK_FILES,
     HELDOUT,
     JAILBREAK_LABELS,
     MORE_DOMAIN_FILES,
     MORE_JAILBREAK_FILES,
+    MORE_SHAREGPT_FILES,
     SYSTEM_PROMPT_FILES,
     THIRD_JAILBREAK_FILES,
     domain_examples,
@@ -123,6 +127,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         False,
         "the third package survey's attacks, candidate M4",
     )
+    data_flag(
+        "--with-more-sharegpt",
+        MORE_SHAREGPT_FILES,
+        False,
+        "the rest of ShareGPT's real user turns, the fifth round's candidates",
+    )
+    data_flag(
+        "--with-fourth-survey",
+        FOURTH_JAILBREAK_FILES,
+        False,
+        "the fourth package survey's attacks, the fifth round's candidates",
+    )
+    data_flag(
+        "--with-domain-survey2",
+        DOMAIN_SURVEY2_FILES,
+        False,
+        "the second domain survey's subject questions, the fifth round's candidates",
+    )
     parser.add_argument(
         "--soup",
         type=Path,
@@ -146,7 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_lines.append(line)
 
     encoder = Encoder(args.encoder_dir, args.device, args.dropout)
-    domain = domain_examples(args.data_dir, args.with_more_packages and args.more_domain)
+    domain = domain_examples(
+        args.data_dir, args.with_more_packages and args.more_domain, args.with_domain_survey2
+    )
     jail = jailbreak_examples(
         args.data_dir,
         domain,
@@ -154,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.with_more_packages,
         args.with_system_prompts,
         args.with_third_survey,
+        args.with_more_sharegpt,
+        args.with_fourth_survey,
     )
     if args.limit:
         rng = random.Random(0)
@@ -263,13 +289,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             examples = read_heldout(path)
             held_sets[f"domain {path.name}"] = domain_report(model, tuple(DOMAIN_LABELS), examples)
             domain_written += [replace(e, label=BENIGN) for e in examples]
-    path = args.data_dir / DOMAIN_HELDOUT_PACKAGES
-    if path.is_file():
-        examples = read_heldout(path)
-        held_sets["domain: packages held out whole"] = domain_report(
-            model, tuple(DOMAIN_LABELS), examples
-        )
-        domain_written += [replace(e, label=BENIGN) for e in examples]
+    for title, file in (
+        ("domain: packages held out whole", DOMAIN_HELDOUT_PACKAGES),
+        ("domain: exam packages held out whole, second survey", DOMAIN_HELDOUT_PACKAGES2),
+    ):
+        path = args.data_dir / file
+        if path.is_file():
+            examples = read_heldout(path)
+            held_sets[title] = domain_report(model, tuple(DOMAIN_LABELS), examples)
+            domain_written += [replace(e, label=BENIGN) for e in examples]
     scores = windowed_attack(
         model, [e.text for e in domain_written], args.window, args.overlap, args.max_windows
     )
@@ -325,6 +353,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "more_domain": args.with_more_packages and args.more_domain,
         "with_system_prompts": args.with_system_prompts,
         "with_third_survey": args.with_third_survey,
+        "with_more_sharegpt": args.with_more_sharegpt,
+        "with_fourth_survey": args.with_fourth_survey,
+        "with_domain_survey2": args.with_domain_survey2,
         "soup_of": [str(d) for d in args.soup],
         "split": {
             "domain_train": len(d_train),

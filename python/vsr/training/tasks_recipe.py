@@ -44,10 +44,17 @@ HELDOUT = {
     "new-source attacks, third survey (packages held out whole)": (
         "heldout/newsource3_attacks.jsonl"
     ),
+    # Packages held out whole from the fourth package survey (vsr.training.attack_packages_fourth).
+    "new-source attacks, fourth survey (packages held out whole)": (
+        "heldout/newsource4_attacks.jsonl"
+    ),
 }
 # Domain questions of packages held out whole (vsr.training.domain_packages).
 DOMAIN_HELDOUT = ("domain/heldout_written.jsonl", "domain/heldout_requests.jsonl")
 DOMAIN_HELDOUT_PACKAGES = "heldout/domain_packages.jsonl"
+# Exam and quiz questions of packages held out whole by the second domain survey
+# (vsr.training.domain_packages2): the nearest proxy held here for MMLU-style questions.
+DOMAIN_HELDOUT_PACKAGES2 = "heldout/domain_packages2.jsonl"
 # The second package survey's training files (``--with-more-packages``, the shipped model's
 # recipe; the subject questions only with ``--more-domain``: tried as candidate M1, not shipped).
 MORE_JAILBREAK_FILES = ("jailbreak/attacks_more.jsonl.gz", "jailbreak/benign_more.jsonl.gz")
@@ -57,6 +64,12 @@ MORE_DOMAIN_FILES = ("domain/packages.jsonl",)
 SYSTEM_PROMPT_FILES = ("jailbreak/system_prompts.jsonl.gz",)
 # The third package survey's attacks (``--with-third-survey``; candidate M4 of the card).
 THIRD_JAILBREAK_FILES = ("jailbreak/attacks_third.jsonl.gz",)
+# The rest of ShareGPT's real user turns (vsr.training.benign_sharegpt; ``--with-more-sharegpt``).
+MORE_SHAREGPT_FILES = ("jailbreak/benign_sharegpt.jsonl.gz",)
+# The fourth package survey's attacks (``--with-fourth-survey``).
+FOURTH_JAILBREAK_FILES = ("jailbreak/attacks_fourth.jsonl.gz",)
+# The second domain survey's subject questions (``--with-domain-survey2``).
+DOMAIN_SURVEY2_FILES = ("domain/packages2.jsonl",)
 
 # ---- data -------------------------------------------------------------------------------------
 
@@ -90,10 +103,12 @@ def read_files(data_dir: Path, files: Sequence[str]) -> list[Example]:
     return [e for file in files for e in read_examples(data_dir / file)]
 
 
-def domain_examples(data_dir: Path, more: bool = False) -> list[Example]:
-    """``more``: also the subject questions of the second package survey (MORE_DOMAIN_FILES)."""
+def domain_examples(data_dir: Path, more: bool = False, survey2: bool = False) -> list[Example]:
+    """``more``: also the subject questions of the second package survey (MORE_DOMAIN_FILES);
+    ``survey2``: also the second domain survey's (DOMAIN_SURVEY2_FILES)."""
     files = ["domain/examples.jsonl", "domain/real.jsonl"]
     files += list(MORE_DOMAIN_FILES) if more else []
+    files += list(DOMAIN_SURVEY2_FILES) if survey2 else []
     return read_files(data_dir, files)
 
 
@@ -119,13 +134,17 @@ def jailbreak_examples(
     more: bool = False,
     system_prompts: bool = False,
     third: bool = False,
+    more_sharegpt: bool = False,
+    fourth: bool = False,
 ) -> list[Example]:
     """``packages``: also ``jailbreak/packages.jsonl.gz`` (vsr.training.jailbreak_packages: attack
     text from security packages, long pasted documents); the shipped model is trained with them
     (``main``'s default; the model shipped before it was trained without). ``more``: also the
     second package survey's attacks and real requests (MORE_JAILBREAK_FILES).
     ``system_prompts``: also real system prompts of agent and LLM-app packages. ``third``: also
-    the third package survey's attacks (THIRD_JAILBREAK_FILES)."""
+    the third package survey's attacks (THIRD_JAILBREAK_FILES). ``more_sharegpt``: also the rest of
+    ShareGPT's user turns (MORE_SHAREGPT_FILES). ``fourth``: also the fourth package survey's
+    attacks (FOURTH_JAILBREAK_FILES)."""
     from vsr.training.jailbreak_text import window_texts
 
     old = [relabel_attack(e) for e in read_examples(data_dir / "jailbreak" / "examples.jsonl")]
@@ -135,6 +154,8 @@ def jailbreak_examples(
     files += list(MORE_JAILBREAK_FILES) if more else []
     files += list(SYSTEM_PROMPT_FILES) if system_prompts else []
     files += list(THIRD_JAILBREAK_FILES) if third else []
+    files += list(MORE_SHAREGPT_FILES) if more_sharegpt else []
+    files += list(FOURTH_JAILBREAK_FILES) if fourth else []
     examples += read_files(data_dir, files)
     # Subject questions are benign; a sample keeps them from drowning the hard benign prompts.
     rng = random.Random(0)
