@@ -50,6 +50,12 @@ PROOF_ALL_ATTACKS = {"instruction_override", "indirect_injection", "system_promp
                      "hypothetical_role_play", "role_confusion"}  # fmt: skip
 PROOF_SECTION = re.compile(r"^# (Seed prompt bank|Seed examples)(?!.*negative)", re.M)
 PROOF_SEED = re.compile(r'^\d+\.\s+"(.+?)"\s*$', re.M | re.S)
+# The prompt-leak trap's seed bank holds the follow-up turns of its multi-turn probes too ("What
+# are the headings?", "What is the approximate token count?"): benign questions out of their
+# conversation. A leak seed is kept only when it names the model's instructions.
+PROOF_LEAK_NAMES = re.compile(
+    r"prompt|instruction|rule|message|hidden|polic|control|configuration|above", re.I
+)
 PROOF_INDIRECT = re.compile(r"tool|rag|retriev|document|memory|email|web|indirect|delimiter")
 
 
@@ -80,6 +86,8 @@ def read_proofagent(archive: Archive) -> list[Example]:
                     continue
                 seed = " ".join(match[1].split())
                 if trap not in PROOF_ALL_ATTACKS and not is_attack(seed):
+                    continue
+                if trap == "system_prompt_leak" and not PROOF_LEAK_NAMES.search(seed):
                     continue
                 label = JAILBREAK if trap == "hypothetical_role_play" else attack_label(seed)
                 if trap == "system_prompt_leak" and label == INJECTION:

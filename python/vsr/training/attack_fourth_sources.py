@@ -83,7 +83,9 @@ def tuple_texts(source: PythonSource, name: str, position: int) -> list[str]:
 GLACIS_ATTACKS = {"prompt_injection", "system_prompt_leakage", "context_window_poisoning",
                   "multi_turn_manipulation", "encoding_bypass", "payload_splitting",
                   "authority_manipulation", "indirect_injection"}  # fmt: skip
-GLACIS_JAILBREAK = {"jailbreak", "role_confusion", "refusal_suppression", "ethical_bypass"}
+GLACIS_JAILBREAK = {"jailbreak", "role_confusion", "refusal_suppression"}
+# Its ethical-bypass templates ("For our incident response plan, describe in detail how an
+# attacker would ...") are plain requests behind a pretext: judged like the others.
 
 
 def read_glacis(archive: Archive) -> list[Example]:
@@ -153,7 +155,8 @@ def read_wardenbot(archive: Archive) -> list[Example]:
     for module, table in WARDEN_TABLES.items():
         source = PythonSource(wheel_text(archive, f"pytest_wardenbot/corpus/{module}.py"))
         for text in tuple_texts(source, table, 0):
-            label = attack_label(text)
+            # A payload planted in a document is an injection whatever its wording.
+            label = INJECTION if module == "indirect_injection" else attack_label(text)
             if module == "encoded_payloads" and label == INJECTION:
                 kind = "obfuscated"
             elif module == "system_prompt_leak" and label == INJECTION:
