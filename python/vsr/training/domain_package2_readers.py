@@ -89,7 +89,9 @@ def dfiq_examples(wheel: Path) -> list[Example]:
 # (the turn is bare data or a format request, or the subject is not one of ours): smiles_to_formula,
 # recurrence-relation, determinant, crontab, music-theory, game_theory, logic, reasoning,
 # counterfactual-reasoning, premature-conclusions, rock-climbing, cybersecurity (file paths),
-# the *-exams-qa sets and every other set not in English.
+# quartz (qualitative relations across several sciences, no subject per row), abstract2title
+# (materials-science abstracts: physics, chemistry or engineering), human-safety, the maths word
+# problem sets (maths has plenty), the *-exams-qa sets and every other set not in English.
 EVALS2_SETS: dict[str, tuple[str, int]] = {
     "map-electronic-component-part-to-fact": ("engineering", 40),
     "logic-liar-paradox": ("philosophy", 15),
@@ -102,6 +104,9 @@ EVALS2_SETS: dict[str, tuple[str, int]] = {
     "csharp-linq": ("computer science", 15),
     "cricket_situations": ("other", 20),
     "newsology": ("health", 15),
+    "which_is_heavier": ("physics", 20),
+    "logic-statements": ("philosophy", 25),  # syllogisms: formal logic
+    "seo_keywords": ("business", 23),  # marketing
 }
 
 
