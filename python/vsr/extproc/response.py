@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from vsr.routing import json_codec
+
 # Events are separated by a blank line; servers end lines with LF, CRLF or CR.
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _LINE = re.compile(r"\r\n|\n|\r")
@@ -224,7 +226,10 @@ class JsonReader:
 
     def _finish(self, body: bytes | bytearray) -> None:
         try:
-            parsed = json.loads(body)
+            parsed = json_codec.loads_lenient(body)
+            if _reads_float(parsed):
+                # orjson reads an integer past 64 bits as a float: read it as json does.
+                parsed = json.loads(body)
         except ValueError:
             self.stats.parse_failed = True
             return
@@ -236,6 +241,26 @@ class JsonReader:
             if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
                 reason = choices[0].get("finish_reason")
                 self.stats.finish_reason = str(reason)[:64] if reason else None
+
+
+def _reads_float(parsed: Any) -> bool:
+    """Whether a value ``JsonReader`` reads (the usage's token counts, the first choice's
+    finish_reason) is a float."""
+    if not isinstance(parsed, dict):
+        return False
+    usage = parsed.get("usage")
+    if isinstance(usage, Mapping) and (
+        isinstance(usage.get("prompt_tokens"), float)
+        or isinstance(usage.get("completion_tokens"), float)
+    ):
+        return True
+    choices = parsed.get("choices")
+    return (
+        isinstance(choices, list)
+        and bool(choices)
+        and isinstance(choices[0], Mapping)
+        and isinstance(choices[0].get("finish_reason"), float)
+    )
 
 
 ResponseReader = SseReader | JsonReader

@@ -384,6 +384,7 @@ class RoutingEngine:
             elapsed_s=elapsed,
             confidence=chosen.confidence if chosen is not None else None,
             cache_embedding=cache_embedding,
+            body_plain=request.plain,
         )
 
 

@@ -13,7 +13,6 @@ servers read it (``"true"`` streams).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 
 from vsr.config.schema import TextSelection
 from vsr.errors import VsrError
+from vsr.routing import json_codec
 
 # Roles whose messages count as instructions (the system prompt).
 SYSTEM_ROLES = ("system", "developer")
@@ -81,6 +81,8 @@ class ChatRequest:
     - ``stream``: whether the client asked for server-sent events.
     - ``include_usage``: ``stream_options.include_usage`` (a streamed refusal then ends with a
       usage chunk, as a model's stream would).
+    - ``plain``: the body was read by ``json_codec.loads`` as one ``orjson`` writes back with
+      ``json``'s bytes (``json_codec.dumps``); False for a body from elsewhere.
     """
 
     body: dict[str, Any]
@@ -88,6 +90,7 @@ class ChatRequest:
     model: str | None
     stream: bool
     include_usage: bool
+    plain: bool = False
 
     @classmethod
     def from_body(cls, body: Any) -> ChatRequest:
@@ -103,7 +106,7 @@ class ChatRequest:
         return cls._checked(body)
 
     @classmethod
-    def _checked(cls, body: dict[str, Any]) -> ChatRequest:
+    def _checked(cls, body: dict[str, Any], plain: bool = False) -> ChatRequest:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise RequestError(
@@ -125,7 +128,7 @@ class ChatRequest:
         include_usage = False
         if isinstance(options, Mapping):
             include_usage = _lax_bool(options.get("include_usage", False), "stream_options")
-        return cls(body, messages, model, stream, stream and include_usage)
+        return cls(body, messages, model, stream, stream and include_usage, plain)
 
     def routing_text(self, selection: TextSelection) -> str:
         """The text routing signals read: the selected messages joined by newlines."""
@@ -171,7 +174,8 @@ def parse_chat_request(raw: bytes, limit: int) -> ChatRequest:
             reason="invalid_json",
         )
     try:
-        body = json.loads(raw)
+        # orjson where it reads exactly as json does, else json (its value, or its error).
+        body, plain = json_codec.loads(raw)
     except RecursionError:
         raise _too_deep() from None
     except (UnicodeDecodeError, ValueError) as error:
@@ -189,7 +193,7 @@ def parse_chat_request(raw: bytes, limit: int) -> ChatRequest:
         _check_depth(body)
     if _SURROGATE_ESCAPE.search(raw):
         _replace_surrogates(body)
-    return ChatRequest._checked(body)
+    return ChatRequest._checked(body, plain)
 
 
 def message_text(content: Any, where: str = "content") -> str:

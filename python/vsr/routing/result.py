@@ -8,11 +8,11 @@ frozen, built once per request; nothing here touches Envoy types.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from vsr.routing import json_codec
 from vsr.signals.result import SignalResult
 from vsr.wire import (
     HEADER_SELECTED_MODEL,
@@ -32,9 +32,6 @@ from vsr.wire import (
 __all__ = ["HEADER_SELECTED_MODEL", "SignalResult"]
 
 BlockKind = Literal["jailbreak", "pii"]
-
-# ``json.dumps(..., ensure_ascii=False, separators=(",", ":"))``, with the encoder built once.
-_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +162,7 @@ class RoutingResult:
       on), None when no decision matched.
     - ``cache_embedding``: the classified text's vector from the cache's embedding head, computed
       in the same encoder pass as the signals; None unless ``cache`` is enabled (or it failed).
+    - ``body_plain``: ``ChatRequest.plain`` of the request (``body_bytes`` may use orjson).
     """
 
     decision: str | None
@@ -185,6 +183,7 @@ class RoutingResult:
     elapsed_s: float
     confidence: float | None = None
     cache_embedding: Any = None
+    body_plain: bool = False
 
     def signal(self, type_: str, name: str) -> SignalResult | None:
         """The evaluated signal ``(type, name)``, or None if it was not evaluated."""
@@ -209,7 +208,7 @@ class RoutingResult:
 
     def body_bytes(self) -> bytes:
         """The edited body as compact UTF-8 JSON (what goes upstream when ``body_changed``)."""
-        return _COMPACT.encode(self.body).encode("utf-8")
+        return json_codec.dumps(self.body, plain=self.body_plain)
 
     def response_headers(self) -> dict[str, str]:
         """The ``x-vsr-*`` headers for the client's response.
