@@ -81,3 +81,16 @@ def choose_decision(
     if strategy == "confidence":
         return min(matched, key=lambda m: (-m.confidence, -m.decision.priority, m.order))
     return min(matched, key=lambda m: (-m.decision.priority, m.order))
+
+
+def category_of(chosen: MatchedDecision | None, results: Sequence[SignalResult]) -> str | None:
+    """The domain category behind the choice (see ``RoutingResult.category``): the winning
+    decision's domain evidence, else the top-scoring evaluated domain signal."""
+    if chosen is not None:
+        for result in chosen.evidence:
+            if result.type == "domain" and result.label:
+                return result.label
+    domain = [r for r in results if r.type == "domain" and r.label]
+    if not domain:
+        return None
+    return max(domain, key=lambda r: r.score).label

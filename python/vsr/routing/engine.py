@@ -28,7 +28,7 @@ from vsr.routing.reading import (
     EncoderRun,
     SignalPlan,
     SignalReading,
-    SignalView,
+    evaluate_signals,
     routing_text,
     within_budget,
 )
@@ -38,10 +38,8 @@ from vsr.routing.result import (
     HeaderEdits,
     Reasoning,
     RoutingResult,
-    SignalResult,
 )
 from vsr.signals import SIGNAL_FAMILIES, Signal
-from vsr.signals.base import describe_error
 
 log = structlog.get_logger(__name__)
 
@@ -268,32 +266,6 @@ class RoutingEngine:
                     wanted[(self._keys[model], reading.text)] = None
         return list(wanted)
 
-    def _evaluate_signals(
-        self,
-        readings: list[SignalReading],
-        runs: dict[EncoderKey, EncoderRun],
-        counts: dict[tuple[EncoderKey, str], int | BaseException],
-    ) -> list[SignalResult]:
-        results = []
-        for signal, needs_model, reading in zip(
-            self.signals, self._needs_model, readings, strict=True
-        ):
-            if needs_model and not reading.text:
-                results.append(signal.not_evaluated())
-                continue
-            view = SignalView(reading, self._keys, runs, counts)
-            try:
-                results.append(signal.evaluate(reading.text, view))
-            except Exception as error:  # a model it reads failed, or the signal itself did
-                log.warning(
-                    "signal_failed",
-                    signal_type=signal.family,
-                    signal=signal.name,
-                    error=describe_error(error),
-                )
-                results.append(signal.failed(reading.text, error))
-        return results
-
     def _finish(
         self,
         request: ChatRequest,
@@ -306,7 +278,9 @@ class RoutingEngine:
     ) -> RoutingResult:
         config = self.config
         body = request.body
-        signal_results = self._evaluate_signals(readings, runs, counts)
+        signal_results = evaluate_signals(
+            self.signals, self._needs_model, readings, self._keys, runs, counts
+        )
         index = {(result.type, result.name): result for result in signal_results}
         matched = decisions.matching_decisions(config.decisions, index)
         chosen = decisions.choose_decision(matched, config.strategy)
@@ -314,7 +288,7 @@ class RoutingEngine:
         plan = self._choices.plan(chosen.order if chosen is not None else None)
         in_force = plan.in_force
         block = plugins.find_block(config, in_force, index) if in_force else None
-        category = _category(chosen, signal_results)
+        category = decisions.category_of(chosen, signal_results)
 
         requested = request.model
         auto = self._choices.is_auto_name(requested)
@@ -389,15 +363,3 @@ class RoutingEngine:
 
 
 _NO_REASONING = Reasoning(enabled=False)
-
-
-def _category(chosen: decisions.MatchedDecision | None, results: list[SignalResult]) -> str | None:
-    """The domain category behind the choice (see ``RoutingResult.category``)."""
-    if chosen is not None:
-        for result in chosen.evidence:
-            if result.type == "domain" and result.label:
-                return result.label
-    domain = [r for r in results if r.type == "domain" and r.label]
-    if not domain:
-        return None
-    return max(domain, key=lambda r: r.score).label

@@ -41,7 +41,6 @@ _LONG_DIGITS = b"0" * 19
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
-
 def _writes_floats_as_json() -> bool:
     """orjson's float text has changed between releases: it writes bodies only when it writes
     these (the shapes outside 1e-9..1e-4, which ``loads`` keeps away from it) as ``json`` does."""

@@ -18,10 +18,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from vsr.config.signals import TextSelection
 from vsr.inference import EncoderKey
 from vsr.routing.request import SYSTEM_ROLES, ChatRequest
+from vsr.routing.result import SignalResult
 from vsr.signals import Signal
+from vsr.signals.base import describe_error
+
+# signal_failed keeps the logger name it had when the engine evaluated signals itself.
+log = structlog.get_logger("vsr.routing.engine")
 
 # Screened messages are joined with a blank line: no pattern spans two messages.
 MESSAGE_SEPARATOR = "\n\n"
@@ -177,3 +184,32 @@ class SignalView:
         if isinstance(count, BaseException):
             raise EncoderFailed(key, count)
         return count
+
+
+def evaluate_signals(
+    signals: Sequence[Signal[Any]],
+    needs_model: Sequence[bool],
+    readings: Sequence[SignalReading],
+    keys: Mapping[str, EncoderKey],
+    runs: Mapping[EncoderKey, EncoderRun],
+    counts: Mapping[tuple[EncoderKey, str], int | BaseException],
+) -> list[SignalResult]:
+    """Each signal's result on its reading, in order: not evaluated when it reads a model and
+    has no text, failed when a model it reads (or the signal itself) failed."""
+    results = []
+    for signal, reads_model, reading in zip(signals, needs_model, readings, strict=True):
+        if reads_model and not reading.text:
+            results.append(signal.not_evaluated())
+            continue
+        view = SignalView(reading, keys, runs, counts)
+        try:
+            results.append(signal.evaluate(reading.text, view))
+        except Exception as error:  # a model it reads failed, or the signal itself did
+            log.warning(
+                "signal_failed",
+                signal_type=signal.family,
+                signal=signal.name,
+                error=describe_error(error),
+            )
+            results.append(signal.failed(reading.text, error))
+    return results
