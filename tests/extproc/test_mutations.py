@@ -144,3 +144,58 @@ def test_untrusted_request_headers() -> None:
 def test_streamed_response_body_mode_override() -> None:
     mode = mutations.streamed_response_body_mode()
     assert mode.response_body_mode == mode.STREAMED
+
+
+def test_repeated_answers_are_the_answers_built_afresh() -> None:
+    """Answers served from their serialized form carry the same bytes as ones built directly,
+    and each is its own message."""
+    mode = mutations.streamed_response_body_mode()
+    vsr_headers = {"x-vsr-selected-model": "phi4-mini", "x-vsr-response-path": "upstream"}
+    body = b'{"model":"phi4-mini","messages":[]}'
+    cases = [
+        (
+            lambda: mutations.response_headers_response(vsr_headers, (), mode_override=mode),
+            lambda: mutations._response_headers(vsr_headers, (), mode),
+        ),
+        (
+            lambda: mutations.response_headers_response(None, ("content-length",)),
+            lambda: mutations._response_headers(None, ("content-length",), None),
+        ),
+        (
+            lambda: mutations.request_headers_response(["x-vsr-debug"]),
+            lambda: mutations._request_headers(["x-vsr-debug"]),
+        ),
+        (lambda: mutations.response_body_response(), lambda: mutations._response_body(None)),
+    ]
+    for cached, fresh in cases:
+        first, second = cached(), cached()
+        assert first.SerializeToString() == fresh().SerializeToString()
+        assert first is not second and first == second
+    answers = [
+        mutations.request_body_response(
+            body=body if with_body else None,
+            set_headers={"x-selected-model": "phi4-mini"},
+            add_headers=[("x-a", "1")],
+            remove_headers=["x-drop"],
+            clear_route_cache=True,
+        )
+        for with_body in (True, True, False)
+    ]
+    direct = mutations._request_body(
+        (("x-selected-model", "phi4-mini"), ("content-length", str(len(body)))),
+        (("x-a", "1"),),
+        ("x-drop",),
+        True,
+    )
+    direct.request_body.response.body_mutation.body = body
+    assert answers[0].SerializeToString() == direct.SerializeToString()
+    assert answers[1] == answers[0]
+    assert not answers[2].request_body.response.HasField("body_mutation")
+    answers[0].request_body.response.header_mutation.remove_headers.append("x-edited")
+    assert list(answers[1].request_body.response.header_mutation.remove_headers) == ["x-drop"]
+
+
+def test_repeated_answers_are_bounded() -> None:
+    for index in range(mutations._MAX_ANSWERS + 50):
+        mutations.response_headers_response({"x-vsr-selected-model": f"m{index}"})
+    assert len(mutations._ANSWERS) == mutations._MAX_ANSWERS
