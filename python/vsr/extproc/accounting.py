@@ -9,16 +9,18 @@ config and its models; never a client's string.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
 from vsr.extproc.response import ResponseReader, ResponseStats
-from vsr.observability import metrics, tracing
+from vsr.observability import metrics
 from vsr.observability.logging import INFO, enabled_for
 from vsr.observability.tracing import RequestTrace
 from vsr.routing.request import ChatRequest
@@ -114,27 +116,85 @@ class RequestRecord:
 def record_routed(
     generation: Generation, chat: ChatRequest, result: RoutingResult, *, fail_open: bool
 ) -> None:
+    """Count a forwarded request: ``vsr_requests_total``, ``vsr_decisions_total`` and the
+    reference's routing series. What to update follows from a few fields of the result, so the
+    updates are worked out once per outcome and generation (``_routed_updates``)."""
     model = generation.model_label(result.model)
-    _for_model(model).requests.inc()
-    _record_classification(result)
+    reasoning = result.reasoning
+    key = (
+        model,
+        result.decision,
+        result.category,
+        result.auto,
+        result.requested_model if result.auto else None,  # an auto name (bounded) or None
+        reasoning.enabled,
+        reasoning.effort,
+        fail_open,
+        tuple(signal.type for signal in result.signals),
+    )
+    outcomes = _ROUTED.get(id(generation))
+    if outcomes is None:
+        outcomes = _ROUTED[id(generation)] = {}
+        # Entries go with their generation: an id is reused only after its object is gone.
+        weakref.finalize(generation, _ROUTED.pop, id(generation), None)
+    updates = outcomes.get(key)
+    if updates is None:
+        updates = _routed_updates(generation, result, model, fail_open)
+        if len(outcomes) < _MAX_OUTCOMES:
+            outcomes[key] = updates
+    for inc in updates[0]:
+        inc(1)
+    elapsed = result.elapsed_s
+    for observe in updates[1]:
+        observe(elapsed)
+
+
+# Per generation (by id), per routing outcome: the counters to add one to and the latency
+# histograms to observe, as bound methods of their series.
+_Updates = tuple[tuple[Callable[[float], None], ...], tuple[Callable[[float], None], ...]]
+_ROUTED: dict[int, dict[tuple[Any, ...], _Updates]] = {}
+_MAX_OUTCOMES = 4096  # outcomes are products of config names; this bounds a strange config too
+
+
+def _routed_updates(
+    generation: Generation, result: RoutingResult, model: str, fail_open: bool
+) -> _Updates:
+    kind = "fail_open" if fail_open else ("auto" if result.auto else "explicit")
+    counters = [
+        metrics.child(metrics.REQUESTS, kind).inc,
+        metrics.child(metrics.DECISIONS, result.decision or "none", model).inc,
+        _for_model(model).requests.inc,
+        functools.partial(metrics.CATEGORY_CLASSIFICATIONS.inc, _bounded(result.category)),
+    ]
     if result.auto:
         source = _requested_label(generation, result.requested_model)
         if source != model:
-            metrics.child(metrics.ROUTING_MODIFICATIONS, source, model).inc()
-        metrics.child(
-            metrics.REASONING_DECISIONS,
-            _bounded(result.category),
-            model,
-            "true" if result.reasoning.enabled else "false",
-            _bounded(result.reasoning.effort if result.reasoning.enabled else None),
-        ).inc()
+            counters.append(metrics.child(metrics.ROUTING_MODIFICATIONS, source, model).inc)
+        counters.append(
+            metrics.child(
+                metrics.REASONING_DECISIONS,
+                _bounded(result.category),
+                model,
+                "true" if result.reasoning.enabled else "false",
+                _bounded(result.reasoning.effort if result.reasoning.enabled else None),
+            ).inc
+        )
     if fail_open:
         code = "fail_open"
     elif not result.auto:
         code = "explicit_model"
     else:
         code = "decision_match" if result.decision else "default_model"
-    metrics.child(metrics.ROUTING_REASON_CODES, code, model).inc()
+    counters.append(metrics.child(metrics.ROUTING_REASON_CODES, code, model).inc)
+    return tuple(counters), tuple(_latency_series(result))
+
+
+def _latency_series(result: RoutingResult) -> list[Callable[[float], None]]:
+    """The routing-latency histograms a routed or blocked request observes."""
+    families = sorted({signal.type for signal in result.signals})
+    return [metrics.child(metrics.ROUTING_LATENCY).observe] + [
+        metrics.child(metrics.CLASSIFIER_LATENCY, _bounded(family)).observe for family in families
+    ]
 
 
 def record_blocked(generation: Generation, chat: ChatRequest, result: RoutingResult) -> None:
@@ -155,10 +215,9 @@ def record_rejected(generation: Generation, model: str | None, reason: str) -> N
 
 
 def _record_classification(result: RoutingResult) -> None:
-    metrics.child(metrics.ROUTING_LATENCY).observe(result.elapsed_s)
     metrics.CATEGORY_CLASSIFICATIONS.inc(_bounded(result.category))
-    for family in sorted({signal.type for signal in result.signals}):
-        metrics.child(metrics.CLASSIFIER_LATENCY, _bounded(family)).observe(result.elapsed_s)
+    for observe in _latency_series(result):
+        observe(result.elapsed_s)
 
 
 def upstream_error_reason(status: int) -> str | None:
@@ -323,81 +382,3 @@ def _requested_label(generation: Generation, requested: str | None) -> str:
         if requested.casefold() == auto.casefold():
             return auto
     return generation.model_label(requested)
-
-
-def trace_routing(
-    trace: RequestTrace,
-    result: RoutingResult,
-    started: float,
-    finished: float,
-    encoder_runs: Sequence[tracing.EncoderRun] = (),
-) -> None:
-    """The classification, security and decision spans of a routed (or blocked) request."""
-    classification = trace.span(
-        tracing.SPAN_CLASSIFICATION,
-        started,
-        finished,
-        {
-            "vsr.signals": tuple(f"{s.type}:{s.name}" for s in result.signals),
-            "category.name": result.category,
-            "vsr.failed_signals": tuple(f"{s.type}:{s.name}" for s in result.failed_signals),
-        },
-    )
-    for run in encoder_runs:
-        trace.span(
-            tracing.SPAN_ENCODER,
-            run.started,
-            run.finished,
-            {
-                "encoder.model": run.model,
-                "encoder.device": run.device,
-                "encoder.texts": run.texts,
-                "encoder.heads": run.heads,
-            },
-            parent=classification,
-        )
-    blocked = result.blocked
-    for family, span_name in (("jailbreak", tracing.SPAN_JAILBREAK), ("pii", tracing.SPAN_PII)):
-        signals = [s for s in result.signals if s.type == family]
-        if not signals:
-            continue
-        attributes: dict[str, str | bool | float | tuple[str, ...] | None] = {
-            "security.detected": any(s.matched for s in signals),
-            "security.score": max(s.score for s in signals),
-            "security.blocked": blocked is not None and blocked.kind == family,
-        }
-        if family == "pii":
-            attributes["pii.types"] = tuple(sorted({t for s in signals for t in s.entity_types}))
-        trace.span(span_name, started, finished, attributes, parent=classification)
-    now = time.perf_counter()
-    decision = trace.span(
-        tracing.SPAN_DECISION,
-        finished,
-        now,
-        {
-            "routing.decision": result.decision,
-            "routing.original_model": result.requested_model,
-            "routing.selected_model": result.served_model,
-            "routing.confidence": result.confidence,
-            "routing.auto": result.auto,
-            "reasoning.enabled": result.reasoning.enabled,
-            "reasoning.effort": result.reasoning.effort,
-            "routing.blocked": blocked.kind if blocked is not None else None,
-        },
-    )
-    # What the plugins did (the engine applies them with the decision, in one step).
-    trace.span(
-        tracing.SPAN_PLUGINS,
-        finished,
-        now,
-        {
-            "plugins.system_prompt_injected": result.system_prompt_injected,
-            "plugins.reasoning_applied": result.reasoning.applied,
-            "plugins.body_changed": result.body_changed,
-            "plugins.headers_set": tuple(sorted(result.headers.set)),
-            "plugins.headers_removed": result.headers.remove,
-            "plugins.semantic_cache": result.cache is not None and result.cache.enabled,
-            "plugins.blocked_by": blocked.kind if blocked is not None else None,
-        },
-        parent=decision,
-    )

@@ -12,68 +12,39 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 import structlog
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
 
-from vsr.cache import AnswerCollector, CacheControl, CacheTicket, cache_control
+from vsr.cache import cache_control
 from vsr.cache.keys import HEADER_CACHE_CONTROL, HEADER_VSR_CACHE_CONTROL
-from vsr.extproc import accounting, caching, mutations, upstream
-from vsr.extproc.accounting import RequestRecord
+from vsr.extproc import caching, mutations, spans, upstream
+from vsr.extproc.answers import StreamState, VsrAnswers
 from vsr.extproc.headers import header_dict, untrusted_request_headers
 from vsr.extproc.request import Endpoint, classify_endpoint
 from vsr.observability import metrics, tracing
 from vsr.observability.logging import bind_request_id
-from vsr.observability.tracing import RequestTrace
 from vsr.routing.request import ChatRequest, RequestError, body_too_large, parse_chat_request
 from vsr.routing.result import RoutingResult
-from vsr.runtime import Generation, Runtime
+from vsr.runtime import Runtime
 from vsr.settings import FailurePolicy
 from vsr.wire import (
     HEADER_FAIL_OPEN,
     HEADER_REQUEST_ID,
-    HEADER_RETRY_AFTER,
     HEADER_SELECTED_MODEL,
     HEADER_VSR_DEBUG,
     HEADER_VSR_RESPONSE_PATH,
-    REFUSAL_MESSAGES,
     model_object,
 )
 
 log = structlog.get_logger(__name__)
 
-# Seconds a client is asked to wait before retrying a request vsr could not screen.
-RETRY_AFTER_S = 1
 
-
-@dataclass(slots=True)
-class StreamState:
-    """What one stream has learnt so far."""
-
-    generation: Generation
-    request_id: str = ""
-    request_headers: dict[str, str] = field(default_factory=dict)
-    body: bytearray = field(default_factory=bytearray)
-    held_chunks: bool = False
-    response_headers: dict[str, str] = field(default_factory=dict)
-    done: bool = False  # an immediate response was sent: Envoy ends the stream
-    started: float = field(default_factory=time.perf_counter)
-    debug: bool = False  # the client sent x-vsr-debug: true
-    chat: bool = False  # a chat-completions request (not /v1/models)
-    model: str | None = None  # the model the client named (for error labels)
-    record: RequestRecord | None = None  # set once the request is forwarded
-    trace: RequestTrace | None = None
-    cache_control: CacheControl = field(default_factory=CacheControl)
-    cache_ticket: CacheTicket | None = None  # the semantic cache may answer or learn from it
-    cache_reader: AnswerCollector | None = None  # reads the answer to cache
-    stream: bool = False  # the client asked for SSE
-
-
-class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer):  # type: ignore[misc]
-    """The ``envoy.service.ext_proc.v3.ExternalProcessor`` service."""
+class ExternalProcessor(VsrAnswers, external_processor_pb2_grpc.ExternalProcessorServicer):  # type: ignore[misc]
+    """The ``envoy.service.ext_proc.v3.ExternalProcessor`` service (its own answers, the ones
+    that forward nothing, are ``VsrAnswers``)."""
 
     def __init__(
         self,
@@ -138,46 +109,6 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
             return self.internal_error(state, phase, error)
         log.warning("unexpected_phase", phase=phase)
         return None
-
-    def reject(self, state: StreamState, error: RequestError) -> Any:
-        metrics.child(metrics.REQUESTS, "rejected").inc()
-        metrics.child(metrics.ERRORS, error.reason).inc()
-        accounting.record_rejected(state.generation, state.model, error.reason)
-        if state.chat:
-            accounting.answered_by_vsr(
-                state.trace, state.request_id, state.started, "error", error.status,
-                model=state.model, error=error.reason,
-            )  # fmt: skip
-        log.info("request_rejected", status=error.status, reason=error.reason)
-        state.done = True
-        headers = {HEADER_VSR_RESPONSE_PATH: "error"}
-        if error.status in (429, 503):
-            headers[HEADER_RETRY_AFTER] = str(RETRY_AFTER_S)
-        return mutations.openai_error(error.status, error.message, error.code, headers=headers)
-
-    def internal_error(self, state: StreamState, phase: str | None, error: Exception) -> Any:
-        metrics.child(metrics.ERRORS, "internal_error").inc()
-        accounting.record_rejected(state.generation, state.model, "internal_error")
-        log.exception("internal_error", phase=phase, error_type=type(error).__name__)
-        if phase not in ("request_headers", "request_body"):
-            # The request went upstream already: let the response through untouched.
-            if phase == "response_headers":
-                return mutations.response_headers_response()
-            if phase == "response_body":
-                return mutations.response_body_response()
-            return mutations.trailers_response(phase) if phase else None
-        state.done = True
-        if state.chat:
-            accounting.answered_by_vsr(
-                state.trace, state.request_id, state.started, "error", 500,
-                model=state.model, error="internal_error",
-            )  # fmt: skip
-        return mutations.openai_error(
-            500,
-            f"vsr failed to process this request (request id {state.request_id})",
-            "internal_error",
-            headers={HEADER_VSR_RESPONSE_PATH: "error"},
-        )
 
     def on_request_headers(self, state: StreamState, headers_message: Any) -> Any:
         headers = header_dict(headers_message.headers)
@@ -252,7 +183,7 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
         finally:
             metrics.child(metrics.CLASSIFICATION_SECONDS).observe(time.perf_counter() - started)
         if state.trace is not None:
-            accounting.trace_routing(
+            spans.trace_routing(
                 state.trace, result, started, time.perf_counter(), encoder_runs or ()
             )
         if result.blocked is not None:
@@ -302,12 +233,9 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
         *,
         fail_open: bool = False,
     ) -> Any:
-        kind = "fail_open" if fail_open else ("auto" if result.auto else "explicit")
-        metrics.child(metrics.REQUESTS, kind).inc()
-        metrics.child(
-            metrics.DECISIONS, result.decision or "none", state.generation.model_label(result.model)
-        ).inc()
-        # The routing engine logs route_selected itself (with this stream's request_id bound).
+        # vsr_requests_total and vsr_decisions_total are counted with the rest of the routing
+        # series (upstream.begin -> accounting.record_routed); the routing engine logs
+        # route_selected itself (with this stream's request_id bound).
         state.response_headers = result.response_headers()
         state.response_headers[HEADER_VSR_RESPONSE_PATH] = "fail_open" if fail_open else "upstream"
         set_headers = dict(result.headers.set)
@@ -335,71 +263,6 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
             remove_headers=result.headers.remove,
             clear_route_cache=True,
         )
-
-    def refuse(self, state: StreamState, chat: ChatRequest, result: RoutingResult) -> Any:
-        assert result.blocked is not None
-        kind = result.blocked.kind
-        metrics.child(metrics.REQUESTS, "blocked").inc()
-        metrics.child(metrics.BLOCKS, kind).inc()
-        log.info(
-            "request_blocked",
-            reason=kind,
-            signal=result.blocked.signal,
-            score=round(result.blocked.score, 4),
-        )
-        state.done = True
-        accounting.record_blocked(state.generation, chat, result)
-        accounting.answered_by_vsr(
-            state.trace, state.request_id, state.started, "blocked", 200,
-            model=result.served_model, decision=result.decision, error=f"{kind}_block",
-        )  # fmt: skip
-        model = chat.model or state.generation.default_model
-        headers = {**result.response_headers(), HEADER_VSR_RESPONSE_PATH: "blocked"}
-        if upstream.debug_headers_wanted(state.generation, state.debug):
-            headers.update(upstream.debug_headers(result))
-        return mutations.refusal_response(
-            model,
-            REFUSAL_MESSAGES[kind],
-            stream=chat.stream,
-            headers=headers,
-            include_usage=chat.include_usage,
-        )
-
-    def screening_unavailable(self, state: StreamState, result: RoutingResult) -> Any:
-        """A screening plugin's model failed and its ``on_error`` is ``block``: nothing is
-        forwarded; the client may retry."""
-        assert result.blocked is not None
-        log.error("screening_unavailable", reason=result.blocked.kind, detail=result.blocked.detail)
-        return self.reject(
-            state,
-            RequestError(
-                f"vsr could not screen this request ({result.blocked.kind}); try again later",
-                status=503,
-                code="screening_unavailable",
-                reason="screening_unavailable",
-            ),
-        )
-
-    def on_failed_signals(
-        self, state: StreamState, chat: ChatRequest, result: RoutingResult
-    ) -> Any:
-        """Routing decided without some signals (their models failed; every screening that must
-        block did run). ``open`` forwards the decision the rest made; ``closed`` answers 503."""
-        failed = [f"{signal.type}:{signal.name}" for signal in result.failed_signals]
-        metrics.child(metrics.ERRORS, "classifier_failure").inc()
-        log.error("signals_failed", signals=failed, policy=self.failure_policy)
-        if self.failure_policy == "closed":
-            return self.reject(
-                state,
-                RequestError(
-                    "vsr could not classify this request; try again later",
-                    status=503,
-                    code="classifier_unavailable",
-                    reason="classifier_failure",
-                ),
-            )
-        metrics.FAIL_OPEN.inc()
-        return self.forward(state, chat, result, fail_open=True)
 
     def on_response_headers(self, state: StreamState, headers_message: Any) -> Any:
         if state.cache_ticket is not None and state.record is not None:
