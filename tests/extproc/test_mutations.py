@@ -7,7 +7,7 @@ import json
 from tests.extproc.scripted import header_map, set_headers
 
 from vsr.extproc import mutations
-from vsr.extproc.headers import header_dict, untrusted_request_headers
+from vsr.extproc.headers import header_dict, header_values, untrusted_request_headers
 
 
 def test_headers_go_in_raw_value_only() -> None:
@@ -134,6 +134,23 @@ def test_models_list_payload() -> None:
 def test_header_dict_reads_raw_value_and_value() -> None:
     headers = header_dict(header_map({"X-Raw": "1"}))
     assert headers == {"x-raw": "1"}
+
+
+def test_header_values_reads_only_the_names_asked_for() -> None:
+    from envoy.config.core.v3 import base_pb2
+
+    header_map_ = base_pb2.HeaderMap(
+        headers=[
+            base_pb2.HeaderValue(key=":status", raw_value=b"200"),
+            base_pb2.HeaderValue(key="Content-Type", raw_value=b"application/json"),
+            base_pb2.HeaderValue(key="content-type", value="text/plain"),  # a repeat: the last
+            base_pb2.HeaderValue(key="x-other", raw_value=b"\xff"),
+        ]
+    )
+    names = frozenset({":status", "content-type", "content-encoding"})
+    assert header_values(header_map_, names) == {":status": "200", "content-type": "text/plain"}
+    full = header_dict(header_map_)
+    assert header_values(header_map_, names) == {k: v for k, v in full.items() if k in names}
 
 
 def test_untrusted_request_headers() -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "HEADER_SELECTED_MODEL",
     "VSR_HEADER_PREFIX",
     "header_dict",
+    "header_values",
     "untrusted_request_headers",
 ]
 
@@ -40,6 +41,18 @@ def header_dict(header_map: Any) -> dict[str, str]:
         )
         for header in header_map.headers
     }
+
+
+def header_values(header_map: Any, names: frozenset[str]) -> dict[str, str]:
+    """``header_dict`` of only the headers in ``names`` (lower-case): the others' values are
+    not read (each value read from the message costs as much as the rest of the loop)."""
+    found = {}
+    for header in header_map.headers:
+        key = header.key
+        if key in names or key.lower() in names:
+            raw = header.raw_value
+            found[key.lower()] = raw.decode("utf-8", errors="replace") if raw else header.value
+    return found
 
 
 def untrusted_request_headers(names: Iterable[str]) -> list[str]:

@@ -34,11 +34,8 @@ def classify_endpoint(method: str, path: str) -> Target:
     if bare_path.startswith(MODELS_PATH + "/"):
         _require(method, "GET", bare_path)
         return Target(Endpoint.MODEL, unquote(bare_path[len(MODELS_PATH) + 1 :]))
-    expected = {
-        CHAT_COMPLETIONS_PATH: ("POST", Endpoint.CHAT_COMPLETIONS),
-        MODELS_PATH: ("GET", Endpoint.MODELS),
-    }
-    if bare_path not in expected:
+    expected = _FIXED_PATHS.get(bare_path)
+    if expected is None:
         raise RequestError(
             f"Unknown path {bare_path[:200]!r}: vsr serves POST {CHAT_COMPLETIONS_PATH}, "
             f"GET {MODELS_PATH} and GET {MODELS_PATH}/{{model}}",
@@ -46,9 +43,17 @@ def classify_endpoint(method: str, path: str) -> Target:
             code="unknown_path",
             reason="unknown_path",
         )
-    allowed_method, endpoint = expected[bare_path]
-    _require(method, allowed_method, bare_path)
-    return Target(endpoint)
+    allowed_method, target = expected
+    if method != allowed_method:  # the common case skips upper()
+        _require(method, allowed_method, bare_path)
+    return target
+
+
+# The paths without a parameter, their method and their (shared, frozen) target.
+_FIXED_PATHS = {
+    CHAT_COMPLETIONS_PATH: ("POST", Target(Endpoint.CHAT_COMPLETIONS)),
+    MODELS_PATH: ("GET", Target(Endpoint.MODELS)),
+}
 
 
 def _require(method: str, allowed: str, path: str) -> None:

@@ -16,7 +16,7 @@ import structlog
 
 from vsr.extproc import accounting, mutations
 from vsr.extproc.accounting import RequestRecord
-from vsr.extproc.headers import header_dict
+from vsr.extproc.headers import header_values
 from vsr.extproc.response import reader_for, request_usage
 from vsr.observability import metrics
 from vsr.observability.tracing import RequestTrace
@@ -41,6 +41,10 @@ _DEBUG_FAMILIES = {
     "domain": HEADER_VSR_MATCHED_DOMAINS,
     "embedding": HEADER_VSR_MATCHED_EMBEDDINGS,
 }
+
+
+# The response headers this module reads.
+_READ_RESPONSE_HEADERS = frozenset({":status", "content-encoding", HEADER_CONTENT_TYPE})
 
 
 def debug_headers_wanted(generation: Generation, asked: bool) -> bool:
@@ -104,7 +108,7 @@ def response_headers(
 ) -> Any:
     """Report vsr's headers on a 2xx response, and ask for the body in chunks when there is
     one to read (``mode_override`` to STREAMED: each chunk passes at once)."""
-    headers = header_dict(message.headers)
+    headers = header_values(message.headers, _READ_RESPONSE_HEADERS)
     status = headers.get(":status", "")
     mode = None
     remove: tuple[str, ...] = ()
