@@ -124,26 +124,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_flag(
         "--with-third-survey",
         THIRD_JAILBREAK_FILES,
-        False,
-        "the third package survey's attacks, candidate M4",
+        True,
+        "the third package survey's attacks; default: yes, since Q6",
     )
     data_flag(
         "--with-more-sharegpt",
         MORE_SHAREGPT_FILES,
-        False,
-        "the rest of ShareGPT's real user turns, the fifth round's candidates",
+        True,
+        "the rest of ShareGPT's real user turns; default: yes, since Q6",
     )
     data_flag(
         "--with-fourth-survey",
         FOURTH_JAILBREAK_FILES,
-        False,
-        "the fourth package survey's attacks, the fifth round's candidates",
+        True,
+        "the fourth package survey's attacks; default: yes, since Q6",
     )
     data_flag(
         "--with-domain-survey2",
         DOMAIN_SURVEY2_FILES,
         False,
-        "the second domain survey's subject questions, the fifth round's candidates",
+        "the second domain survey's subject questions, candidate M7, not shipped",
     )
     parser.add_argument(
         "--soup",
