@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--with-domain-survey2",
         DOMAIN_SURVEY2_FILES,
         False,
-        "the second domain survey's subject questions, candidate M7, not shipped",
+        "the second domain survey's subject questions (domain task only), candidate M8",
     )
     parser.add_argument(
         "--soup",
@@ -171,9 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     domain = domain_examples(
         args.data_dir, args.with_more_packages and args.more_domain, args.with_domain_survey2
     )
+    # The jailbreak task's benign sample of subject questions is drawn without the second domain
+    # survey's, so adding them changes the domain task only (candidate M8 of the jailbreak card).
     jail = jailbreak_examples(
         args.data_dir,
-        domain,
+        domain_examples(args.data_dir, args.with_more_packages and args.more_domain)
+        if args.with_domain_survey2
+        else domain,
         args.with_packages,
         args.with_more_packages,
         args.with_system_prompts,
