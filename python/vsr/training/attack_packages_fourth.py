@@ -25,13 +25,17 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 from vsr.training.attack_fourth_readers import FOURTH_PACKAGES, JAILBREAKHUB
 from vsr.training.attack_package_files import open_archive
-from vsr.training.attack_packages_third import _archive, _filtered, _normal
+from vsr.training.attack_packages_third import (
+    _archive,
+    _filtered,
+    _normal,
+    print_package_counts,
+)
 from vsr.training.dataset import Example, read_examples
 from vsr.training.jailbreak_data import _shingles, overlaps_heldout, split_held_out
 from vsr.training.jailbreak_packages import _write
@@ -123,16 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _write(args.data_dir / "heldout" / HELDOUT_OUTPUT, heldout, gz=False)
     print(f"wrote {len(training)} training examples to {out}; held out {len(heldout)} "
           f"({', '.join(held) or 'none'})")  # fmt: skip
-    labels: dict[str, Counter[str]] = {p.name: Counter() for p in FOURTH_PACKAGES}
-    kinds: dict[str, Counter[str]] = {p.name: Counter() for p in FOURTH_PACKAGES}
-    for example in [*training, *heldout]:
-        _, name, kind = example.source.split(":")
-        labels[name][example.label] += 1
-        kinds[name][kind] += 1
-    for package in FOURTH_PACKAGES:
-        name = package.name
-        print(f"  {name}: {dict(sorted(labels[name].items()))} {dict(sorted(kinds[name].items()))} "
-              f"(attacks after filters {counts[name]})")  # fmt: skip
+    print_package_counts([p.name for p in FOURTH_PACKAGES], [*training, *heldout], counts)
     return 0
 
 

@@ -135,17 +135,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         _write(heldout_path, heldout, gz=False)
     print(f"wrote {len(training)} training examples to {out}; held out {len(heldout)} "
           f"({chosen or 'none'})")  # fmt: skip
-    labels: dict[str, Counter[str]] = {p.name: Counter() for p in THIRD_PACKAGES}
-    kinds: dict[str, Counter[str]] = {p.name: Counter() for p in THIRD_PACKAGES}
-    for example in [*training, *heldout]:
+    print_package_counts([p.name for p in THIRD_PACKAGES], [*training, *heldout], counts)
+    return 0
+
+
+def print_package_counts(
+    names: Sequence[str], examples: Sequence[Example], counts: dict[str, int]
+) -> None:
+    """One line per package: its rows by label and by kind, and its attacks after the filters."""
+    labels: dict[str, Counter[str]] = {name: Counter() for name in names}
+    kinds: dict[str, Counter[str]] = {name: Counter() for name in names}
+    for example in examples:
         _, name, kind = example.source.split(":")
         labels[name][example.label] += 1
         kinds[name][kind] += 1
-    for package in THIRD_PACKAGES:
-        name = package.name
+    for name in names:
         print(f"  {name}: {dict(sorted(labels[name].items()))} {dict(sorted(kinds[name].items()))} "
               f"(attacks after filters {counts[name]})")  # fmt: skip
-    return 0
 
 
 if __name__ == "__main__":
