@@ -15,6 +15,11 @@ the commit before) in its own process, rounds interleaved, and prints the median
 The figure is ``time.process_time()`` per request (all threads of the process), so other jobs on
 the machine lengthen it less than wall time; compare trees of one run, not across runs.
 
+``--instructions`` counts instructions instead of CPU time (valgrind's cachegrind, no cache
+simulation): per tree and round, the handler run for ``--requests`` and for 100 requests in two
+processes (``PYTHONHASHSEED=0``), and the difference per request: what the handler executes,
+whatever else runs on the machine (one round takes about a minute; rounds agree within ~2%).
+
 ``--serve .cache/bin/extproc-load`` measures the whole server instead: per tree and round a
 ``vsr serve`` on the same policy (native transport, ``--log-level warning``) driven by extproc-load
 (``--requests`` at concurrency 16 over 8 connections, after 2,000 to warm up), with the CPU time
@@ -27,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -135,6 +141,25 @@ async def measure(requests: int, log_level: str) -> dict[str, float]:
     return {"cpu_us": cpu / requests * 1e6, "wall_us": wall / requests * 1e6}
 
 
+def measure_instructions(tree: Path, requests: int, log_level: str) -> dict[str, float]:
+    """Instructions per request of the in-process handler under cachegrind (see the docstring)."""
+    low = 100
+
+    def count(n: int) -> int:
+        env = {**os.environ, "PYTHONPATH": str(tree.resolve() / "python"), "PYTHONHASHSEED": "0"}
+        command = [
+            "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+            sys.executable, __file__, "--once", "--requests", str(n), "--log-level", log_level,
+        ]  # fmt: skip
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+        found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+        if found is None:
+            raise RuntimeError(f"no instruction count from valgrind: {done.stderr[-400:]}")
+        return int(found.group(1).replace(",", ""))
+
+    return {"instructions": (count(requests) - count(low)) / (requests - low)}
+
+
 def _thread_cpu(pid: int) -> dict[str, float]:
     """CPU seconds so far of each thread of ``pid``, by thread name (the main thread is named
     after the process; threads of one name add up)."""
@@ -203,6 +228,9 @@ def main() -> int:
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--tree", type=Path, action="append", help="a checkout to measure")
     parser.add_argument("--serve", type=Path, metavar="EXTPROC_LOAD", help="measure vsr serve")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions (valgrind) per request"
+    )
     parser.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.once:
@@ -217,6 +245,9 @@ def main() -> int:
         for tree in trees:
             if args.serve is not None:
                 results[tree].append(measure_serve(tree, args.serve, args.requests))
+                continue
+            if args.instructions:
+                results[tree].append(measure_instructions(tree, args.requests, args.log_level))
                 continue
             env = {**os.environ, "PYTHONPATH": str(tree.resolve() / "python")}
             command = [
@@ -239,6 +270,13 @@ def main() -> int:
             print(f"{tree!s:<40} medians: {medians}")
             for run in runs:
                 print(f"{'':<42}" + ", ".join(f"{key} {value:.0f}" for key, value in run.items()))
+        return 0
+    if args.instructions:
+        for tree, runs in results.items():
+            counts = [run["instructions"] for run in runs]
+            runs_text = ", ".join(f"{value / 1000:.0f}k" for value in counts)
+            median = statistics.median(counts) / 1000
+            print(f"{tree!s:<40} instructions/request median {median:.0f}k (runs {runs_text})")
         return 0
     for tree, runs in results.items():
         cpu = [run["cpu_us"] for run in runs]
