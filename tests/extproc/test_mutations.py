@@ -216,3 +216,28 @@ def test_repeated_answers_are_bounded() -> None:
     for index in range(mutations._MAX_ANSWERS + 50):
         mutations.response_headers_response({"x-vsr-selected-model": f"m{index}"})
     assert len(mutations._ANSWERS) == mutations._MAX_ANSWERS
+
+
+def test_request_body_answers_share_one_entry_across_body_lengths() -> None:
+    """The body's length and bytes go on the parsed answer: bodies of any length share the
+    edits' entry, with the bytes an answer built whole has; a traceparent is never kept."""
+    edits = {"x-selected-model": "phi4-mini", "x-vsr-k": "shared-entry-test"}
+    mutations._ANSWERS.clear()  # not full from another test: every entry is counted below
+    before = len(mutations._ANSWERS)
+    for body in (b"{}", b'{"model":"phi4-mini"}', b"x" * 300, b""):
+        answer = mutations.request_body_response(
+            body=body, set_headers=edits, remove_headers=["x-drop"], clear_route_cache=True
+        )
+        whole = mutations._request_body(
+            (*edits.items(), ("content-length", str(len(body)))), (), ("x-drop",), True
+        )
+        whole.request_body.response.body_mutation.body = body
+        assert answer.SerializeToString() == whole.SerializeToString()
+    assert len(mutations._ANSWERS) == before + 1
+    traced = {**edits, "traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"}
+    answer = mutations.request_body_response(body=b"{}", set_headers=traced)
+    assert set_headers(answer.request_body.response.header_mutation) == {
+        **traced,
+        "content-length": "2",
+    }
+    assert len(mutations._ANSWERS) == before + 1

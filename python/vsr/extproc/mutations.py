@@ -18,6 +18,7 @@ from envoy.type.v3 import http_status_pb2
 from vsr.wire import (
     HEADER_CONTENT_LENGTH,
     HEADER_CONTENT_TYPE,
+    HEADER_TRACEPARENT,
     JSON_CONTENT_TYPE,
     SSE_CONTENT_TYPE,
     content_filter_completion,
@@ -138,10 +139,24 @@ def request_body_response(
     Envoy match routes again, now on the ``x-selected-model`` set here.
     """
     headers = dict(set_headers or {})
-    if body is not None:
-        headers[HEADER_CONTENT_LENGTH] = str(len(body))
-    edits = (tuple(headers.items()), tuple(add_headers), tuple(remove_headers), clear_route_cache)
-    response = _answer(("request_body", *edits), _request_body, *edits)
+    add, remove = tuple(add_headers), tuple(remove_headers)
+    if HEADER_TRACEPARENT in headers or (
+        body is not None and (add or HEADER_CONTENT_LENGTH in headers)
+    ):
+        # A traceparent is new on every request (nothing to share); content-length could not go
+        # last of the set headers on a shared answer: build this one whole.
+        if body is not None:
+            headers[HEADER_CONTENT_LENGTH] = str(len(body))
+        response = _request_body(tuple(headers.items()), add, remove, clear_route_cache)
+    else:
+        # The edits repeat from request to request; the body's length and bytes do not: they
+        # go on the parsed answer, content-length last of the set headers (as built whole).
+        edits = (tuple(headers.items()), add, remove, clear_route_cache)
+        response = _answer(("request_body", *edits), _request_body, *edits)
+        if body is not None:
+            response.request_body.response.header_mutation.set_headers.append(
+                _option(HEADER_CONTENT_LENGTH, str(len(body)))
+            )
     if body is not None:
         response.request_body.response.body_mutation.body = body
     return response
