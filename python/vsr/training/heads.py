@@ -180,19 +180,25 @@ def save_safetensors(
             handle.write(blob)
 
 
+_READ = {"F32": "<f4", "F16": "<f2"}
+
+
 def load_safetensors(path: Path, *, skip_other_dtypes: bool = False) -> dict[str, np.ndarray]:
-    """Read the float32 tensors of a safetensors file; other dtypes are an error unless skipped."""
+    """Read the float tensors of a safetensors file as float32 (float16 ones upcast, as the core
+    does with the shipped branch); other dtypes are an error unless skipped."""
     raw = path.read_bytes()
     (size,) = struct.unpack("<Q", raw[:8])
     header = json.loads(raw[8 : 8 + size])
     start = 8 + size
     tensors = {}
     for name, info in header.items():
-        if name == "__metadata__" or (skip_other_dtypes and info["dtype"] != "F32"):
+        if name == "__metadata__" or (skip_other_dtypes and info["dtype"] not in _READ):
             continue
-        if info["dtype"] != "F32":
-            raise ValueError(f"{path}: tensor {name!r} has dtype {info['dtype']}, expected F32")
+        if info["dtype"] not in _READ:
+            raise ValueError(
+                f"{path}: tensor {name!r} has dtype {info['dtype']}, expected F32 or F16"
+            )
         begin, end = info["data_offsets"]
-        array = np.frombuffer(raw[start + begin : start + end], dtype="<f4")
+        array = np.frombuffer(raw[start + begin : start + end], dtype=_READ[info["dtype"]])
         tensors[name] = array.reshape(info["shape"]).astype(np.float32)
     return tensors

@@ -49,7 +49,11 @@ def _model_dir(encoder: str) -> Path:
 class ReferenceFeatures:
     """Pooled BERT features in numpy; ``spec.encoder`` must be a built-in name or a directory."""
 
-    def __init__(self, spec: FeatureSpec, batch_size: int = 32) -> None:
+    def __init__(
+        self, spec: FeatureSpec, batch_size: int = 32, branch: tuple[Path, int] | None = None
+    ) -> None:
+        """``branch``: a bundle branch's weights file and its first layer; from that layer on
+        the branch's layers replace the encoder's (a bundle head on that branch reads them)."""
         import json
 
         from tokenizers import Tokenizer
@@ -63,6 +67,13 @@ class ReferenceFeatures:
         self._eps = float(config.get("layer_norm_eps", 1e-12))
         weights = load_safetensors(model_dir / "model.safetensors", skip_other_dtypes=True)
         self._w = {name.removeprefix("bert."): value for name, value in weights.items()}
+        if branch is not None:
+            path, from_layer = branch
+            replaced = load_safetensors(path)
+            prefixes = tuple(f"encoder.layer.{i}." for i in range(from_layer, self._layers))
+            if sorted(replaced) != sorted(k for k in self._w if k.startswith(prefixes)):
+                raise ValueError(f"{path}: not the layers {from_layer}-{self._layers - 1}")
+            self._w.update(replaced)
         self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         # The file pads and truncates to 128: set both explicitly, as the core does.
         self._tokenizer.no_padding()
