@@ -18,7 +18,9 @@ the machine lengthen it less than wall time; compare trees of one run, not acros
 ``--instructions`` counts instructions instead of CPU time (valgrind's cachegrind, no cache
 simulation): per tree and round, the handler run for ``--requests`` and for 100 requests in two
 processes (``PYTHONHASHSEED=0``), and the difference per request: what the handler executes,
-whatever else runs on the machine (one round takes about a minute; rounds agree within ~2%).
+mostly whatever else runs on the machine (one round takes about a minute; rounds agreed within
+~2% at load 2-3, but work that follows wall time, such as other threads' polls, grows under
+valgrind's slowdown: at load 3-7 rounds of one tree spread by +-7%).
 
 ``--serve .cache/bin/extproc-load`` measures the whole server instead: per tree and round a
 ``vsr serve`` on the same policy (native transport, ``--log-level warning``) driven by extproc-load
