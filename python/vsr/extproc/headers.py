@@ -35,12 +35,13 @@ __all__ = [
 
 def header_dict(header_map: Any) -> dict[str, str]:
     """An Envoy ``HeaderMap`` -> {lower-case name: value}; a repeated header keeps its last."""
-    return {
-        header.key.lower(): (
-            header.raw_value.decode("utf-8", errors="replace") if header.raw_value else header.value
-        )
-        for header in header_map.headers
-    }
+    return {header.key.lower(): _value(header) for header in header_map.headers}
+
+
+def _value(header: Any) -> str:
+    """A header's value, from ``raw_value`` (bytes) when set, else ``value``."""
+    raw = header.raw_value
+    return raw.decode("utf-8", errors="replace") if raw else str(header.value)
 
 
 def header_values(header_map: Any, names: frozenset[str]) -> dict[str, str]:
@@ -50,8 +51,7 @@ def header_values(header_map: Any, names: frozenset[str]) -> dict[str, str]:
     for header in header_map.headers:
         key = header.key
         if key in names or key.lower() in names:
-            raw = header.raw_value
-            found[key.lower()] = raw.decode("utf-8", errors="replace") if raw else header.value
+            found[key.lower()] = _value(header)
     return found
 
 

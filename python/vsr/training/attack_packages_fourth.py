@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,10 +33,11 @@ from vsr.training.attack_packages_third import (
     _archive,
     _filtered,
     _normal,
+    heldout_shingles,
     print_package_counts,
 )
 from vsr.training.dataset import Example, read_examples
-from vsr.training.jailbreak_data import _shingles, overlaps_heldout, split_held_out
+from vsr.training.jailbreak_data import overlaps_heldout, split_held_out, text_shingles
 from vsr.training.jailbreak_packages import _write
 from vsr.training.jailbreak_text import BENIGN
 
@@ -57,18 +57,6 @@ def heldout_packages(counts: dict[str, int]) -> list[str]:
     return sorted(names, key=lambda n: hashlib.sha256(n.encode()).hexdigest())[:HELDOUT_COUNT]
 
 
-def heldout_shingles(data_dir: Path) -> set[tuple[str, ...]]:
-    """The 8-word shingles of every text of every held-out file but this builder's own."""
-    shingles: set[tuple[str, ...]] = set()
-    for path in sorted((data_dir / "heldout").glob("*.jsonl")):
-        if path.name == HELDOUT_OUTPUT:
-            continue
-        for line in path.read_text(encoding="utf-8").split("\n"):
-            if line.strip():
-                shingles |= _shingles(str(json.loads(line)["text"]))
-    return shingles
-
-
 def training_files(data_dir: Path) -> list[Path]:
     """Every jailbreak training file but this builder's own output."""
     return [p for p in sorted((data_dir / "jailbreak").glob("*.jsonl.gz")) if p.name != OUTPUT]
@@ -80,12 +68,12 @@ def known_texts(data_dir: Path) -> set[str]:
 
 def earlier_attack_shingles(data_dir: Path) -> set[tuple[str, ...]]:
     """The 8-word shingles of the attacks the earlier package surveys trained on."""
-    shingles: set[tuple[str, ...]] = set()
-    for name in EARLIER_ATTACKS:
-        for example in read_examples(data_dir / "jailbreak" / name):
-            if example.label != BENIGN:
-                shingles |= _shingles(example.text)
-    return shingles
+    return text_shingles(
+        e.text
+        for name in EARLIER_ATTACKS
+        for e in read_examples(data_dir / "jailbreak" / name)
+        if e.label != BENIGN
+    )
 
 
 def _new_attacks(rows: list[Example], earlier: set[tuple[str, ...]]) -> list[Example]:
@@ -102,7 +90,7 @@ def build(
     download_dir: Path, data_dir: Path
 ) -> tuple[list[Example], list[Example], dict[str, int], list[str]]:
     """(training examples, held-out examples, attacks per package, held-out packages)."""
-    against = heldout_shingles(data_dir)
+    against = heldout_shingles(data_dir, own=HELDOUT_OUTPUT)
     earlier = earlier_attack_shingles(data_dir)
     seen = known_texts(data_dir)
     per_package: dict[str, list[Example]] = {}

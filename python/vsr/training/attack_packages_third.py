@@ -32,7 +32,7 @@ from vsr.training.attack_package_files import open_archive
 from vsr.training.attack_readers import MAX_OBFUSCATED
 from vsr.training.attack_third_readers import THIRD_PACKAGES, ThirdPackage
 from vsr.training.dataset import Example, read_examples
-from vsr.training.jailbreak_data import _shingles, overlaps_heldout, split_held_out
+from vsr.training.jailbreak_data import overlaps_heldout, split_held_out, text_shingles
 from vsr.training.jailbreak_packages import _write, is_english_prose
 from vsr.training.jailbreak_text import BENIGN
 
@@ -56,16 +56,17 @@ def _normal(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def heldout_shingles(data_dir: Path) -> set[tuple[str, ...]]:
-    """The 8-word shingles of every text of every held-out file (``data/heldout/*.jsonl``)."""
-    shingles: set[tuple[str, ...]] = set()
+def heldout_shingles(data_dir: Path, own: str = "newsource3_attacks.jsonl") -> set[tuple[str, ...]]:
+    """The 8-word shingles of every text of every held-out file (``data/heldout/*.jsonl``) but
+    ``own``, the calling builder's output."""
+    texts = []
     for path in sorted((data_dir / "heldout").glob("*.jsonl")):
-        if path.name == "newsource3_attacks.jsonl":  # this builder's own output
+        if path.name == own:
             continue
         for line in path.read_text(encoding="utf-8").split("\n"):
             if line.strip():  # some held-out files carry no group: only the text is read
-                shingles |= _shingles(str(json.loads(line)["text"]))
-    return shingles
+                texts.append(str(json.loads(line)["text"]))
+    return text_shingles(texts)
 
 
 def known_texts(data_dir: Path) -> set[str]:

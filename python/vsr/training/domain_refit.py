@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from vsr.training.dataset import Example, split_by_group
+from vsr.training.features import encode_by_length
 from vsr.training.heads import HeadFit, fit_linear_head, load_safetensors, save_safetensors
 from vsr.training.tasks_recipe import (
     DOMAIN_HELDOUT,
@@ -61,13 +62,8 @@ def branch_encoder(bundle: Path, work: Path) -> Any:
 
 
 def encode(model: Any, texts: Sequence[str], batch: int = 64) -> np.ndarray:
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = np.zeros((len(texts), 384), dtype=np.float32)
-    for start in range(0, len(order), batch):
-        rows = order[start : start + batch]
-        result = model.run([texts[i] for i in rows], heads=[FEATURES])
-        out[rows] = result[FEATURES]
-    return out
+    """The branch features of ``texts`` (``branch_encoder``'s extra head)."""
+    return encode_by_length(texts, lambda rows: model.run(rows, heads=[FEATURES])[FEATURES], batch)
 
 
 def figures(
@@ -137,10 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     best = max(REGULARISATION, key=lambda c: (choice[c], -c))
     head = fit(train, best)
-    shipped_tensors = load_safetensors(args.bundle / "domain.safetensors")
-    shipped = HeadFit(
-        {k: v.astype(np.float32) for k, v in shipped_tensors.items()}, DOMAIN_LABELS, ""
-    )
+    shipped = HeadFit(load_safetensors(args.bundle / "domain.safetensors"), DOMAIN_LABELS, "")
     report: dict[str, Any] = {
         "regularisation": best,
         "validation_accuracy": choice,

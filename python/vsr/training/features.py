@@ -8,7 +8,7 @@ on anything else (another tokenizer, another pooling) would be train/serve skew.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -54,17 +54,34 @@ class EncoderFeatures:
         )
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        from tqdm import tqdm
+        return encode_by_length(
+            texts, self._embedder.embed, self.batch_size, self._embedder.dimension
+        )
 
-        # Sorting by length keeps each batch's padding small; results go back in input order.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        output = np.zeros((len(texts), self._embedder.dimension), dtype=np.float32)
-        with tqdm(total=len(texts), desc="encoding", unit="text", disable=len(texts) < 512) as bar:
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start : start + self.batch_size]
-                output[batch] = self._embedder.embed([texts[i] for i in batch])
-                bar.update(len(batch))
-        return output
+
+def encode_by_length(
+    texts: Sequence[str],
+    run: Callable[[list[str]], np.ndarray],
+    batch_size: int,
+    dimension: int | None = None,
+    desc: str = "encoding",
+) -> np.ndarray:
+    """``run`` over batches of ``texts`` sorted by length (each batch's padding stays small),
+    the rows back in input order, float32 (len(texts), dimension); ``dimension`` None: the
+    width of ``run``'s first answer."""
+    from tqdm import tqdm
+
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    output = None if dimension is None else np.zeros((len(texts), dimension), dtype=np.float32)
+    with tqdm(total=len(texts), desc=desc, unit="text", disable=len(texts) < 512) as bar:
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            vectors = run([texts[i] for i in batch])
+            if output is None:
+                output = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+            output[batch] = vectors
+            bar.update(len(batch))
+    return output if output is not None else np.zeros((0, 0), dtype=np.float32)  # no texts
 
 
 class CachedFeatures:

@@ -85,6 +85,14 @@ def _shingles(text: str) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + SHINGLE]) for i in range(max(0, len(words) - SHINGLE + 1))}
 
 
+def text_shingles(texts: Iterable[str]) -> set[tuple[str, ...]]:
+    """The 8-word shingles of all ``texts`` (what ``overlaps_heldout`` checks against)."""
+    shingles: set[tuple[str, ...]] = set()
+    for text in texts:
+        shingles |= _shingles(text)
+    return shingles
+
+
 def overlaps_heldout(text: str, heldout_shingles: set[tuple[str, ...]], limit: float = 0.2) -> bool:
     """Whether more than ``limit`` of the text's 8-word shingles occur in the held-out set."""
     shingles = _shingles(text)

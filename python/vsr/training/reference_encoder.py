@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vsr.training.features import FeatureSpec
+from vsr.training.features import FeatureSpec, encode_by_length
 from vsr.training.heads import load_safetensors
 
 
@@ -80,20 +80,10 @@ class ReferenceFeatures:
         self._tokenizer.enable_truncation(max_length=spec.max_length)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        from tqdm import tqdm
-
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        output = np.zeros(
-            (len(texts), self._w["embeddings.word_embeddings.weight"].shape[1]), dtype=np.float32
+        width = self._w["embeddings.word_embeddings.weight"].shape[1]
+        return encode_by_length(
+            texts, self._encode_batch, self.batch_size, width, desc="encoding (reference)"
         )
-        with tqdm(
-            total=len(texts), desc="encoding (reference)", unit="text", disable=len(texts) < 512
-        ) as bar:
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start : start + self.batch_size]
-                output[batch] = self._encode_batch([texts[i] for i in batch])
-                bar.update(len(batch))
-        return output
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(texts)
