@@ -11,9 +11,9 @@ from vsr.config.signals import MMLU_PRO_CATEGORIES
 from vsr.tasks.sequence import SequencePredictor
 from vsr.training.benchmark_archives import evals_records
 from vsr.training.dataset import Example
-from vsr.training.tasks_report import threshold_for_rate
 from vsr.training.jailbreak_text import window_texts
 from vsr.training.tasks_recipe import DOMAIN_LABELS, relabel_attack
+from vsr.training.tasks_report import threshold_for_rate
 
 
 def test_domain_labels_are_the_config_categories() -> None:
