@@ -49,6 +49,7 @@ from vsr.training.tasks_recipe import (
     MORE_DOMAIN_FILES,
     MORE_JAILBREAK_FILES,
     MORE_SHAREGPT_FILES,
+    PLANTED_FILES,
     SYSTEM_PROMPT_FILES,
     THIRD_JAILBREAK_FILES,
     domain_examples,
@@ -140,6 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "the fourth package survey's attacks; default: yes, since Q6",
     )
     data_flag(
+        "--with-planted",
+        PLANTED_FILES,
+        False,
+        "the surveys' real payloads planted in real documents, with controls; candidate P",
+    )
+    data_flag(
         "--with-domain-survey2",
         DOMAIN_SURVEY2_FILES,
         False,
@@ -184,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.with_third_survey,
         args.with_more_sharegpt,
         args.with_fourth_survey,
+        args.with_planted,
     )
     if args.limit:
         rng = random.Random(0)
@@ -204,7 +212,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = {"domain": (d_train, tuple(DOMAIN_LABELS)), "jailbreak": (j_train, JAILBREAK_LABELS)}
     # The threshold is set on the real benign prompts of the calibration groups (the subject
     # questions are easy and would hide the hard cases): at most 1% of them flagged.
-    calibration_benign = [e for e in j_calibration if e.label == BENIGN and source_weight(e) == 1.0]
+    # Planted controls stay out, so every candidate is calibrated on the same population.
+    calibration_benign = [
+        e
+        for e in j_calibration
+        if e.label == BENIGN and source_weight(e) == 1.0 and not e.source.startswith("planted:")
+    ]
     calibration_attacks = [e for e in j_calibration if e.label != BENIGN]
 
     def assess(models: dict[str, TaskModel], name: str, candidate: Candidate) -> dict[str, Any]:

@@ -68,6 +68,9 @@ THIRD_JAILBREAK_FILES = ("jailbreak/attacks_third.jsonl.gz",)
 MORE_SHAREGPT_FILES = ("jailbreak/benign_sharegpt.jsonl.gz",)
 # The fourth package survey's attacks (``--with-fourth-survey``).
 FOURTH_JAILBREAK_FILES = ("jailbreak/attacks_fourth.jsonl.gz",)
+# The surveys' real payloads planted in real documents, with controls
+# (vsr.training.planted_attacks; ``--with-planted``, sixth round's candidate).
+PLANTED_FILES = ("jailbreak/planted.jsonl.gz",)
 # The second domain survey's subject questions (``--with-domain-survey2``).
 DOMAIN_SURVEY2_FILES = ("domain/packages2.jsonl",)
 
@@ -136,6 +139,7 @@ def jailbreak_examples(
     third: bool = False,
     more_sharegpt: bool = False,
     fourth: bool = False,
+    planted: bool = False,
 ) -> list[Example]:
     """``packages``: also ``jailbreak/packages.jsonl.gz`` (vsr.training.jailbreak_packages: attack
     text from security packages, long pasted documents); the shipped model is trained with them
@@ -144,7 +148,8 @@ def jailbreak_examples(
     ``system_prompts``: also real system prompts of agent and LLM-app packages. ``third``: also
     the third package survey's attacks (THIRD_JAILBREAK_FILES). ``more_sharegpt``: also the rest of
     ShareGPT's user turns (MORE_SHAREGPT_FILES). ``fourth``: also the fourth package survey's
-    attacks (FOURTH_JAILBREAK_FILES)."""
+    attacks (FOURTH_JAILBREAK_FILES). ``planted``: also their payloads planted in real documents
+    (PLANTED_FILES)."""
     from vsr.training.jailbreak_text import window_texts
 
     old = [relabel_attack(e) for e in read_examples(data_dir / "jailbreak" / "examples.jsonl")]
@@ -156,6 +161,7 @@ def jailbreak_examples(
     files += list(THIRD_JAILBREAK_FILES) if third else []
     files += list(MORE_SHAREGPT_FILES) if more_sharegpt else []
     files += list(FOURTH_JAILBREAK_FILES) if fourth else []
+    files += list(PLANTED_FILES) if planted else []
     examples += read_files(data_dir, files)
     # Subject questions are benign; a sample keeps them from drowning the hard benign prompts.
     rng = random.Random(0)
