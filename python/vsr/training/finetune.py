@@ -50,6 +50,7 @@ from vsr.training.tasks_recipe import (
     MORE_JAILBREAK_FILES,
     MORE_SHAREGPT_FILES,
     PLANTED_FILES,
+    REQUESTS_MORE_FILES,
     SYSTEM_PROMPT_FILES,
     THIRD_JAILBREAK_FILES,
     domain_examples,
@@ -147,6 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "the surveys' real payloads planted in real documents, with controls; candidate P",
     )
     data_flag(
+        "--with-requests-more",
+        REQUESTS_MORE_FILES,
+        False,
+        "real user requests of other packages than ShareGPT; candidates PR and MR",
+    )
+    data_flag(
         "--with-domain-survey2",
         DOMAIN_SURVEY2_FILES,
         False,
@@ -192,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.with_more_sharegpt,
         args.with_fourth_survey,
         args.with_planted,
+        args.with_requests_more,
     )
     if args.limit:
         rng = random.Random(0)

@@ -71,6 +71,9 @@ FOURTH_JAILBREAK_FILES = ("jailbreak/attacks_fourth.jsonl.gz",)
 # The surveys' real payloads planted in real documents, with controls
 # (vsr.training.planted_attacks; ``--with-planted``, sixth round's candidate).
 PLANTED_FILES = ("jailbreak/planted.jsonl.gz",)
+# More real user requests of other packages (vsr.training.benign_requests_more;
+# ``--with-requests-more``, eighth round's candidates).
+REQUESTS_MORE_FILES = ("jailbreak/benign_requests_more.jsonl.gz",)
 # The second domain survey's subject questions (``--with-domain-survey2``).
 DOMAIN_SURVEY2_FILES = ("domain/packages2.jsonl",)
 
@@ -140,6 +143,7 @@ def jailbreak_examples(
     more_sharegpt: bool = False,
     fourth: bool = False,
     planted: bool = False,
+    requests_more: bool = False,
 ) -> list[Example]:
     """``packages``: also ``jailbreak/packages.jsonl.gz`` (vsr.training.jailbreak_packages: attack
     text from security packages, long pasted documents); the shipped model is trained with them
@@ -149,7 +153,8 @@ def jailbreak_examples(
     the third package survey's attacks (THIRD_JAILBREAK_FILES). ``more_sharegpt``: also the rest of
     ShareGPT's user turns (MORE_SHAREGPT_FILES). ``fourth``: also the fourth package survey's
     attacks (FOURTH_JAILBREAK_FILES). ``planted``: also their payloads planted in real documents
-    (PLANTED_FILES)."""
+    (PLANTED_FILES). ``requests_more``: also real user requests of other packages
+    (REQUESTS_MORE_FILES)."""
     from vsr.training.jailbreak_text import window_texts
 
     old = [relabel_attack(e) for e in read_examples(data_dir / "jailbreak" / "examples.jsonl")]
@@ -162,6 +167,7 @@ def jailbreak_examples(
     files += list(MORE_SHAREGPT_FILES) if more_sharegpt else []
     files += list(FOURTH_JAILBREAK_FILES) if fourth else []
     files += list(PLANTED_FILES) if planted else []
+    files += list(REQUESTS_MORE_FILES) if requests_more else []
     examples += read_files(data_dir, files)
     # Subject questions are benign; a sample keeps them from drowning the hard benign prompts.
     rng = random.Random(0)
