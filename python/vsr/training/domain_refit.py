@@ -37,7 +37,7 @@ from vsr.training.tasks_recipe import (
 )
 
 DEFAULT_BUNDLE = Path(__file__).resolve().parents[1] / "default_models"
-REGULARISATION = (1.0, 3.0, 10.0, 30.0, 100.0)
+REGULARISATION = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)  # H6 chose 1.0, then the edge
 VALIDATION = 0.1
 FEATURES = "branch_features"
 
