@@ -84,7 +84,7 @@ def test_messages_answers_abort_and_reset() -> None:
     asyncio.run(scenario())
 
 
-def test_health_follows_the_serving_flag_and_unknown_methods_are_unimplemented() -> None:
+def test_health_check_follows_the_serving_flag_and_unknown_methods_are_unimplemented() -> None:
     async def scenario() -> None:
         server, channel, _ = await started(Echo())
         try:
@@ -101,11 +101,142 @@ def test_health_follows_the_serving_flag_and_unknown_methods_are_unimplemented()
                 assert error.code() == grpc.StatusCode.NOT_FOUND
             else:
                 raise AssertionError("unknown service answered")
-            watch = health.Watch(health_pb2.HealthCheckRequest())
             try:
-                await watch.read()
+                await channel.unary_unary("/grpc.health.v1.Health/List")(b"")
             except grpc.aio.AioRpcError as error:
                 assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+            else:
+                raise AssertionError("unknown method answered")
+        finally:
+            await channel.close()
+            await server.stop(1.0)
+
+    asyncio.run(scenario())
+
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+SERVICE_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+
+
+async def next_status(watch: Any) -> Any:
+    reply = await asyncio.wait_for(watch.read(), 5)
+    assert reply is not grpc.aio.EOF
+    return reply.status
+
+
+async def watches_drop_to(server: NativeExtProcServer, count: int) -> None:
+    for _ in range(500):
+        if server._core.health_watches() == count:
+            return
+        await asyncio.sleep(0.01)
+    assert server._core.health_watches() == count
+
+
+def test_health_watch_streams_the_status_and_each_change_until_the_server_stops() -> None:
+    """grpc.health.v1 Watch with grpcio's stub: the status at once, a message per change, and on
+    stop NOT_SERVING then the end of the stream (UNAVAILABLE)."""
+
+    async def scenario() -> None:
+        server, channel, _ = await started(Echo())
+        stopped = False
+        try:
+            health = health_pb2_grpc.HealthStub(channel)
+            everything = health.Watch(health_pb2.HealthCheckRequest())
+            ext_proc = health.Watch(
+                health_pb2.HealthCheckRequest(service="envoy.service.ext_proc.v3.ExternalProcessor")
+            )
+            for watch in (everything, ext_proc):
+                assert await next_status(watch) == NOT_SERVING
+            server.set_serving(True)
+            for watch in (everything, ext_proc):
+                assert await next_status(watch) == SERVING
+            server.set_serving(True)  # not a change: nothing is sent (the next read is the change)
+            for serving, expected in ((False, NOT_SERVING), (True, SERVING)):
+                server.set_serving(serving)
+                for watch in (everything, ext_proc):
+                    assert await next_status(watch) == expected
+            # A late watcher gets the current status at once.
+            late = health.Watch(health_pb2.HealthCheckRequest())
+            assert await next_status(late) == SERVING
+            assert server._core.health_watches() == 3
+
+            # Stopping: NOT_SERVING first, then each stream ends with UNAVAILABLE (written out
+            # before the core shuts down, not a dropped connection).
+            stopped = True
+            await server.stop(1.0)
+            for watch in (everything, ext_proc, late):
+                assert await next_status(watch) == NOT_SERVING
+                try:
+                    await asyncio.wait_for(watch.read(), 5)
+                except grpc.aio.AioRpcError as error:
+                    assert error.code() == grpc.StatusCode.UNAVAILABLE
+                    assert error.details() == "server shutting down"
+                else:
+                    raise AssertionError("the watch went on after stop")
+            assert server._core.health_watches() == 0
+        finally:
+            await channel.close()
+            if not stopped:
+                await server.stop(1.0)
+
+    asyncio.run(scenario())
+
+
+def test_health_watch_of_an_unknown_service_streams_service_unknown() -> None:
+    async def scenario() -> None:
+        server, channel, _ = await started(Echo())
+        try:
+            health = health_pb2_grpc.HealthStub(channel)
+            watch = health.Watch(health_pb2.HealthCheckRequest(service="other"))
+            assert await next_status(watch) == SERVICE_UNKNOWN
+            server.set_serving(True)  # the known services' change sends nothing here
+            known = health.Watch(health_pb2.HealthCheckRequest())
+            assert await next_status(known) == SERVING
+            read = asyncio.ensure_future(watch.read())
+            await asyncio.sleep(0.2)
+            assert not read.done()  # the call stays open, not an error
+            read.cancel()
+            assert not watch.done()
+        finally:
+            await channel.close()
+            await server.stop(1.0)
+
+    asyncio.run(scenario())
+
+
+def test_health_watches_cancelled_by_the_client_end_in_the_transport() -> None:
+    """A watch the client cancels ends its task (no stream kept per cancelled watch): many
+    watchers come and go, on open and on closed channels, while the status changes."""
+
+    async def scenario() -> None:
+        server, channel, _ = await started(Echo())
+        try:
+            health = health_pb2_grpc.HealthStub(channel)
+            watches = [health.Watch(health_pb2.HealthCheckRequest()) for _ in range(50)]
+            for watch in watches:
+                assert await next_status(watch) == NOT_SERVING
+            await watches_drop_to(server, 50)
+            for index, watch in enumerate(watches):
+                watch.cancel()
+                if index == 25:
+                    server.set_serving(True)  # the change reaches the live ones, not the others
+            await watches_drop_to(server, 0)
+            assert server._core.open_streams() == 0
+
+            # A closed channel resets its watches too.
+            other = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+            closing = health_pb2_grpc.HealthStub(other).Watch(health_pb2.HealthCheckRequest())
+            assert await next_status(closing) == SERVING
+            await watches_drop_to(server, 1)
+            await other.close()
+            await watches_drop_to(server, 0)
+
+            # Still answering after all of that.
+            watch = health.Watch(health_pb2.HealthCheckRequest())
+            assert await next_status(watch) == SERVING
+            watch.cancel()
+            await watches_drop_to(server, 0)
         finally:
             await channel.close()
             await server.stop(1.0)

@@ -360,6 +360,58 @@ def test_health_reports_serving_once_warmed() -> None:
     assert after == health_pb2.HealthCheckResponse.SERVING
 
 
+def test_health_watch_follows_loading_serving_and_stop() -> None:
+    """grpc.health.v1 Watch on both transports: NOT_SERVING while the first generation loads,
+    SERVING once warmed, NOT_SERVING when the server stops, then the stream ends."""
+    release = asyncio.Event()
+
+    async def slow_build(number: int) -> Any:
+        await release.wait()
+        return scripted_generation(number=number)
+
+    async def scenario() -> tuple[list[int], grpc.StatusCode]:
+        from vsr.extproc.server import RouterServer
+        from vsr.settings import Settings
+
+        settings = Settings.load(
+            {
+                "host": "127.0.0.1",
+                "grpc_port": 0,
+                "http_port": 0,
+                "watch_config": False,
+                "grace_period_s": 1.0,
+                "extproc_transport": TRANSPORT["name"],
+            },
+            environ={},
+        )
+        server = RouterServer(settings, slow_build)
+        starting = asyncio.create_task(server.start(with_metrics=False))
+        while server.ports is None:
+            await asyncio.sleep(0.01)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.ports.grpc}") as channel:
+            watch = health_pb2_grpc.HealthStub(channel).Watch(
+                health_pb2.HealthCheckRequest(service="envoy.service.ext_proc.v3.ExternalProcessor")
+            )
+            statuses = [(await asyncio.wait_for(watch.read(), 5)).status]
+            release.set()
+            await starting
+            statuses.append((await asyncio.wait_for(watch.read(), 5)).status)
+            stopping = asyncio.create_task(server.stop())
+            statuses.append((await asyncio.wait_for(watch.read(), 5)).status)
+            await stopping
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                await asyncio.wait_for(watch.read(), 5)
+        return statuses, ended.value.code()
+
+    statuses, code = run(scenario())
+    assert statuses == [
+        health_pb2.HealthCheckResponse.NOT_SERVING,
+        health_pb2.HealthCheckResponse.SERVING,
+        health_pb2.HealthCheckResponse.NOT_SERVING,
+    ]
+    assert code == grpc.StatusCode.UNAVAILABLE
+
+
 def test_stop_lets_an_open_stream_finish_within_the_grace_period() -> None:
     async def scenario() -> tuple[str, str]:
         async with running_server(grace_period_s=5.0) as (server, stub):

@@ -6,8 +6,9 @@ loop (``loop.add_reader``), one ``drain()`` takes every waiting event, and each 
 **same** ``ExternalProcessor.Process`` coroutine grpc.aio runs, fed parsed ``ProcessingRequest``
 messages through an async iterator; what it yields is serialized, queued, and handed to the core
 once every ready handler of the loop pass has run (one wake of the core's thread per burst).
-A stream the client resets cancels its handler task, as grpc.aio does. gRPC health checks are
-answered by the core from :meth:`NativeExtProcServer.set_serving`.
+A stream the client resets cancels its handler task, as grpc.aio does. gRPC health (``Check``
+and ``Watch``) is answered by the core from :meth:`NativeExtProcServer.set_serving`; ``Watch``
+streams get each change, and end once :meth:`NativeExtProcServer.stop` begins (after NOT_SERVING).
 """
 
 from __future__ import annotations
@@ -159,6 +160,7 @@ class NativeExtProcServer:
         return self.port
 
     def set_serving(self, serving: bool) -> None:
+        """The health status: what ``Check`` answers and ``Watch`` streams send on a change."""
         self._core.set_serving(serving)
 
     def _on_events(self) -> None:

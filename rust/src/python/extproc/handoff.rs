@@ -10,11 +10,11 @@
 //! dispatcher is not waiting, so no batch is left behind): one wake per batch, not per message.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
 pub(super) enum Event {
     Opened(u64, String),
@@ -36,7 +36,12 @@ pub(super) struct Shared {
     /// Wakes `dispatch` when Python queued into an empty queue.
     outbound_ready: Notify,
     pub(super) next_stream: AtomicU64,
-    pub(super) serving: AtomicBool,
+    /// The health status (`set_serving`): read by `Check`, followed by `Watch` streams.
+    pub(super) serving: watch::Sender<bool>,
+    /// `Watch` streams open (for tests: a cancelled one must not linger).
+    pub(super) health_watches: AtomicUsize,
+    /// HTTP/2 connections open (`shutdown` lets them finish, bounded).
+    pub(super) connections: AtomicUsize,
     pub(super) max_message_bytes: usize,
     /// How often Python had to wake the runtime (for tests of the wake logic).
     wakes: AtomicU64,
@@ -51,7 +56,9 @@ impl Shared {
             outbound: Mutex::new(Vec::new()),
             outbound_ready: Notify::new(),
             next_stream: AtomicU64::new(1),
-            serving: AtomicBool::new(false),
+            serving: watch::Sender::new(false),
+            health_watches: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
             max_message_bytes,
             wakes: AtomicU64::new(0),
         }
@@ -103,6 +110,22 @@ impl Shared {
     /// How many batches woke the dispatcher.
     pub(super) fn wakes(&self) -> u64 {
         self.wakes.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts a task while it lives, however it ends.
+pub(super) struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    pub(super) fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

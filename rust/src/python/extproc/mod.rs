@@ -6,20 +6,21 @@
 //! loop watches (`loop.add_reader`); Python answers with `send_batch` (or `send`/`close`), which
 //! only queue (`handoff`: who wakes whom, and when). No protobuf here: messages are the bytes of
 //! a gRPC length-prefixed frame (`grpc`), parsed and serialized by the generated Python classes.
-//! `grpc.health.v1.Health/Check` is answered here, from the serving flag Python sets, so probes
-//! never wait on the Python loop (`serve`).
+//! `grpc.health.v1.Health` (`Check` and `Watch`) is answered here, from the serving status Python
+//! sets, so probes never wait on the Python loop (`health`).
 //!
 //! h2 is used directly (not tonic): the transport needs only the gRPC framing, the status
 //! trailers and stream resets, and h2 gives all three without a codec layer or protobuf codegen.
 
 mod grpc;
 mod handoff;
+mod health;
 mod serve;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pyo3::exceptions::{PyOSError, PyValueError};
@@ -158,9 +159,15 @@ impl PyExtProcServer {
         }));
     }
 
-    /// What `grpc.health.v1.Health/Check` answers (for "" and the ext_proc service).
+    /// The health status of "" and the ext_proc service: what `Check` answers, and what `Watch`
+    /// streams send when it changes.
     fn set_serving(&self, serving: bool) {
-        self.shared.serving.store(serving, Ordering::Release);
+        self.shared.serving.send_if_modified(|current| std::mem::replace(current, serving) != serving);
+    }
+
+    /// `grpc.health.v1.Health/Watch` streams open.
+    fn health_watches(&self) -> usize {
+        self.shared.health_watches.load(Ordering::Relaxed)
     }
 
     /// Streams open in the transport.
@@ -173,18 +180,32 @@ impl PyExtProcServer {
         self.shared.wakes()
     }
 
-    /// Close the port and send GOAWAY on every connection; open streams go on.
+    /// Close the port and send GOAWAY on every connection; open ext_proc streams go on, health
+    /// is NOT_SERVING and `Watch` streams end (after sending it).
     fn stop_accepting(&self) {
+        self.set_serving(false);
         let _ = self.stopping.send(true);
     }
 
     /// Stop everything: open streams end with UNAVAILABLE, connections close.
     fn shutdown(&self, py: Python<'_>) {
+        self.set_serving(false);
         let _ = self.stopping.send(true);
         self.shared.streams.lock().unwrap().clear();
         let runtime = self.runtime.lock().unwrap().take();
         if let Some(runtime) = runtime {
-            py.detach(|| runtime.shutdown_timeout(Duration::from_secs(1)));
+            let shared = self.shared.clone();
+            py.detach(move || {
+                // Every stream is ending now (ext_proc ones as their channel closed, `Watch` ones
+                // on `stopping`) and h2 closes a connection that sent GOAWAY once its last stream
+                // is written out: wait for that, bounded, so clients get the final messages and
+                // statuses instead of a dropped socket.
+                let deadline = Instant::now() + Duration::from_secs(1);
+                while shared.connections.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                runtime.shutdown_timeout(Duration::from_secs(1))
+            });
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Connections and streams on the runtime's thread: the accept loop, one task per HTTP/2
 //! connection, one per ext_proc stream (its messages to Python as events, Python's answers from
-//! its channel to the wire) and gRPC health checks answered from the serving flag.
+//! its channel to the wire), and gRPC health's two methods (`health`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -9,19 +9,15 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use h2::server::{Builder, SendResponse};
 use h2::RecvStream;
-use http::{HeaderMap, Request};
+use http::Request;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
-use super::grpc::{
-    frame, grpc_headers, next_message, status_headers, trailers_only, Sender, INTERNAL, NOT_FOUND,
-    RESOURCE_EXHAUSTED, UNAVAILABLE, UNIMPLEMENTED,
-};
-use super::handoff::{Event, Out, Shared};
+use super::grpc::{next_message, trailers_only, Sender, INTERNAL, UNAVAILABLE, UNIMPLEMENTED};
+use super::handoff::{Counted, Event, Out, Shared};
+use super::health;
 
 const PROCESS_PATH: &str = "/envoy.service.ext_proc.v3.ExternalProcessor/Process";
-const HEALTH_CHECK_PATH: &str = "/grpc.health.v1.Health/Check";
-const EXT_PROC_SERVICE: &[u8] = b"envoy.service.ext_proc.v3.ExternalProcessor";
 
 async fn process_stream(
     shared: Arc<Shared>,
@@ -96,48 +92,13 @@ async fn process_stream(
     shared.streams.lock().unwrap().remove(&id);
 }
 
-async fn health_check(shared: Arc<Shared>, mut body: RecvStream, mut respond: SendResponse<Bytes>) {
-    let mut buffer = BytesMut::new();
-    while let Some(chunk) = body.data().await {
-        match chunk {
-            Ok(data) => {
-                let _ = body.flow_control().release_capacity(data.len());
-                buffer.extend_from_slice(&data);
-                if buffer.len() > 64 << 10 {
-                    return trailers_only(&mut respond, RESOURCE_EXHAUSTED, "request too large");
-                }
-            }
-            Err(_) => return,
-        }
-    }
-    let request = match next_message(&mut buffer, 64 << 10) {
-        Ok(Some(request)) => request,
-        _ => return trailers_only(&mut respond, INTERNAL, "malformed request"),
-    };
-    // HealthCheckRequest { string service = 1; }: the only field, written at most once.
-    let service: &[u8] = match request.as_ref() {
-        [] => b"",
-        [0x0a, length, rest @ ..] if (*length as usize) == rest.len() && *length < 0x80 => rest,
-        _ => return trailers_only(&mut respond, INTERNAL, "malformed request"),
-    };
-    if !service.is_empty() && service != EXT_PROC_SERVICE {
-        return trailers_only(&mut respond, NOT_FOUND, "unknown service");
-    }
-    // HealthCheckResponse { ServingStatus status = 1; }: SERVING = 1, NOT_SERVING = 2.
-    let status = if shared.serving.load(Ordering::Acquire) { 1 } else { 2 };
-    let Ok(mut stream) = respond.send_response(grpc_headers(), false) else { return };
-    let _ = stream.send_data(frame(&[0x08, status]), false);
-    let mut trailers = HeaderMap::new();
-    status_headers(&mut trailers, 0, "");
-    let _ = stream.send_trailers(trailers);
-}
-
 async fn serve_connection(
     shared: Arc<Shared>,
     socket: TcpStream,
     peer: SocketAddr,
     mut stopping: watch::Receiver<bool>,
 ) {
+    let _open = Counted::new(&shared.connections);
     let _ = socket.set_nodelay(true);
     let handshake = Builder::new()
         .initial_window_size(1 << 20)
@@ -156,7 +117,9 @@ async fn serve_connection(
     loop {
         tokio::select! {
             accepted = connection.accept() => match accepted {
-                Some(Ok((request, respond))) => spawn_stream(&shared, &peer, request, respond),
+                Some(Ok((request, respond))) => {
+                    spawn_stream(&shared, &peer, request, respond, &stopping)
+                }
                 _ => break,
             },
             changed = stopping.changed(), if !draining => {
@@ -174,6 +137,7 @@ fn spawn_stream(
     peer: &str,
     request: Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
+    stopping: &watch::Receiver<bool>,
 ) {
     let (parts, body) = request.into_parts();
     let shared = shared.clone();
@@ -181,8 +145,11 @@ fn spawn_stream(
         PROCESS_PATH => {
             tokio::spawn(process_stream(shared, peer.to_owned(), body, respond));
         }
-        HEALTH_CHECK_PATH => {
-            tokio::spawn(health_check(shared, body, respond));
+        health::CHECK_PATH => {
+            tokio::spawn(health::check(shared, body, respond));
+        }
+        health::WATCH_PATH => {
+            tokio::spawn(health::watch(shared, body, respond, stopping.clone()));
         }
         _ => trailers_only(&mut respond, UNIMPLEMENTED, "method not found"),
     }
