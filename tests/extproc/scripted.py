@@ -152,6 +152,22 @@ def scripted_generation(router: Any | None = None, number: int = 1) -> Generatio
 TRANSPORT = {"name": "native"}
 
 
+def server_settings(**settings: Any) -> Settings:
+    """Loopback, free ports, no config watching, a short grace period, ``TRANSPORT``'s transport."""
+    return Settings.load(
+        {
+            "host": "127.0.0.1",
+            "grpc_port": 0,
+            "http_port": 0,
+            "watch_config": False,
+            "grace_period_s": 1.0,
+            "extproc_transport": TRANSPORT["name"],
+            **settings,
+        },
+        environ={},
+    )
+
+
 @asynccontextmanager
 async def running_server(
     router: Any | None = None, build: Callable[[int], Any] | None = None, **settings: Any
@@ -161,21 +177,7 @@ async def running_server(
     async def default_build(number: int) -> Generation:
         return scripted_generation(router, number)
 
-    server = RouterServer(
-        Settings.load(
-            {
-                "host": "127.0.0.1",
-                "grpc_port": 0,
-                "http_port": 0,
-                "watch_config": False,
-                "grace_period_s": 1.0,
-                "extproc_transport": TRANSPORT["name"],
-                **settings,
-            },
-            environ={},
-        ),
-        build or default_build,
-    )
+    server = RouterServer(server_settings(**settings), build or default_build)
     ports = await server.start(with_metrics=False)
     # Like Envoy's gRPC client, accept the large body mutations vsr may send back.
     channel = grpc.aio.insecure_channel(

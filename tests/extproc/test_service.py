@@ -19,6 +19,7 @@ from tests.extproc.scripted import (
     response_headers,
     running_server,
     scripted_generation,
+    server_settings,
     set_headers,
 )
 
@@ -330,19 +331,8 @@ def test_health_reports_serving_once_warmed() -> None:
 
     async def scenario() -> tuple[int, int]:
         from vsr.extproc.server import RouterServer
-        from vsr.settings import Settings
 
-        settings = Settings.load(
-            {
-                "host": "127.0.0.1",
-                "grpc_port": 0,
-                "http_port": 0,
-                "watch_config": False,
-                "extproc_transport": TRANSPORT["name"],
-            },
-            environ={},
-        )
-        server = RouterServer(settings, slow_build)
+        server = RouterServer(server_settings(), slow_build)
         starting = asyncio.create_task(server.start(with_metrics=False))
         while server.ports is None:
             await asyncio.sleep(0.01)
@@ -371,20 +361,8 @@ def test_health_watch_follows_loading_serving_and_stop() -> None:
 
     async def scenario() -> tuple[list[int], grpc.StatusCode]:
         from vsr.extproc.server import RouterServer
-        from vsr.settings import Settings
 
-        settings = Settings.load(
-            {
-                "host": "127.0.0.1",
-                "grpc_port": 0,
-                "http_port": 0,
-                "watch_config": False,
-                "grace_period_s": 1.0,
-                "extproc_transport": TRANSPORT["name"],
-            },
-            environ={},
-        )
-        server = RouterServer(settings, slow_build)
+        server = RouterServer(server_settings(), slow_build)
         starting = asyncio.create_task(server.start(with_metrics=False))
         while server.ports is None:
             await asyncio.sleep(0.01)
