@@ -53,10 +53,10 @@ from vsr.training.tasks_recipe import (
     REQUESTS_MORE_FILES,
     SYSTEM_PROMPT_FILES,
     THIRD_JAILBREAK_FILES,
+    calibrates,
     domain_examples,
     jailbreak_examples,
     read_heldout,
-    source_weight,
 )
 from vsr.training.tasks_report import choose, domain_report, jailbreak_report, threshold_for_rate
 from vsr.training.tasks_soup import soup, soup_from_layer
@@ -219,13 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     data = {"domain": (d_train, tuple(DOMAIN_LABELS)), "jailbreak": (j_train, JAILBREAK_LABELS)}
     # The threshold is set on the real benign prompts of the calibration groups (the subject
-    # questions are easy and would hide the hard cases): at most 1% of them flagged.
-    # Planted controls stay out, so every candidate is calibrated on the same population.
-    calibration_benign = [
-        e
-        for e in j_calibration
-        if e.label == BENIGN and source_weight(e) == 1.0 and not e.source.startswith("planted:")
-    ]
+    # questions are easy and would hide the hard cases): at most --calibration-rate of them flagged.
+    calibration_benign = [e for e in j_calibration if e.label == BENIGN and calibrates(e)]
     calibration_attacks = [e for e in j_calibration if e.label != BENIGN]
 
     def assess(models: dict[str, TaskModel], name: str, candidate: Candidate) -> dict[str, Any]:

@@ -69,7 +69,7 @@ MORE_SHAREGPT_FILES = ("jailbreak/benign_sharegpt.jsonl.gz",)
 # The fourth package survey's attacks (``--with-fourth-survey``).
 FOURTH_JAILBREAK_FILES = ("jailbreak/attacks_fourth.jsonl.gz",)
 # The surveys' real payloads planted in real documents, with controls
-# (vsr.training.planted_attacks; ``--with-planted``, sixth round's candidate).
+# (vsr.training.planted_attacks; ``--with-planted``, seventh round's candidate).
 PLANTED_FILES = ("jailbreak/planted.jsonl.gz",)
 # More real user requests of other packages (vsr.training.benign_requests_more;
 # ``--with-requests-more``, eighth round's candidates).
@@ -189,3 +189,10 @@ def source_weight(example: Example) -> float:
     if example.source.startswith("docs:") and "+" not in example.source:
         return 0.5
     return 1.0
+
+
+def calibrates(example: Example) -> bool:
+    """Whether a benign example is in the population the jailbreak threshold is set on: full-weight
+    requests (``source_weight``), less the planted controls, so every candidate is calibrated on the
+    same population whatever its training files."""
+    return source_weight(example) == 1.0 and not example.source.startswith("planted:")
