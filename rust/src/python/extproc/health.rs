@@ -58,6 +58,19 @@ async fn read_service(body: &mut RecvStream) -> Result<Bytes, Refused> {
     }
 }
 
+/// The service a request names, or `None` once the request was refused (answered with its gRPC
+/// error) or the client went away: the prologue of `Check` and `Watch`.
+async fn requested_service(body: &mut RecvStream, respond: &mut SendResponse<Bytes>) -> Option<Bytes> {
+    match read_service(body).await {
+        Ok(service) => Some(service),
+        Err(Refused::Gone) => None,
+        Err(Refused::Status(code, message)) => {
+            trailers_only(respond, code, message);
+            None
+        }
+    }
+}
+
 fn known(service: &[u8]) -> bool {
     service.is_empty() || service == EXT_PROC_SERVICE
 }
@@ -76,11 +89,7 @@ fn response(status: u8) -> [u8; 2] {
 }
 
 pub(super) async fn check(shared: Arc<Shared>, mut body: RecvStream, mut respond: SendResponse<Bytes>) {
-    let service = match read_service(&mut body).await {
-        Ok(service) => service,
-        Err(Refused::Gone) => return,
-        Err(Refused::Status(code, message)) => return trailers_only(&mut respond, code, message),
-    };
+    let Some(service) = requested_service(&mut body, &mut respond).await else { return };
     if !known(&service) {
         return trailers_only(&mut respond, NOT_FOUND, "unknown service");
     }
@@ -103,11 +112,7 @@ pub(super) async fn watch(
     mut respond: SendResponse<Bytes>,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let service = match read_service(&mut body).await {
-        Ok(service) => service,
-        Err(Refused::Gone) => return,
-        Err(Refused::Status(code, message)) => return trailers_only(&mut respond, code, message),
-    };
+    let Some(service) = requested_service(&mut body, &mut respond).await else { return };
     let _watching = Counted::new(&shared.health_watches);
     let known = known(&service);
     let mut serving = shared.serving.subscribe();
