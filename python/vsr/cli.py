@@ -36,7 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # A command may hand options it does not define to the tool it runs (``vsr train tasks`` to
+    # the trainer's own parser, which checks them); every other command refuses them as usual.
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "passes_extra", lambda _: False)(args):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     from vsr.errors import VsrError
     from vsr.observability.logging import configure_logging
 

@@ -65,7 +65,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="tasks: also train on the second package survey's attacks and real requests "
         "(default: yes, the shipped model's recipe; --no-with-more-packages: model A's data)",
     )
-    parser.set_defaults(handler=run)
+    # The trainer's other options (the data groups, --soup, --epochs, ...) pass through to it.
+    parser.set_defaults(handler=run, passes_extra=lambda args: args.task == TASKS_MODEL)
 
 
 # Not a task of the registry: one model (a branch and two heads) for the domain and jailbreak tasks.
@@ -89,7 +90,7 @@ def run_tasks(args: argparse.Namespace) -> int:
         argv.append("--no-with-packages")
     if not getattr(args, "with_more_packages", True):
         argv.append("--no-with-more-packages")
-    return finetune.main(argv)
+    return finetune.main(argv + list(getattr(args, "extra", [])))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,12 +19,12 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vsr.training.dataset import Example, split_by_group
+from vsr.training.finetune_args import data_flags, parser
 from vsr.training.tasks_export import export, parity_fixture, write_manifest
 from vsr.training.tasks_model import (
     CANDIDATES,
@@ -42,17 +42,8 @@ from vsr.training.tasks_recipe import (
     DOMAIN_HELDOUT_PACKAGES,
     DOMAIN_HELDOUT_PACKAGES2,
     DOMAIN_LABELS,
-    DOMAIN_SURVEY2_FILES,
-    FOURTH_JAILBREAK_FILES,
     HELDOUT,
     JAILBREAK_LABELS,
-    MORE_DOMAIN_FILES,
-    MORE_JAILBREAK_FILES,
-    MORE_SHAREGPT_FILES,
-    PLANTED_FILES,
-    REQUESTS_MORE_FILES,
-    SYSTEM_PROMPT_FILES,
-    THIRD_JAILBREAK_FILES,
     calibrates,
     domain_examples,
     jailbreak_examples,
@@ -63,115 +54,8 @@ from vsr.training.tasks_soup import soup, soup_from_layer
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import argparse
-
+    args = parser().parse_args(argv)
     torch = _torch()
-    parser = argparse.ArgumentParser(prog="vsr train tasks")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--data-dir", type=Path, default=Path("data"))
-    parser.add_argument(
-        "--encoder-dir", type=Path, required=True, help="MiniLM files (config, tokenizer, weights)"
-    )
-    parser.add_argument("--device", default="cuda:0")
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--branch-lr", type=float, default=1e-4)
-    parser.add_argument("--dropout", type=float, default=0.1)
-    parser.add_argument(
-        "--calibration-rate",
-        type=float,
-        default=0.02,
-        help="threshold: flag at most this share of the calibration split's non-subject benign",
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--compare", action="store_true", help="train every candidate first")
-    parser.add_argument(
-        "--candidate", default="top 3 layers, shared", help="one or more, separated by semicolons"
-    )
-    parser.add_argument("--limit", type=int, help="examples per task (a quick check)")
-
-    def data_flag(flag: str, files: Sequence[str], default: bool, note: str) -> None:
-        """An optional group of training files, on or off (``--no-...``)."""
-        listed = ", ".join(f"data/{f}" for f in files)
-        parser.add_argument(
-            flag,
-            action=argparse.BooleanOptionalAction,
-            default=default,
-            help=f"also train on {listed} ({note})",
-        )
-
-    data_flag(
-        "--with-packages",
-        ("jailbreak/packages.jsonl.gz",),
-        True,
-        "default: yes, since model A; --no-with-packages: the data of the model before it",
-    )
-    data_flag(
-        "--with-more-packages",
-        MORE_JAILBREAK_FILES,
-        True,
-        "the second package survey; default: yes, since M2; --no-with-more-packages: A's data",
-    )
-    data_flag(
-        "--more-domain",
-        MORE_DOMAIN_FILES,
-        False,
-        "with --with-more-packages: the survey's subject questions, candidate M1, not shipped",
-    )
-    data_flag(
-        "--with-system-prompts",
-        SYSTEM_PROMPT_FILES,
-        True,
-        "real system prompts of agent and LLM-app packages; default: yes, the shipped M3",
-    )
-    data_flag(
-        "--with-third-survey",
-        THIRD_JAILBREAK_FILES,
-        True,
-        "the third package survey's attacks; default: yes, since Q6",
-    )
-    data_flag(
-        "--with-more-sharegpt",
-        MORE_SHAREGPT_FILES,
-        True,
-        "the rest of ShareGPT's real user turns; default: yes, since Q6",
-    )
-    data_flag(
-        "--with-fourth-survey",
-        FOURTH_JAILBREAK_FILES,
-        True,
-        "the fourth package survey's attacks; default: yes, since Q6",
-    )
-    data_flag(
-        "--with-planted",
-        PLANTED_FILES,
-        False,
-        "the surveys' real payloads planted in real documents, with controls; candidate P",
-    )
-    data_flag(
-        "--with-requests-more",
-        REQUESTS_MORE_FILES,
-        False,
-        "real user requests of other packages than ShareGPT; candidates PR and MR",
-    )
-    data_flag(
-        "--with-domain-survey2",
-        DOMAIN_SURVEY2_FILES,
-        False,
-        "the second domain survey's subject questions (domain task only), candidate M8",
-    )
-    parser.add_argument(
-        "--soup",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="RUN_DIR",
-        help="no training: the mean of these runs' weights (one recipe, several seeds; "
-        "vsr.training.tasks_soup), reported and exported as a trained model would be",
-    )
-    parser.add_argument("--window", type=int, default=1200)
-    parser.add_argument("--overlap", type=int, default=200)
-    parser.add_argument("--max-windows", type=int, default=16)
-    args = parser.parse_args(argv)
     started = time.time()
     torch.backends.cuda.matmul.allow_tf32 = False
     log_lines: list[str] = []
@@ -368,14 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "threshold": threshold,
         "epochs": args.epochs,
         "seed": args.seed,
-        "with_packages": args.with_packages,
-        "with_more_packages": args.with_more_packages,
-        "more_domain": args.with_more_packages and args.more_domain,
-        "with_system_prompts": args.with_system_prompts,
-        "with_third_survey": args.with_third_survey,
-        "with_more_sharegpt": args.with_more_sharegpt,
-        "with_fourth_survey": args.with_fourth_survey,
-        "with_domain_survey2": args.with_domain_survey2,
+        **data_flags(args),
         "soup_of": [str(d) for d in args.soup],
         "split": {
             "domain_train": len(d_train),
