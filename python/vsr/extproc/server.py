@@ -20,9 +20,10 @@ from typing import Any
 import grpc
 import structlog
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from vsr.api.http import ApiOptions, HttpServer, build_http_app
+from vsr.extproc.health import HealthService
 from vsr.extproc.service import ExternalProcessor
 from vsr.observability import metrics, tracing
 from vsr.runtime import GenerationBuilder, Runtime, watch_config_directory
@@ -50,7 +51,7 @@ class RouterServer:
     def __init__(self, settings: Settings, build: GenerationBuilder) -> None:
         self.settings = settings
         self.runtime = Runtime(build)
-        self._health = health.aio.HealthServicer()
+        self._health = HealthService()
         self._grpc: Any = None
         self._native: Any = None  # vsr.extproc.native.NativeExtProcServer
         self._http: HttpServer | None = None
@@ -166,6 +167,8 @@ class RouterServer:
     async def stop(self) -> None:
         """Stop taking new streams, let open ones finish within the grace period, then close."""
         await self._set_health(serving=False)
+        # Watch streams end now rather than hold the grace period open (grpc.aio transport).
+        await self._health.drain()
         metrics.READY.set(0)
         if self._watcher is not None:
             self._watcher.cancel()
