@@ -54,7 +54,13 @@ pub(super) mod avx512 {
             }
         }
         let mut b = t.b;
+        let (mut next, mut next_lines) = (t.next, t.next_lines);
         for depth in 0..t.k {
+            if next_lines > 0 {
+                _mm_prefetch::<_MM_HINT_T1>(next as *const i8);
+                next = next.add(64);
+                next_lines -= 1;
+            }
             if PF {
                 // Past the block's end this touches the next block or panel: harmless.
                 _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(AHEAD * NR) as *const i8);
