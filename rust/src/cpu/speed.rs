@@ -75,42 +75,54 @@ fn int8_speed() {
 
 /// `cargo test --release --lib -- --ignored --nocapture pass_speed`: one pass of a model's
 /// products (MiniLM's 6 layers, 42 MB; BERT-base's 12, 340 MB: they come from L3 or memory as in
-/// a real pass) at the row counts of short requests, on 1 and 2 threads, with and without the
-/// tiles' prefetch of the next weight chunk (`STREAM`); median and minimum of many passes.
+/// a real pass) at the row counts of short requests, on 1 and 2 threads: without the tiles'
+/// prefetch of the next weight chunk (`STREAM`), with it, and with it on weights in huge pages
+/// (`HUGE`); median and minimum of many passes.
 #[test]
 #[ignore]
 fn pass_speed() {
     let isa = Isa::detect();
     for (model, layers, hidden) in [("MiniLM", 6usize, 384usize), ("BERT-base", 12, 768)] {
         let shapes = [(3 * hidden, hidden), (hidden, hidden), (4 * hidden, hidden), (hidden, 4 * hidden)];
-        let weights: Vec<Packed> = (0..layers)
-            .flat_map(|layer| shapes.iter().map(move |&(n, k)| (layer, n, k)))
-            .map(|(layer, n, k)| Packed::from_rows(&values(n * k, layer as u32 + 7), n, k, k))
-            .collect();
-        for m in [16usize, 18, 56, 64, 128] {
+        let pack = |huge: bool| -> Vec<Packed> {
+            super::gemm::HUGE.store(huge, std::sync::atomic::Ordering::Relaxed);
+            (0..layers)
+                .flat_map(|layer| shapes.iter().map(move |&(n, k)| (layer, n, k)))
+                .map(|(layer, n, k)| Packed::from_rows(&values(n * k, layer as u32 + 7), n, k, k))
+                .collect()
+        };
+        let weights = [pack(false), pack(true)];
+        for m in [16usize, 18, 64, 128] {
             let a = values(m * 4 * hidden, 1);
             let mut c = vec![0.0f32; m * 4 * hidden];
-            let flops: f64 = weights.iter().map(|w| 2.0 * (m * w.n() * w.k()) as f64).sum();
-            let variants = [(1usize, false), (1, true), (2, false), (2, true)];
+            let flops: f64 = weights[0].iter().map(|w| 2.0 * (m * w.n() * w.k()) as f64).sum();
+            let variants = [
+                (1usize, false, false),
+                (1, true, false),
+                (1, true, true),
+                (2, true, false),
+                (2, true, true),
+            ];
             // The variants in turns, so load on the machine falls on all alike.
             let mut times = vec![Vec::new(); variants.len()];
             for _ in 0..if layers > 6 { 20 } else { 60 } {
-                for (&(threads, stream), times) in variants.iter().zip(&mut times) {
+                for (&(threads, stream, huge), times) in variants.iter().zip(&mut times) {
                     super::gemm::STREAM.store(stream, std::sync::atomic::Ordering::Relaxed);
                     let start = std::time::Instant::now();
                     super::install(|| {
-                        for w in &weights {
+                        for w in &weights[usize::from(huge)] {
                             matmul(isa, &a, w.k(), m, w, None, &mut c, w.n(), threads);
                         }
                     });
                     times.push(start.elapsed().as_secs_f64());
                 }
             }
-            for (&(threads, stream), times) in variants.iter().zip(&mut times) {
+            for (&(threads, stream, huge), times) in variants.iter().zip(&mut times) {
                 times.sort_by(f64::total_cmp);
                 let (median, best) = (times[times.len() / 2], times[0]);
                 println!(
-                    "{model} m={m} threads={threads} stream={stream}: median {:.0} us ({:.1} GFLOP/s), min {:.0} us",
+                    "{model} m={m} threads={threads} stream={stream} huge={huge}: median {:.0} us ({:.1} GFLOP/s), \
+                     min {:.0} us",
                     median * 1e6,
                     flops / median / 1e9,
                     best * 1e6

@@ -41,6 +41,33 @@ pub(crate) static STREAM: std::sync::atomic::AtomicBool = std::sync::atomic::Ato
 /// what it brings, in `speed.rs`: then tiles of `MR` rows and a remainder).
 pub(crate) static BALANCED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
+/// Whether packed weights ask for huge pages (off only to measure what it brings, in `speed.rs`).
+pub(crate) static HUGE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Ask Linux to back `data`'s whole 2 MiB pages with huge pages (transparent huge pages are often
+/// `madvise`-only). A pass streams every weight once: with 4 KiB pages that is a TLB miss every
+/// 4 KiB, and a page walk costs more in a virtual machine. Called before the pages are first
+/// written (a fresh zeroed allocation is not yet backed), so the faults bring huge pages.
+fn advise_huge_pages(data: &[f32]) {
+    #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        extern "C" {
+            fn madvise(addr: *mut std::ffi::c_void, len: usize, advice: std::ffi::c_int) -> std::ffi::c_int;
+        }
+        const MADV_HUGEPAGE: std::ffi::c_int = 14;
+        const HUGE_PAGE: usize = 2 << 20;
+        let (start, end) = (data.as_ptr() as usize, data.as_ptr() as usize + std::mem::size_of_val(data));
+        let (first, last) = (start.next_multiple_of(HUGE_PAGE), end / HUGE_PAGE * HUGE_PAGE);
+        if last > first {
+            // SAFETY: the range lies inside `data`'s allocation; the advice changes no contents.
+            // A failure (no THP in this kernel) leaves ordinary pages: nothing to handle.
+            unsafe { madvise(first as *mut std::ffi::c_void, last - first, MADV_HUGEPAGE) };
+        }
+    }
+    #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
+    let _ = data;
+}
+
 /// A right-hand side packed for `matmul`: `n` output columns of depth `k`, as `ceil(n / NR)`
 /// panels of `k x NR` values (column-padded with zeros).
 pub(crate) struct Packed {
@@ -53,6 +80,9 @@ impl Packed {
     /// From a weight in PyTorch's (out = n, in = k) row-major layout, row `j` at `w[j * ld..]`.
     pub(crate) fn from_rows(w: &[f32], n: usize, k: usize, ld: usize) -> Self {
         let mut packed = Packed::zeros(n, k);
+        if HUGE.load(std::sync::atomic::Ordering::Relaxed) {
+            advise_huge_pages(&packed.data);
+        }
         packed.fill_from_rows(w, ld);
         packed
     }
