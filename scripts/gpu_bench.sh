@@ -10,7 +10,8 @@
 # DEADLINE_S (default 540): no step starts after it; RUNS (default 2): bench_gpu runs;
 # SKIP_TESTS=1 skips the tests; SKIP_POOL=1 skips bench_pool.py; BENCH_ARGS adds arguments to
 # bench_gpu.py; COMPARE_ENV (e.g. "VSR_FUSED_ATTENTION_MAX_BATCH=0") runs the profile a second
-# time under those settings, into profile_compare.log, for a before/after in one call.
+# time under those settings, into profile_compare.log, for a before/after in one call; with
+# COMPARE_BENCH=1 each bench run is also followed by one under COMPARE_ENV (run<N>_compare).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -97,6 +98,13 @@ for run in $(seq 1 "$RUNS"); do
     timeout "$budget" "$PYTHON" benches/bench_gpu.py --out "$WORK/run$run" --compile-batches \
         --pool-seconds 1.0 ${BENCH_ARGS:-} 2>&1 | tee "$WORK/run$run.log" \
         | grep -vE '^\s*$|Writing model shards|warn' | tail -n 70
+    if [[ -n ${COMPARE_ENV:-} && ${COMPARE_BENCH:-0} == 1 ]] && (($(left) > 100)); then
+        echo "== bench run $run with $COMPARE_ENV (limit $(left) s) =="
+        # shellcheck disable=SC2086 # COMPARE_ENV and BENCH_ARGS are lists of words on purpose
+        timeout "$(left)" env $COMPARE_ENV "$PYTHON" benches/bench_gpu.py --out "$WORK/run${run}_compare" \
+            --compile-batches --pool-seconds 1.0 ${BENCH_ARGS:-} 2>&1 | tee "$WORK/run${run}_compare.log" \
+            | grep -vE '^\s*$|Writing model shards|warn' | tail -n 70
+    fi
 done
 # Kernel profile with each call's timeline (before the first kernel, GPU work, gaps, after).
 if (($(left) > 50)); then
