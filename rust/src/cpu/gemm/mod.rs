@@ -41,8 +41,11 @@ pub(crate) static STREAM: std::sync::atomic::AtomicBool = std::sync::atomic::Ato
 /// what it brings, in `speed.rs`: then tiles of `MR` rows and a remainder).
 pub(crate) static BALANCED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
-/// Whether packed weights ask for huge pages (off only to measure what it brings, in `speed.rs`).
-pub(crate) static HUGE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+/// Whether packed weights ask for huge pages. Off by default: near idle on the Intel Xeon 2-core
+/// box (pass_speed, in turns) they made BERT-base's few-row passes faster (16 rows, 2 threads:
+/// 29.1 -> 21.4 ms) but MiniLM's, which the default bundle runs, slower (16 rows: 1.97 -> 2.55 ms
+/// on 2 threads, 2.93 -> 4.07 ms on 1; 18 rows likewise); `speed.rs` turns it on to measure.
+pub(crate) static HUGE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Ask Linux to back `data`'s whole 2 MiB pages with huge pages (transparent huge pages are often
 /// `madvise`-only). A pass streams every weight once: with 4 KiB pages that is a TLB miss every
