@@ -87,6 +87,15 @@ if [[ ${SKIP_POOL:-0} != 1 ]] && (($(left) > 60)); then
         --label "H200 $(date -u +%H:%M)" 2>&1 | tee "$WORK/pool.log" | grep -v '^\s*$' | tail -n 8
 fi
 
+# bench NAME [VAR=value ...]: one bench_gpu.py run into $WORK/NAME, under the given settings.
+bench() {
+    local name=$1
+    shift
+    # shellcheck disable=SC2086 # BENCH_ARGS is a list of words on purpose
+    timeout "$(left)" env "$@" "$PYTHON" benches/bench_gpu.py --out "$WORK/$name" --compile-batches \
+        --pool-seconds 1.0 ${BENCH_ARGS:-} 2>&1 | tee "$WORK/$name.log" \
+        | grep -vE '^\s*$|Writing model shards|warn' | tail -n 70
+}
 for run in $(seq 1 "$RUNS"); do
     budget=$(left)
     if ((budget < 100)); then
@@ -94,16 +103,11 @@ for run in $(seq 1 "$RUNS"); do
         continue
     fi
     echo "== bench run $run (limit ${budget} s) =="
-    # shellcheck disable=SC2086 # BENCH_ARGS is a list of words on purpose
-    timeout "$budget" "$PYTHON" benches/bench_gpu.py --out "$WORK/run$run" --compile-batches \
-        --pool-seconds 1.0 ${BENCH_ARGS:-} 2>&1 | tee "$WORK/run$run.log" \
-        | grep -vE '^\s*$|Writing model shards|warn' | tail -n 70
+    bench "run$run"
     if [[ -n ${COMPARE_ENV:-} && ${COMPARE_BENCH:-0} == 1 ]] && (($(left) > 100)); then
         echo "== bench run $run with $COMPARE_ENV (limit $(left) s) =="
-        # shellcheck disable=SC2086 # COMPARE_ENV and BENCH_ARGS are lists of words on purpose
-        timeout "$(left)" env $COMPARE_ENV "$PYTHON" benches/bench_gpu.py --out "$WORK/run${run}_compare" \
-            --compile-batches --pool-seconds 1.0 ${BENCH_ARGS:-} 2>&1 | tee "$WORK/run${run}_compare.log" \
-            | grep -vE '^\s*$|Writing model shards|warn' | tail -n 70
+        # shellcheck disable=SC2086 # COMPARE_ENV is a list of NAME=value words on purpose
+        bench "run${run}_compare" $COMPARE_ENV
     fi
 done
 # Kernel profile with each call's timeline (before the first kernel, GPU work, gaps, after).
