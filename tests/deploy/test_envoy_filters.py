@@ -83,8 +83,10 @@ def test_filter_runs_first_with_the_design_processing_modes(
     assert _seconds(settings["message_timeout"]) > Settings().request_timeout_s
     # vsr needs the whole body: the listener buffer must hold well more than vsr's 8 MiB limit.
     assert listener["per_connection_buffer_limit_bytes"] > 8 * 1024 * 1024
-    if integration == "istio":
-        assert modes["response_body_mode"] == "NONE"
+    # vsr asks for the bodies it reads (mode_override); the rest must pass unheld (SSE with
+    # response reading off, compressed bodies), and no list may refuse BUFFERED or STREAMED.
+    assert modes["response_body_mode"] == "NONE"
+    assert "allowed_override_modes" not in settings
 
 
 def test_a_misspelt_field_is_rejected(

@@ -194,13 +194,18 @@ def response_headers_response(
     mode_override: Any | None = None,
 ) -> Any:
     """Response header edits, and optionally a new processing mode for the response body."""
-    if mode_override is not None and mode_override is not _STREAMED_RESPONSE_BODY:
+    if (
+        mode_override is not None
+        and mode_override is not _STREAMED_RESPONSE_BODY
+        and mode_override is not _BUFFERED_RESPONSE_BODY
+    ):
+        # Not one of the shared overrides: build this answer whole, unshared.
         return _response_headers(set_headers, remove_headers, mode_override)
     key = (
         "response_headers",
         tuple(set_headers.items()) if set_headers else (),
         tuple(remove_headers),
-        mode_override is not None,
+        None if mode_override is None else mode_override.response_body_mode,
     )
     return _answer(key, _response_headers, set_headers, remove_headers, mode_override)
 
@@ -246,16 +251,30 @@ def trailers_response(phase: str) -> Any:
 _STREAMED_RESPONSE_BODY = processing_mode_pb2.ProcessingMode(
     response_body_mode=processing_mode_pb2.ProcessingMode.STREAMED
 )
+_BUFFERED_RESPONSE_BODY = processing_mode_pb2.ProcessingMode(
+    response_body_mode=processing_mode_pb2.ProcessingMode.BUFFERED
+)
 
 
 def streamed_response_body_mode() -> Any:
     """A ``mode_override`` that switches the response body to STREAMED (needs allow_mode_override).
 
-    Only for features that must read a streamed (SSE) response; everything else leaves the response
-    body alone so SSE reaches the client untouched and unbuffered. One shared message: answers copy
-    it (``CopyFrom``), never change it.
+    Only for features that must read a response body: each chunk passes on as soon as it is
+    answered, so SSE reaches the client unbuffered. One shared message: answers copy it
+    (``CopyFrom``), never change it.
     """
     return _STREAMED_RESPONSE_BODY
+
+
+def buffered_response_body_mode() -> Any:
+    """A ``mode_override`` that switches the response body to BUFFERED (needs allow_mode_override).
+
+    Envoy holds the body until it ends and sends it as one message, where STREAMED sends a body
+    arriving after this answer as a data chunk plus an empty end chunk (HTTP/1 codec).
+    Only for a body of known length well below Envoy's buffer limit: past it Envoy replaces the
+    response with a 500. Shared like ``streamed_response_body_mode``.
+    """
+    return _BUFFERED_RESPONSE_BODY
 
 
 def immediate_response(

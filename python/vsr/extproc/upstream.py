@@ -17,7 +17,7 @@ import structlog
 from vsr.extproc import accounting, mutations
 from vsr.extproc.accounting import RequestRecord
 from vsr.extproc.headers import header_values
-from vsr.extproc.response import reader_for, request_usage
+from vsr.extproc.response import JsonReader, ResponseReader, SseReader, reader_for, request_usage
 from vsr.observability import metrics
 from vsr.observability.tracing import RequestTrace
 from vsr.routing.request import ChatRequest
@@ -44,7 +44,9 @@ _DEBUG_FAMILIES = {
 
 
 # The response headers this module reads.
-_READ_RESPONSE_HEADERS = frozenset({":status", "content-encoding", HEADER_CONTENT_TYPE})
+_READ_RESPONSE_HEADERS = frozenset(
+    {":status", "content-encoding", HEADER_CONTENT_TYPE, HEADER_CONTENT_LENGTH}
+)
 
 
 def debug_headers_wanted(generation: Generation, asked: bool) -> bool:
@@ -106,8 +108,8 @@ def response_headers(
     message: Any,
     vsr_headers: Mapping[str, str],
 ) -> Any:
-    """Report vsr's headers on a 2xx response, and ask for the body in chunks when there is
-    one to read (``mode_override`` to STREAMED: each chunk passes at once)."""
+    """Report vsr's headers on a 2xx response, and ask for the body when there is one to read
+    (``mode_override``: see ``_body_mode``)."""
     headers = header_values(message.headers, _READ_RESPONSE_HEADERS)
     status = headers.get(":status", "")
     mode = None
@@ -118,14 +120,15 @@ def response_headers(
             strip = record.strip_usage and status.startswith("2")
             # A compressed body cannot be read (or cut) on the way: it passes untouched.
             encoded = headers.get("content-encoding", "identity").strip().lower() != "identity"
-            reading = record.generation.observability.usage.read_responses and not encoded
+            usage = record.generation.observability.usage
+            reading = usage.read_responses and not encoded
             content_type = headers.get(HEADER_CONTENT_TYPE, "") if reading else ""
             record.reader = reader_for(content_type, strip_usage=strip)
             if message.end_of_stream or record.reader is None:
                 accounting.record_completion(record, trace, request_id)
             else:
-                mode = mutations.streamed_response_body_mode()
-                if strip:
+                mode = _body_mode(record.reader, headers, usage.max_buffered_json_bytes)
+                if strip and isinstance(record.reader, SseReader):
                     remove = (HEADER_CONTENT_LENGTH,)  # the usage chunk is cut out of the body
         except Exception:
             _failed(record)
@@ -137,10 +140,24 @@ def response_headers(
     return mutations.response_headers_response(set_headers, remove, mode_override=mode)
 
 
+def _body_mode(reader: ResponseReader, headers: Mapping[str, str], max_buffered: int) -> Any:
+    """BUFFERED for a JSON body whose ``content-length`` is at most ``max_buffered``: Envoy
+    sends it as one message. STREAMED, a body that arrives after this answer costs a data chunk
+    and an empty end chunk (one that came while Envoy waited for the answer goes whole in either
+    mode). STREAMED for the rest: SSE, whose events must pass at once, and a body of unknown or
+    larger length, which Envoy would answer with a 500 past its buffer limit. A JSON reader never
+    changes the body, so only the message's timing differs (its TTFT is the whole body's)."""
+    if max_buffered and isinstance(reader, JsonReader):
+        length = headers.get(HEADER_CONTENT_LENGTH, "").strip()
+        if length.isascii() and length.isdigit() and int(length) <= max_buffered:
+            return mutations.buffered_response_body_mode()
+    return mutations.streamed_response_body_mode()
+
+
 def response_body(
     record: RequestRecord | None, trace: RequestTrace | None, request_id: str, message: Any
 ) -> Any:
-    """Answer each chunk at once: unchanged, or without the usage chunk vsr asked for."""
+    """Answer each body message at once: unchanged, or without the usage chunk vsr asked for."""
     if record is None or record.reader is None or record.finished:
         return mutations.response_body_response()
     replaced = None
