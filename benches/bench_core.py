@@ -8,8 +8,8 @@ Reported: batch-1 latency at ~16, 64 and 128 tokens (median of repeated calls) a
 quantization of the same graph, vsr's bf16 products (`dtype="bfloat16"` on a CPU), with their
 accuracy against fp32 (int8_quality.py), and the
 default bundle as the router calls it. All engines run side by side in one process and one run,
-their calls interleaved (one call of each engine in turn), so load from other processes on a
-shared machine falls on all of them alike.
+in alternating blocks of calls (`time_calls`), so load from other processes on a shared machine
+falls on all of them alike and no engine's spinning threads are charged to the next one.
 
 Run with `make bench` (it creates the reference venv with torch, transformers and onnxruntime and
 puts vsr's python/ on PYTHONPATH).
@@ -35,6 +35,12 @@ Engine = Callable[[Sequence[str]], np.ndarray]
 
 BATCH1_TOKENS = (16, 64, 128)
 THROUGHPUT_SHAPE = (32, 128)
+# Seconds between two engines' blocks of calls (`time_calls`), then seconds of untimed calls
+# before the timed ones: after 0.2 s idle on the 2-core VM both vsr and ONNX Runtime took 15-20
+# calls (~70 ms of work) to come back to their steady speed (MiniLM, 16 tokens: vsr 6.5 -> 3.5 ms,
+# ORT 9.0 -> 4.5 ms, medians of 12 rounds), for both engines alike.
+SETTLE = 0.2
+WARM = 0.15
 FILLER = [
     "the",
     "court",
@@ -210,17 +216,35 @@ def bert_base_dir(workdir: Path, minilm_dir: Path) -> Path:
     return target
 
 
-def time_calls(engines: dict[str, Engine], texts: Sequence[str], repeats: int) -> dict[str, float]:
-    """Median seconds per call of each engine, sampled in turns."""
+def time_calls(
+    engines: dict[str, Engine], texts: Sequence[str], repeats: int, rounds: int = 4
+) -> dict[str, float]:
+    """Median seconds per call of each engine: `rounds` rounds, each engine's calls in a block.
+
+    The engines take turns by block, not by call: in each round every engine waits `SETTLE`
+    seconds, runs untimed calls for `WARM` seconds (at least one) and then its share of
+    `repeats` timed calls back to back.
+    Load from other processes still falls on all engines alike (the blocks alternate through the
+    run), but no engine pays for the one before it: ONNX Runtime's and PyTorch's workers spin on
+    after a call returns and hold a core the next engine's threads need (with one call each in
+    turn vsr's BERT-base call at 64 tokens took 97-105 ms against 71-82 ms alone; a pause of 10 ms
+    after ORT's call was not enough, 30-100 ms was: benches/README.md).
+    """
     for engine in engines.values():
-        for _ in range(2):
-            engine(texts)
+        engine(texts)
     samples: dict[str, list[float]] = {name: [] for name in engines}
-    for _ in range(repeats):
+    per_block = max(1, -(-repeats // rounds))
+    for _ in range(rounds):
         for name, engine in engines.items():
-            start = time.perf_counter()
+            time.sleep(SETTLE)  # the previous engine's threads stop spinning
+            warm_until = time.perf_counter() + WARM
             engine(texts)
-            samples[name].append(time.perf_counter() - start)
+            while time.perf_counter() < warm_until:
+                engine(texts)
+            for _ in range(per_block):
+                start = time.perf_counter()
+                engine(texts)
+                samples[name].append(time.perf_counter() - start)
     return {name: statistics.median(times) for name, times in samples.items()}
 
 
@@ -235,7 +259,7 @@ class Row:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--repeats", type=int, default=20, help="timed calls per batch-1 case")
+    parser.add_argument("--repeats", type=int, default=40, help="timed calls per batch-1 case")
     parser.add_argument("--models", default="minilm,bert-base")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "vsr-bench")
     parser.add_argument(
@@ -324,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{label}, batch 1, {n} tokens, ms: {values}", flush=True)
         if "throughput" in cases:
             batch, length = THROUGHPUT_SHAPE
-            seconds = time_calls(engines, [texts[length]] * batch, 3)
+            seconds = time_calls(engines, [texts[length]] * batch, 3, rounds=3)
             values = {name: batch * length / value for name, value in seconds.items()}
             rows.append(Row(label, f"{batch} x {length} tokens", "tokens/s", values))
             print(f"{label}, {batch} x {length}, tokens/s: {values}", flush=True)
