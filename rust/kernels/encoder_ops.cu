@@ -6,6 +6,8 @@
 // products (benches/results/profile_gpu_h100.log). Each kernel here replaces several of those:
 //   split_heads    fused QKV (batch, seq, 3, heads, dim) -> (3, batch, heads, seq, dim)
 //   merge_heads    attention context (batch, heads, seq, dim) -> (batch, seq, heads * dim)
+//   attention_pointers  per-(text, head) operand pointers for cuBLAS's batched products, which
+//                  replace both permutes for batches
 //   masked_softmax scale + padding bias + softmax, in place on the scores (was 3 kernels and a
 //                  broadcast of the mask to every head and query)
 //   add_layer_norm residual add + layer norm, in place (was 2 kernels and a temporary)
@@ -97,6 +99,28 @@ __device__ void merge_heads(const U* in, U* out, unsigned batch, unsigned seq, u
 PERMUTES(u128, uint4)
 PERMUTES(u32, uint32_t)
 PERMUTES(u16, uint16_t)
+
+// Pointer arrays for the batched attention products (rust/src/model/cuda_ops/attention_gemm.rs):
+// entry i = text * heads + head of k, q, scores, v and context in turn, `count` entries each,
+// so cuBLAS reads each (text, head)'s operands straight from the fused QKV rows and writes its
+// context into the merged layout. Offsets in bytes keep it independent of the element type; the
+// arrays are filled on the stream so a recorded CUDA graph refills them from its own buffers.
+extern "C" __global__ void attention_pointers(const char* qkv, const char* scores, const char* context,
+                                              const char** out, unsigned count, unsigned heads,
+                                              unsigned seq, unsigned long long row_bytes,
+                                              unsigned long long hidden_bytes,
+                                              unsigned long long head_bytes,
+                                              unsigned long long score_bytes) {
+    for (unsigned i = global_thread(); i < count; i += thread_count()) {
+        const unsigned long long text = i / heads, head = i % heads;
+        const char* q = qkv + text * seq * row_bytes + head * head_bytes;
+        out[i] = q + hidden_bytes;
+        out[count + i] = q;
+        out[2 * count + i] = scores + i * score_bytes;
+        out[3 * count + i] = q + 2 * hidden_bytes;
+        out[4 * count + i] = context + text * seq * hidden_bytes + head * head_bytes;
+    }
+}
 
 // ---- vector access ------------------------------------------------------------------------------
 // Row kernels move VEC elements per load (16 bytes when the host finds rows and starts aligned,

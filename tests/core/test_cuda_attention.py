@@ -6,8 +6,10 @@ built for heads of 32 and 64: MiniLM, BERT-base), so these tests write random BE
 those head sizes with transformers. On a GPU with VSR_FUSED_ATTENTION_MAX_BATCH=8 (the default is 1:
 single texts; scripts/gpu_bench.sh and gpu_check.sh run this file with 8), a call of at
 most 8 texts of at most 128 tokens takes the fused kernel, and a call of more texts, or a longer
-text, the unfused one (cuBLAS products, separate softmax). Otherwise both sides take the same path
-and the comparisons still hold.
+text, the unfused one (cuBLAS products, separate softmax). The unfused one has two forms: batched
+products straight on the fused QKV rows when the padded length is a multiple of 8 tokens (4 in
+float32; rust/src/model/cuda_ops/attention_gemm.rs), head permutes around candle's products
+otherwise. Off a GPU all take the same path and the comparisons still hold.
 """
 
 from __future__ import annotations
@@ -134,7 +136,8 @@ def test_fused_and_unfused_attention_agree(encoder: Path) -> None:
 def test_half_precision_batches_match_transformers(encoder: Path, dtype: str, tokens: int) -> None:
     """Calls of 24 texts in 16-bit storage whose longest text is a multiple of 16 tokens (the
     shapes CUDA graphs pad to), the rest padding the bias masks: more texts than the fused
-    kernel takes, so the unfused path (cuBLAS products, masked softmax). Within the bfloat16 bound
+    kernel takes, so the unfused path (batched cuBLAS products on the fused rows, as the lengths
+    are multiples of 8; masked softmax). Within the bfloat16 bound
     of fp32 transformers. (A tensor-core fused kernel for these shapes passed this test on an H200
     and was slower than cuBLAS: benches/README.md.)"""
     letters = "abcdefghijklmnopqrstuvwxyz"  # one word piece each in the fixture's vocabulary
@@ -150,3 +153,27 @@ def test_half_precision_batches_match_transformers(encoder: Path, dtype: str, to
     assert np.isfinite(got).all()
     relative = np.linalg.norm(got - expected, axis=1) / np.linalg.norm(expected, axis=1)
     assert relative.max() <= BF16_RELATIVE_BOUND, f"{dtype} at {tokens} tokens: {relative.max()}"
+
+
+def _letter_texts(count: int, longest_words: int) -> list[str]:
+    """One text of `longest_words` single-piece words, then `count - 1` short ones."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    texts = [" ".join(letters[j % 26] for j in range(longest_words))]
+    return texts + [" ".join(letters[i % 20 : i % 20 + 1 + i % 7]) for i in range(count - 1)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_batched_products_and_permute_path_agree(encoder: Path, dtype: str) -> None:
+    """The same 24 texts padded to 64 tokens (a multiple of 8: the batched products on the fused
+    rows) and, beside a 67-token text, to 67 (the permute path): padding is masked, so each text's
+    vector must not depend on the path (fp32 within the parity bound)."""
+    embedder = Embedder.load(encoder, device=DEVICE, dtype=dtype, pooling="mean", normalize=False)
+    texts = _letter_texts(24, 62)  # [CLS] + 62 + [SEP] = 64 tokens
+    aligned = embedder.embed(texts)
+    unaligned = embedder.embed([*texts, _letter_texts(1, 65)[0]])[:24]
+    assert np.isfinite(aligned).all()
+    if dtype == "float32":
+        np.testing.assert_allclose(aligned, unaligned, atol=TOLERANCE, rtol=TOLERANCE)
+    else:
+        relative = np.linalg.norm(aligned - unaligned, axis=1) / np.linalg.norm(unaligned, axis=1)
+        assert relative.max() <= BF16_RELATIVE_BOUND, f"{dtype}: {relative.max()}"

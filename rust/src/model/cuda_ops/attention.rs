@@ -1,13 +1,15 @@
 //! Self-attention on fused QKV. Short sequences of few texts take one fused kernel (QKV split,
-//! both products, softmax and head merge in one launch); the rest a head-split permute, cuBLAS for
-//! the two products, one masked softmax in place, and a head-merge permute.
+//! both products, softmax and head merge in one launch); batches cuBLAS's batched products straight
+//! on the fused rows around one masked softmax in place (attention_gemm.rs); what those cannot
+//! take (unaligned shapes, or `VSR_ATTENTION_PERMUTE=1`) a head-split permute, candle's products,
+//! the softmax, and a head-merge permute.
 
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::{CudaDType, CudaStorage};
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, InplaceOp2, Layout, Shape, Tensor};
 
-use super::SOFTMAX_VALUES_PER_LANE;
+use super::{attention_gemm, SOFTMAX_VALUES_PER_LANE};
 use super::{cuda_err, grid, suffix, u32_of, vector_width, view, view_mut, with_float_type, MODULE, PTX};
 use crate::error::Result;
 
@@ -24,7 +26,12 @@ pub fn self_attention(qkv: &Tensor, bias: &Tensor, heads: usize) -> Result<Tenso
             return Ok(qkv.apply_op2_no_bwd(&bias.contiguous()?, &fused)?);
         }
     }
-    let split = qkv.contiguous()?.apply_op1_no_bwd(&HeadPermute { kind: Permute::Split, heads })?;
+    let qkv = qkv.contiguous()?;
+    if !attention_gemm::permute_forced()? && attention_gemm::fits(&qkv, heads, dim)? {
+        let batched = attention_gemm::BatchedAttention { heads, dim };
+        return Ok(qkv.apply_op2_no_bwd(&bias.contiguous()?, &batched)?);
+    }
+    let split = qkv.apply_op1_no_bwd(&HeadPermute { kind: Permute::Split, heads })?;
     let (q, k, v) = (split.get(0)?, split.get(1)?, split.get(2)?);
     let scores = q.matmul(&k.t()?)?;
     let softmax = MaskedSoftmax { scale: 1.0 / (dim as f32).sqrt(), rows_per_batch: heads * seq };
@@ -217,14 +224,14 @@ impl CustomOp1 for HeadPermute {
     }
 }
 
-struct MaskedSoftmax {
-    scale: f32,
+pub(super) struct MaskedSoftmax {
+    pub scale: f32,
     /// heads * queries: the score rows that share one text's padding bias.
-    rows_per_batch: usize,
+    pub rows_per_batch: usize,
 }
 
 impl MaskedSoftmax {
-    fn run<T: CudaDType + DeviceRepr>(
+    pub(super) fn run<T: CudaDType + DeviceRepr>(
         &self,
         scores: &mut CudaStorage,
         scores_layout: &Layout,

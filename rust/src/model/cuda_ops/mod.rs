@@ -6,6 +6,7 @@
 //! callers (`layers.rs`, `bert.rs`, `pooling.rs`) use them only on CUDA in float32/16/bfloat16.
 
 mod attention;
+mod attention_gemm;
 mod pooling;
 mod rows;
 
