@@ -180,12 +180,12 @@ def _thread_cpu(pid: int) -> dict[str, float]:
 
 def measure_serve(tree: Path, load_generator: Path, requests: int) -> dict[str, float]:
     """One ``vsr serve`` of ``tree`` under extproc-load: req/s and CPU us per request by thread."""
-    from vsr.devstack import free_port, wait_http_ok
+    from vsr.devstack import free_ports, wait_http_ok
 
     work = Path(tempfile.mkdtemp(prefix="vsr-bench-handler-"))
     config = work / "keyword.yaml"
     config.write_text(json.dumps(KEYWORD_POLICY))
-    ports = {name: free_port() for name in ("grpc", "http", "metrics")}
+    ports = dict(zip(("grpc", "http", "metrics"), free_ports(3), strict=True))
     env = {**os.environ, "PYTHONPATH": str(tree.resolve() / "python")}
     serve = subprocess.Popen(
         [

@@ -8,6 +8,7 @@ end-to-end tests use it with free ports, so both run the same Envoy config
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -37,11 +38,26 @@ EXTPROC_FILTER = "envoy.filters.http.ext_proc"
 DEFAULT_BACKENDS = {"llama3-8b": 8101, "phi4-mini": 8102}
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct TCP ports free right now on loopback (the kernel picks them).
+
+    Every probe stays bound until all are picked: probing one port at a time, a closed probe's
+    port can come back from the next probe, and a stack once got the same port for vsr's HTTP
+    API and a simulator (vsr failed to bind it: the CI run's e2e tests errored).
+    """
+    with contextlib.ExitStack() as stack:
+        probes = [
+            stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            for _ in range(count)
+        ]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+
+
 def free_port() -> int:
     """A TCP port free right now on loopback (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_ports(1)[0]
 
 
 @dataclass(frozen=True)
@@ -55,13 +71,14 @@ class StackPorts:
 
     @classmethod
     def free(cls, backend_names: Sequence[str] = tuple(DEFAULT_BACKENDS)) -> StackPorts:
+        listener, admin, grpc, http, metrics, *backends = free_ports(5 + len(backend_names))
         return cls(
-            listener=free_port(),
-            admin=free_port(),
-            grpc=free_port(),
-            http=free_port(),
-            metrics=free_port(),
-            backends={name: free_port() for name in backend_names},
+            listener=listener,
+            admin=admin,
+            grpc=grpc,
+            http=http,
+            metrics=metrics,
+            backends=dict(zip(backend_names, backends, strict=True)),
         )
 
 

@@ -26,7 +26,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
 from prometheus_client import CollectorRegistry, multiprocess
 from tests.extproc.scripted import chat, exchange, request_body, request_headers, response_headers
 
-from vsr.devstack import DevStack, StackPorts, free_port, wait_http_ok
+from vsr.devstack import DevStack, StackPorts, free_ports, wait_http_ok
 from vsr.workers import ready_workers, wait_workers_ready
 
 POLICY: dict[str, Any] = {
@@ -70,7 +70,7 @@ class Workers:
 def _serve(
     config: Path, tmp_path: Path, *extra: str
 ) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
-    ports = {"grpc": free_port(), "http": free_port(), "metrics": free_port()}
+    ports = dict(zip(("grpc", "http", "metrics"), free_ports(3), strict=True))
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
     log = (tmp_path / "serve.log").open("wb")
     process = subprocess.Popen(
