@@ -441,7 +441,13 @@ def markdown(results: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for results.json/.md")
-    parser.add_argument("--models", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument(
+        "--models",
+        nargs="*",
+        default=list(SHAPES),
+        choices=list(SHAPES),
+        help="BERT-family shapes to run; none (a bare --models) runs only the ModernBERT section",
+    )
     parser.add_argument("--latency-tokens", nargs="+", type=int, default=[64, 128, 512])
     parser.add_argument("--throughput-tokens", type=int, default=128)
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32, 64, 128, 256])

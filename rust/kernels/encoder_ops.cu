@@ -8,11 +8,13 @@
 //   merge_heads    attention context (batch, heads, seq, dim) -> (batch, seq, heads * dim)
 //   attention_pointers  per-(text, head) operand pointers for cuBLAS's batched products, which
 //                  replace both permutes for batches
-//   masked_softmax scale + padding bias + softmax, in place on the scores (was 3 kernels and a
-//                  broadcast of the mask to every head and query)
+//   masked_softmax scale + padding bias (+ ModernBERT's sliding window) + softmax, in place on
+//                  the scores (was 3 kernels and a broadcast of the mask to every head and query)
 //   add_layer_norm residual add + layer norm, in place (was 2 kernels and a temporary)
 //   embed_layer_norm  word + position + token-type embeddings + layer norm (was 4 kernels)
 //   gelu_erf       exact GELU, in place
+//   geglu_*        ModernBERT's gated MLP act(x[:, :half]) * x[:, half:] in one pass (was a GELU
+//                  over a strided half, a multiply and their temporaries)
 //   masked_mean_pool  mean over real tokens, to float32 (was 6 kernels)
 //   fused_attention   short sequences (<= 128 keys): QKV split, q k^T, scale + padding bias +
 //                  softmax, p v and the head merge in one launch (was 5 launches per layer and
@@ -149,12 +151,20 @@ __device__ __forceinline__ void store_pack(T* __restrict__ p, const float (&in)[
 // GROUP lanes (8, 16 or 32 of a warp) per row of scores (rows = batch * heads * queries, `cols`
 // keys), in place:
 //   p = softmax(scores * scale + bias[batch, key])
-// `bias` is the (batch, keys) padding bias (0 or a large finite negative). The row is held in
+// `bias` is the (batch, keys) padding bias (0 or a large finite negative). With `half_window` below
+// the row length (ModernBERT's local layers; NO_WINDOW otherwise), keys farther than it from the
+// query get exp = 0: the scores are square per (text, head), so the query is row % cols. The
+// query's own key is never blocked and its value is finite, so the maximum stays finite. The row is held in
 // registers, 16 values per lane: cols <= GROUP * 16 (the host picks the smallest group that fits,
 // so a 128-key row of bf16 takes 8 lanes and a warp serves 4 rows); rows longer than 512 take
 // masked_softmax_long, which re-reads them.
 
 constexpr int SOFTMAX_VALUES = 16;
+
+// True when key `key` lies farther than `half_window` from `query` (no overflow at NO_WINDOW).
+__device__ __forceinline__ bool outside_window(unsigned key, unsigned query, unsigned half_window) {
+    return (key > query ? key - query : query - key) > half_window;
+}
 
 template <int GROUP>
 __device__ __forceinline__ float group_sum(float v) {
@@ -172,7 +182,7 @@ __device__ __forceinline__ float group_max(float v) {
 
 template <typename T, int VEC, int GROUP>
 __device__ void masked_softmax(T* __restrict__ scores, const T* __restrict__ bias, float scale, unsigned rows,
-                               unsigned cols, unsigned rows_per_batch) {
+                               unsigned cols, unsigned rows_per_batch, unsigned half_window) {
     constexpr int SLOTS = SOFTMAX_VALUES / VEC;
     // A warp past the last row leaves as a whole; inside a warp every lane reaches the shuffles.
     if ((global_thread() / 32) * (32 / GROUP) >= rows) return;
@@ -182,6 +192,8 @@ __device__ void masked_softmax(T* __restrict__ scores, const T* __restrict__ bia
     T* values = scores + (size_t)row * cols;
     const T* row_bias = bias + (size_t)(row / rows_per_batch) * cols;
     const unsigned chunks = valid ? cols / VEC : 0;
+    const bool windowed = half_window < cols;
+    const unsigned query = row % cols;
     float v[SLOTS][VEC];
     float top = -INFINITY;
 #pragma unroll
@@ -194,6 +206,7 @@ __device__ void masked_softmax(T* __restrict__ scores, const T* __restrict__ bia
 #pragma unroll
             for (int e = 0; e < VEC; ++e) {
                 v[slot][e] = v[slot][e] * scale + b[e];
+                if (windowed && outside_window(c * VEC + e, query, half_window)) v[slot][e] = -INFINITY;
                 top = fmaxf(top, v[slot][e]);
             }
         }
@@ -224,21 +237,24 @@ __device__ void masked_softmax(T* __restrict__ scores, const T* __restrict__ bia
 
 template <typename T>
 __device__ void masked_softmax_long(T* __restrict__ scores, const T* __restrict__ bias, float scale,
-                                    unsigned rows, unsigned cols, unsigned rows_per_batch) {
+                                    unsigned rows, unsigned cols, unsigned rows_per_batch,
+                                    unsigned half_window) {
     const unsigned row = global_thread() / 32;
     const unsigned lane = threadIdx.x % 32;
     if (row >= rows) return;
     T* values = scores + (size_t)row * cols;
     const T* row_bias = bias + (size_t)(row / rows_per_batch) * cols;
+    const unsigned query = row % cols;
+    auto value = [&](unsigned j) {
+        return outside_window(j, query, half_window) ? -INFINITY : load(values + j) * scale + load(row_bias + j);
+    };
     float top = -INFINITY;
-    for (unsigned j = lane; j < cols; j += 32) top = fmaxf(top, load(values + j) * scale + load(row_bias + j));
+    for (unsigned j = lane; j < cols; j += 32) top = fmaxf(top, value(j));
     top = warp_max(top);
     float total = 0.0f;
-    for (unsigned j = lane; j < cols; j += 32) total += expf(load(values + j) * scale + load(row_bias + j) - top);
+    for (unsigned j = lane; j < cols; j += 32) total += expf(value(j) - top);
     const float inverse = 1.0f / warp_sum(total);
-    for (unsigned j = lane; j < cols; j += 32) {
-        store(values + j, expf(load(values + j) * scale + load(row_bias + j) - top) * inverse);
-    }
+    for (unsigned j = lane; j < cols; j += 32) store(values + j, expf(value(j) - top) * inverse);
 }
 
 // ---- layer norms ---------------------------------------------------------------------------------
@@ -348,6 +364,10 @@ __device__ void embed_layer_norm(const uint32_t* __restrict__ ids, const T* __re
 
 // ---- GELU ----------------------------------------------------------------------------------------
 
+__device__ __forceinline__ float gelu_exact(float x) {
+    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+}
+
 template <typename T, int VEC>
 __device__ void gelu_erf(T* __restrict__ x, unsigned n) {
     const unsigned chunks = n / VEC;
@@ -355,8 +375,32 @@ __device__ void gelu_erf(T* __restrict__ x, unsigned n) {
         float v[VEC];
         load_pack<T, VEC>(x + c * VEC, v);
 #pragma unroll
-        for (int e = 0; e < VEC; ++e) v[e] = 0.5f * v[e] * (1.0f + erff(v[e] * 0.70710678118654752f));
+        for (int e = 0; e < VEC; ++e) v[e] = gelu_exact(v[e]);
         store_pack<T, VEC>(x + c * VEC, v);
+    }
+}
+
+// ---- gated GELU (ModernBERT's MLP) -----------------------------------------------------------------
+// x (rows, 2 * half) holds [input | gate] per row; out (rows, half) = act(input) * gate, contiguous.
+// `half` counts VEC-element chunks (the host checks half % VEC == 0 and the alignment).
+
+__device__ __forceinline__ float gelu_tanh(float x) {
+    return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+}
+
+template <typename T, int VEC, bool TANH>
+__device__ void geglu(const T* __restrict__ x, T* __restrict__ out, unsigned rows, unsigned half) {
+    const unsigned chunks = rows * half;
+    for (unsigned c = global_thread(); c < chunks; c += thread_count()) {
+        const unsigned row = c / half;
+        const unsigned j = c - row * half;
+        const T* in = x + ((size_t)row * 2 * half + j) * VEC;
+        float a[VEC], g[VEC];
+        load_pack<T, VEC>(in, a);
+        load_pack<T, VEC>(in + (size_t)half * VEC, g);
+#pragma unroll
+        for (int e = 0; e < VEC; ++e) a[e] = (TANH ? gelu_tanh(a[e]) : gelu_exact(a[e])) * g[e];
+        store_pack<T, VEC>(out + (size_t)c * VEC, a);
     }
 }
 
@@ -577,8 +621,9 @@ __device__ void fused_attention(const T* __restrict__ qkv, const T* __restrict__
 
 #define SOFTMAX(NAME, T, VEC, GROUP)                                                                 \
     extern "C" __global__ void masked_softmax_##NAME##_v##VEC##_g##GROUP(                          \
-        T* scores, const T* bias, float scale, unsigned rows, unsigned cols, unsigned rows_per_batch) { \
-        masked_softmax<T, VEC, GROUP>(scores, bias, scale, rows, cols, rows_per_batch);              \
+        T* scores, const T* bias, float scale, unsigned rows, unsigned cols, unsigned rows_per_batch, \
+        unsigned half_window) {                                                                      \
+        masked_softmax<T, VEC, GROUP>(scores, bias, scale, rows, cols, rows_per_batch, half_window); \
     }
 
 #define VEC_OPS(NAME, T, VEC)                                                                        \
@@ -594,7 +639,13 @@ __device__ void fused_attention(const T* __restrict__ qkv, const T* __restrict__
         T* out, unsigned rows, unsigned seq, unsigned hidden, unsigned vocab, float eps) {             \
         embed_layer_norm<T, VEC>(ids, word, position, token_type, params, out, rows, seq, hidden, vocab, eps); \
     }                                                                                                \
-    extern "C" __global__ void gelu_erf_##NAME##_v##VEC(T* x, unsigned n) { gelu_erf<T, VEC>(x, n); }
+    extern "C" __global__ void gelu_erf_##NAME##_v##VEC(T* x, unsigned n) { gelu_erf<T, VEC>(x, n); } \
+    extern "C" __global__ void geglu_erf_##NAME##_v##VEC(const T* x, T* out, unsigned rows, unsigned half) { \
+        geglu<T, VEC, false>(x, out, rows, half);                                                    \
+    }                                                                                                \
+    extern "C" __global__ void geglu_tanh_##NAME##_v##VEC(const T* x, T* out, unsigned rows, unsigned half) { \
+        geglu<T, VEC, true>(x, out, rows, half);                                                     \
+    }
 
 #define FUSED_ATTENTION(NAME, T, D)                                                                  \
     extern "C" __global__ void fused_attention_##NAME##_d##D(const T* qkv, const T* bias, T* out,     \
@@ -607,8 +658,8 @@ __device__ void fused_attention(const T* __restrict__ qkv, const T* __restrict__
     VEC_OPS(NAME, T, WIDE)                                                                           \
     extern "C" __global__ void masked_softmax_long_##NAME(T* scores, const T* bias, float scale,     \
                                                           unsigned rows, unsigned cols,               \
-                                                          unsigned rows_per_batch) {                  \
-        masked_softmax_long<T>(scores, bias, scale, rows, cols, rows_per_batch);                     \
+                                                          unsigned rows_per_batch, unsigned half_window) { \
+        masked_softmax_long<T>(scores, bias, scale, rows, cols, rows_per_batch, half_window);        \
     }                                                                                                \
     extern "C" __global__ void masked_mean_pool_##NAME(const T* hidden, const uint32_t* mask, float* out, \
                                                        unsigned seq, unsigned width) {                \

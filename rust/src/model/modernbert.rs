@@ -1,5 +1,9 @@
 //! ModernBERT: pre-norm transformer with rotary position embeddings, a gated GELU MLP and
 //! alternating global / sliding-window attention, without bias terms by default.
+//!
+//! On CUDA the attention and the gated MLP take vsr's kernels (cuda_ops/modernbert.rs: the window
+//! is applied inside the softmax, no bias tensor is built); elsewhere, or with
+//! `VSR_MODERNBERT_GENERIC=1`, candle's generic ops.
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::Embedding;
@@ -67,29 +71,65 @@ pub struct ModernBert {
     window_biases: std::sync::Mutex<std::collections::HashMap<usize, Tensor>>,
 }
 
+/// What a pass's layers mask attention with.
+struct Masks {
+    /// The (batch, 1, 1, seq) padding bias: all the global layers need.
+    padding: Tensor,
+    /// The generic path's bias for the local layers: the padding bias plus the (seq, seq) window
+    /// bias. None when the pass takes vsr's CUDA kernels, whose softmax applies the window itself.
+    local: Option<Tensor>,
+}
+
 impl ModernBertLayer {
-    fn forward(
-        &self,
-        x: &Tensor,
-        model: &ModernBert,
-        global_bias: &Tensor,
-        local_bias: &Tensor,
-    ) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, model: &ModernBert, masks: &Masks) -> Result<Tensor> {
         let normed = match &self.attention_norm {
             Some(norm) => norm.forward(x)?,
             None => x.clone(),
         };
-        let (q, k, v) = split_qkv(&self.qkv.forward(&normed)?, model.num_heads)?;
+        let qkv = self.qkv.forward(&normed)?;
         let rotary = if self.global { &model.global_rotary } else { &model.local_rotary };
+        #[cfg(feature = "cuda")]
+        if masks.local.is_none() {
+            use crate::model::cuda_ops;
+            let (q, k, v) = cuda_ops::split_heads(&qkv, model.num_heads)?;
+            let window = (!self.global).then_some(model.half_window);
+            let context = cuda_ops::windowed_attention(
+                &rotary.apply(&q)?,
+                &rotary.apply(&k)?,
+                &v,
+                &masks.padding,
+                window,
+            )?;
+            let tanh = match model.activation {
+                Activation::Gelu => Some(false),
+                Activation::GeluTanh => Some(true),
+                _ => None,
+            };
+            return self.finish(x, &context, |projected| match tanh {
+                Some(tanh) => cuda_ops::gated_gelu(projected, tanh),
+                None => model.gate(projected),
+            });
+        }
+        let (q, k, v) = split_qkv(&qkv, model.num_heads)?;
         let (q, k) = (rotary.apply(&q)?, rotary.apply(&k)?);
-        let bias = if self.global { global_bias } else { local_bias };
-        let x = (x + self.attention_output.forward(&attention(&q, &k, &v, bias)?)?)?;
+        let bias = match (&masks.local, self.global) {
+            (Some(local), false) => local,
+            _ => &masks.padding,
+        };
+        self.finish(x, &attention(&q, &k, &v, bias)?, |projected| model.gate(projected))
+    }
+
+    /// The attention output and the MLP, each with its residual; `gate` turns Wi's output into the
+    /// MLP's hidden activations.
+    fn finish(
+        &self,
+        x: &Tensor,
+        context: &Tensor,
+        gate: impl FnOnce(&Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let x = (x + self.attention_output.forward(context)?)?;
         let projected = self.mlp_in.forward(&self.mlp_norm.forward(&x)?)?;
-        let half = projected.dim(2)? / 2;
-        // Wi holds [input; gate]: the MLP is act(input) * gate.
-        let gated =
-            (model.activation.apply(&projected.narrow(2, 0, half)?)? * projected.narrow(2, half, half)?)?;
-        Ok((x + self.mlp_out.forward(&gated)?)?)
+        Ok((x + self.mlp_out.forward(&gate(&projected)?)?)?)
     }
 }
 
@@ -144,7 +184,13 @@ impl ModernBert {
         })
     }
 
-    /// The (seq, seq) sliding-window bias, from the cache.
+    /// The gated MLP on generic ops: Wi's output holds [input; gate], the MLP takes act(input) * gate.
+    fn gate(&self, projected: &Tensor) -> Result<Tensor> {
+        let half = projected.dim(2)? / 2;
+        Ok((self.activation.apply(&projected.narrow(2, 0, half)?)? * projected.narrow(2, half, half)?)?)
+    }
+
+    /// The (seq, seq) sliding-window bias, from the cache (the generic path only).
     fn window_bias(&self, seq: usize, dtype: DType, device: &Device) -> Result<Tensor> {
         let mut cache =
             self.window_biases.lock().map_err(|_| Error::Inference("window bias lock poisoned".into()))?;
@@ -170,14 +216,22 @@ impl ModernBert {
             )));
         }
         let mut x = self.embeddings_norm.forward(&self.embeddings.forward(ids)?)?;
-        let global_bias = padding_bias(mask, x.dtype())?;
-        let local_bias = if seq > self.half_window + 1 {
-            global_bias.broadcast_add(&self.window_bias(seq, x.dtype(), x.device())?)?
+        let padding = padding_bias(mask, x.dtype())?;
+        #[cfg(feature = "cuda")]
+        let fused =
+            crate::model::cuda_ops::supported(&x) && !crate::model::cuda_ops::modernbert_generic_forced()?;
+        #[cfg(not(feature = "cuda"))]
+        let fused = false;
+        let local = if fused {
+            None
+        } else if seq > self.half_window + 1 {
+            Some(padding.broadcast_add(&self.window_bias(seq, x.dtype(), x.device())?)?)
         } else {
-            global_bias.clone()
+            Some(padding.clone())
         };
+        let masks = Masks { padding, local };
         for layer in &self.layers {
-            x = layer.forward(&x, self, &global_bias, &local_bias)?;
+            x = layer.forward(&x, self, &masks)?;
         }
         self.final_norm.forward(&x)
     }

@@ -147,16 +147,16 @@ impl CustomOp2 for FusedAttention {
 }
 
 #[derive(Clone, Copy)]
-enum Permute {
+pub(super) enum Permute {
     /// (batch, seq, 3 * heads * dim) -> (3, batch, heads, seq, dim)
     Split,
     /// (batch, heads, seq, dim) -> (batch, seq, heads * dim)
     Merge,
 }
 
-struct HeadPermute {
-    kind: Permute,
-    heads: usize,
+pub(super) struct HeadPermute {
+    pub kind: Permute,
+    pub heads: usize,
 }
 
 impl HeadPermute {
@@ -224,6 +224,9 @@ impl CustomOp1 for HeadPermute {
     }
 }
 
+/// The softmax's `half_window` for no sliding window (BERT, ModernBERT's global layers).
+pub(super) const NO_WINDOW: u32 = u32::MAX;
+
 pub(super) struct MaskedSoftmax {
     pub scale: f32,
     /// heads * queries: the score rows that share one text's padding bias.
@@ -238,6 +241,19 @@ impl MaskedSoftmax {
         bias: &CudaStorage,
         bias_layout: &Layout,
     ) -> candle_core::Result<()> {
+        self.run_windowed::<T>(scores, scores_layout, bias, bias_layout, NO_WINDOW)
+    }
+
+    /// The softmax with keys farther than `half_window` from their query blocked (ModernBERT's
+    /// local layers); the scores must be square per (text, head), as in self-attention.
+    pub(super) fn run_windowed<T: CudaDType + DeviceRepr>(
+        &self,
+        scores: &mut CudaStorage,
+        scores_layout: &Layout,
+        bias: &CudaStorage,
+        bias_layout: &Layout,
+        half_window: u32,
+    ) -> candle_core::Result<()> {
         let what = "masked softmax";
         let dtype = scores.dtype();
         let cols = *scores_layout.dims().last().unwrap_or(&0);
@@ -245,6 +261,9 @@ impl MaskedSoftmax {
         let batches = rows / self.rows_per_batch.max(1);
         if bias_layout.shape().elem_count() != batches * cols {
             bail!("{what}: bias {:?} does not match scores {:?}", bias_layout.dims(), scores_layout.dims());
+        }
+        if half_window != NO_WINDOW && self.rows_per_batch % cols.max(1) != 0 {
+            bail!("{what}: a window needs square scores, got {:?}", scores_layout.dims());
         }
         // Lanes per row: the fewest (8, 16 or 32) that hold the row in 16 registers each, so short
         // rows share a warp instead of leaving most of it idle.
@@ -262,6 +281,7 @@ impl MaskedSoftmax {
             (u32_of(rows, what)?, u32_of(cols, what)?, u32_of(self.rows_per_batch, what)?);
         let mut builder = func.builder();
         builder.arg(&mut values).arg(&bias).arg(&self.scale).arg(&rows_u).arg(&cols_u).arg(&per_batch);
+        builder.arg(&half_window);
         // SAFETY: `lanes` threads per row; the arguments match the kernel's signature.
         unsafe { builder.launch(grid(rows * lanes)?) }.map_err(|e| cuda_err(&name, e))?;
         Ok(())

@@ -3,10 +3,12 @@
 //! Each op is a candle custom op, so it takes part in candle's storage locking like any other.
 //! The in-place ones overwrite tensors the caller has just produced and owns (a matmul's output),
 //! which saves an allocation per op. All expect contiguous inputs and fail loudly otherwise; the
-//! callers (`layers.rs`, `bert.rs`, `pooling.rs`) use them only on CUDA in float32/16/bfloat16.
+//! callers (`layers.rs`, `bert.rs`, `modernbert.rs`, `pooling.rs`) use them only on CUDA in
+//! float32/16/bfloat16.
 
 mod attention;
 mod attention_gemm;
+mod modernbert;
 mod pooling;
 mod rows;
 
@@ -15,6 +17,7 @@ use candle_core::cuda_backend::{CudaDType, CudaStorage};
 use candle_core::{bail, DType, Layout, Storage, Tensor};
 
 pub use attention::self_attention;
+pub use modernbert::{gated_gelu, modernbert_generic_forced, split_heads, windowed_attention};
 pub use pooling::{masked_mean_pool, padding_bias};
 pub use rows::{add_layer_norm, embed_layer_norm, gelu_erf};
 
