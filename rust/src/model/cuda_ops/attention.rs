@@ -34,7 +34,11 @@ pub fn self_attention(qkv: &Tensor, bias: &Tensor, heads: usize) -> Result<Tenso
     let split = qkv.apply_op1_no_bwd(&HeadPermute { kind: Permute::Split, heads })?;
     let (q, k, v) = (split.get(0)?, split.get(1)?, split.get(2)?);
     let scores = q.matmul(&k.t()?)?;
-    let softmax = MaskedSoftmax { scale: 1.0 / (dim as f32).sqrt(), rows_per_batch: heads * seq };
+    let softmax = MaskedSoftmax {
+        scale: 1.0 / (dim as f32).sqrt(),
+        rows_per_batch: heads * seq,
+        half_window: NO_WINDOW,
+    };
     scores.inplace_op2(&bias.contiguous()?, &softmax)?;
     let context = scores.matmul(&v)?;
     Ok(context.apply_op1_no_bwd(&HeadPermute { kind: Permute::Merge, heads })?)
@@ -231,6 +235,9 @@ pub(super) struct MaskedSoftmax {
     pub scale: f32,
     /// heads * queries: the score rows that share one text's padding bias.
     pub rows_per_batch: usize,
+    /// Keys farther than this from their query are blocked (ModernBERT's local layers; the
+    /// scores must then be square per (text, head)); `NO_WINDOW` blocks none.
+    pub half_window: u32,
 }
 
 impl MaskedSoftmax {
@@ -241,19 +248,7 @@ impl MaskedSoftmax {
         bias: &CudaStorage,
         bias_layout: &Layout,
     ) -> candle_core::Result<()> {
-        self.run_windowed::<T>(scores, scores_layout, bias, bias_layout, NO_WINDOW)
-    }
-
-    /// The softmax with keys farther than `half_window` from their query blocked (ModernBERT's
-    /// local layers); the scores must be square per (text, head), as in self-attention.
-    pub(super) fn run_windowed<T: CudaDType + DeviceRepr>(
-        &self,
-        scores: &mut CudaStorage,
-        scores_layout: &Layout,
-        bias: &CudaStorage,
-        bias_layout: &Layout,
-        half_window: u32,
-    ) -> candle_core::Result<()> {
+        let half_window = self.half_window;
         let what = "masked softmax";
         let dtype = scores.dtype();
         let cols = *scores_layout.dims().last().unwrap_or(&0);

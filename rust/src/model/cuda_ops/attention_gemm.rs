@@ -20,8 +20,8 @@ use candle_core::cuda_backend::cudarc::driver::{DevicePtr, DeviceRepr, PushKerne
 use candle_core::cuda_backend::{CudaDType, CudaStorage};
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 
-use super::attention::MaskedSoftmax;
-use super::{cuda_err, grid, u32_of, view, with_float_type, MODULE, PTX};
+use super::attention::{MaskedSoftmax, NO_WINDOW};
+use super::{cuda_err, env_switch, grid, u32_of, view, with_float_type, MODULE, PTX};
 
 /// The pointer arrays, `batch * heads` entries each, in the kernel's order.
 const K: usize = 0;
@@ -37,15 +37,7 @@ const ALIGN: usize = 16;
 /// True when `VSR_ATTENTION_PERMUTE=1` asks for the permute path.
 pub(super) fn permute_forced() -> candle_core::Result<bool> {
     static FORCED: std::sync::OnceLock<std::result::Result<bool, String>> = std::sync::OnceLock::new();
-    let forced = FORCED.get_or_init(|| match std::env::var("VSR_ATTENTION_PERMUTE") {
-        Err(_) => Ok(false),
-        Ok(value) => match value.trim() {
-            "0" => Ok(false),
-            "1" => Ok(true),
-            _ => Err(format!("VSR_ATTENTION_PERMUTE must be 0 or 1, got {value:?}")),
-        },
-    });
-    forced.clone().map_err(candle_core::Error::Msg)
+    FORCED.get_or_init(|| env_switch("VSR_ATTENTION_PERMUTE")).clone().map_err(candle_core::Error::Msg)
 }
 
 /// True when the batched products can take contiguous fused QKV `qkv` (batch, seq, 3 * heads *
@@ -191,7 +183,11 @@ impl BatchedAttention {
             seq_i,
         )?;
         let mut scores = CudaStorage::wrap_cuda_slice(scores, device.clone());
-        let softmax = MaskedSoftmax { scale: 1.0 / (dim as f32).sqrt(), rows_per_batch: heads * seq };
+        let softmax = MaskedSoftmax {
+            scale: 1.0 / (dim as f32).sqrt(),
+            rows_per_batch: heads * seq,
+            half_window: NO_WINDOW,
+        };
         let scores_layout = Layout::contiguous((batch, heads, seq, seq));
         softmax.run::<T>(&mut scores, &scores_layout, bias.0, bias.1)?;
         // Context row-major (query, dim) = column-major (dim, query) = Vᵀ (dim x key) · Pᵀ (key x

@@ -58,6 +58,19 @@ fn vector_width(dtype: DType, row: usize, layouts: &[&Layout]) -> usize {
     }
 }
 
+/// An on/off switch from the environment for comparing kernel paths: unset or `0` off, `1` on,
+/// anything else an error (reported at the first forward that reads it).
+fn env_switch(name: &str) -> std::result::Result<bool, String> {
+    match std::env::var(name) {
+        Err(_) => Ok(false),
+        Ok(value) => match value.trim() {
+            "0" => Ok(false),
+            "1" => Ok(true),
+            _ => Err(format!("{name} must be 0 or 1, got {value:?}")),
+        },
+    }
+}
+
 fn cuda_err(what: &str, e: impl std::fmt::Debug) -> candle_core::Error {
     candle_core::Error::Cuda(format!("{what}: {e:?}").into())
 }

@@ -12,24 +12,19 @@
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, PushKernelArg};
 use candle_core::cuda_backend::{CudaDType, CudaStorage};
-use candle_core::{bail, CpuStorage, CustomOp1, InplaceOp2, Layout, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
 use super::attention::{HeadPermute, MaskedSoftmax, Permute, NO_WINDOW};
-use super::{cuda_err, grid, suffix, u32_of, vector_width, view, with_float_type, MODULE, PTX};
+use super::{cuda_err, env_switch, grid, suffix, u32_of, vector_width, view, with_float_type, MODULE, PTX};
 use crate::error::Result;
 
 /// True when `VSR_MODERNBERT_GENERIC=1` asks for candle's generic ops on CUDA.
 pub fn modernbert_generic_forced() -> Result<bool> {
     static FORCED: std::sync::OnceLock<std::result::Result<bool, String>> = std::sync::OnceLock::new();
-    let forced = FORCED.get_or_init(|| match std::env::var("VSR_MODERNBERT_GENERIC") {
-        Err(_) => Ok(false),
-        Ok(value) => match value.trim() {
-            "0" => Ok(false),
-            "1" => Ok(true),
-            _ => Err(format!("VSR_MODERNBERT_GENERIC must be 0 or 1, got {value:?}")),
-        },
-    });
-    Ok(forced.clone().map_err(candle_core::Error::Msg)?)
+    Ok(FORCED
+        .get_or_init(|| env_switch("VSR_MODERNBERT_GENERIC"))
+        .clone()
+        .map_err(candle_core::Error::Msg)?)
 }
 
 /// Fused QKV (batch, seq, 3 * heads * dim) -> q, k, v, each (batch, heads, seq, dim) contiguous.
@@ -55,38 +50,11 @@ pub fn windowed_attention(
         _ => NO_WINDOW,
     };
     let scores = q.matmul(&k.t()?)?;
-    let softmax = WindowedSoftmax {
-        softmax: MaskedSoftmax { scale: 1.0 / (dim as f32).sqrt(), rows_per_batch: heads * seq },
-        half_window,
-    };
+    let softmax =
+        MaskedSoftmax { scale: 1.0 / (dim as f32).sqrt(), rows_per_batch: heads * seq, half_window };
     scores.inplace_op2(&padding.flatten_from(1)?.contiguous()?, &softmax)?;
     let context = scores.matmul(&v.contiguous()?)?;
     Ok(context.apply_op1_no_bwd(&HeadPermute { kind: Permute::Merge, heads })?)
-}
-
-struct WindowedSoftmax {
-    softmax: MaskedSoftmax,
-    half_window: u32,
-}
-
-impl InplaceOp2 for WindowedSoftmax {
-    fn name(&self) -> &'static str {
-        "windowed-softmax"
-    }
-
-    fn cpu_fwd(&self, _: &mut CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> candle_core::Result<()> {
-        bail!("windowed-softmax runs on CUDA only")
-    }
-
-    fn cuda_fwd(
-        &self,
-        s: &mut CudaStorage,
-        l: &Layout,
-        b: &CudaStorage,
-        bl: &Layout,
-    ) -> candle_core::Result<()> {
-        with_float_type!(s.dtype(), T, self.softmax.run_windowed::<T>(s, l, b, bl, self.half_window))
-    }
 }
 
 /// act(x[..., :half]) * x[..., half:] for x (..., 2 * half): the exact GELU, or its tanh form when
