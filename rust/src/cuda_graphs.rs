@@ -20,8 +20,8 @@
 //! Recording: inputs live in tensors owned by the graph entry; one eager pass fills candle's
 //! cache of kernel parameters (candle uploads layout parameters per op, which a capture may not),
 //! then the same pass is captured. Outputs stay in graph-owned memory, valid until the graph's
-//! next launch (instantiated with AUTO_FREE_ON_LAUNCH), so results are read back under the same
-//! lock that launches. Anything a capture rejects turns graphs off for that bundle and the pass
+//! next launch (instantiated with AUTO_FREE_ON_LAUNCH), so results are read back, or their copy
+//! queued on the stream ahead of that launch, under the same lock that launches. Anything a capture rejects turns graphs off for that bundle and the pass
 //! runs eagerly: slower, never wrong. `VSR_CUDA_GRAPHS=0` turns them off. BERT-family encoders
 //! only (bundle.rs decides).
 
@@ -104,13 +104,6 @@ impl GraphCache {
             enabled: AtomicBool::new(true),
             large_enabled: AtomicBool::new(large),
         })
-    }
-
-    /// Whether a batch of `rows` texts of `seq` tokens may be replayed from a graph (`run` may
-    /// still run it eagerly, for a large shape not seen often enough yet).
-    pub fn wants(&self, rows: usize, seq: usize, max_length: usize) -> bool {
-        let flag = if is_large(rows) { &self.large_enabled } else { &self.enabled };
-        bucket(rows, seq, max_length).is_some() && flag.load(Ordering::Relaxed)
     }
 
     /// Runs `forward` (ids, mask -> head outputs) for `batch` from a graph and hands the outputs,

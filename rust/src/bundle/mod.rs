@@ -54,6 +54,13 @@ pub struct Bundle {
 /// read back asynchronously); smaller ones are one chunk, or a recorded graph.
 const PIPELINE_MIN_TEXTS: usize = 8;
 
+/// A pipelined chunk after `Bundle::start_chunk`: its rows already on the host, or its copy queued.
+enum Started {
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    Read(Vec<Vec<RowOutput>>),
+    Queued(readback::InFlight),
+}
+
 impl Bundle {
     /// Load `model_dir` (config.json, model.safetensors, tokenizer.json) with the heads described
     /// by `heads_json` (an object of name -> HeadSpec).
@@ -289,27 +296,13 @@ impl Bundle {
             let mut in_flight: Option<(Chunk, readback::InFlight)> = None;
             for chunks in std::iter::once(Ok(first)).chain(receiver.iter()) {
                 for chunk in chunks? {
-                    let rows = chunk.batch.texts.len();
-                    #[cfg(feature = "cuda")]
-                    if self
-                        .graphs
-                        .as_ref()
-                        .is_some_and(|g| g.wants(rows, chunk.batch.seq_len, self.max_length()))
-                    {
-                        // A recorded graph is read back at once (its outputs live until its next
-                        // launch): drain the chunk before it first.
-                        if let Some((done, flight)) = in_flight.take() {
-                            store(outputs, &done.indices, self.readback.finish(flight, &done.batch)?);
+                    match self.start_chunk(&chunk.batch, selected)? {
+                        Started::Read(rows) => store(outputs, &chunk.indices, rows),
+                        Started::Queued(flight) => {
+                            if let Some((done, flight)) = in_flight.replace((chunk, flight)) {
+                                store(outputs, &done.indices, self.readback.finish(flight, &done.batch)?);
+                            }
                         }
-                        store(outputs, &chunk.indices, self.chunk_rows(&chunk.batch, selected)?);
-                        continue;
-                    }
-                    let _ = rows;
-                    let (ids, mask) = self.batch_tensors(&chunk.batch)?;
-                    let heads = self.forward_heads(&ids, &mask, selected)?;
-                    let flight = self.readback.start(&self.device, heads)?;
-                    if let Some((done, flight)) = in_flight.replace((chunk, flight)) {
-                        store(outputs, &done.indices, self.readback.finish(flight, &done.batch)?);
                     }
                 }
             }
@@ -318,6 +311,37 @@ impl Bundle {
             }
             Ok(())
         })
+    }
+
+    /// Queue one chunk of a pipelined call: its forward pass and, where it can, the asynchronous
+    /// copy of its outputs, so the next chunk is queued before this one is waited for.
+    ///
+    /// A chunk replayed from a CUDA graph leaves its outputs in the graph's memory, which the
+    /// graph's next launch (often the very next chunk: slices of one shape) overwrites. A copy
+    /// queued on the stream before that launch still reads them, because the stream runs its work
+    /// in order; so the chunk stays in flight when every output is copied that way at `start`,
+    /// and is read at once otherwise (token heads are read in `finish`, too late).
+    fn start_chunk(&self, batch: &TokenBatch, selected: &[usize]) -> Result<Started> {
+        #[cfg(feature = "cuda")]
+        if let Some(graphs) = &self.graphs {
+            let forward = |ids: &Tensor, mask: &Tensor| self.forward_heads(ids, mask, selected);
+            let read = |outputs: Vec<HeadBatch>| {
+                if readback::copies_all(&self.device, &outputs) {
+                    Ok(Started::Queued(self.readback.start(&self.device, outputs)?))
+                } else {
+                    Ok(Started::Read(host_rows(outputs, batch)?))
+                }
+            };
+            let (pad, max_length) = (self.tokenizer.pad_id(), self.max_length());
+            if let Some(started) =
+                graphs.run(&self.device, batch, selected, pad, max_length, forward, read)?
+            {
+                return Ok(started);
+            }
+        }
+        let (ids, mask) = self.batch_tensors(batch)?;
+        let heads = self.forward_heads(&ids, &mask, selected)?;
+        Ok(Started::Queued(self.readback.start(&self.device, heads)?))
     }
 
     /// The `selected` heads' outputs from one encoder pass: the trunk runs once, each branch those

@@ -50,6 +50,26 @@ pub(super) struct InFlight {
     copy: Option<(PinnedHostSlice<f32>, CudaEvent)>,
 }
 
+/// Whether `start` copies on `device` asynchronously (CUDA, unless `VSR_ASYNC_READBACK=0`).
+#[cfg(feature = "cuda")]
+fn asynchronous(device: &Device) -> bool {
+    device.is_cuda() && std::env::var("VSR_ASYNC_READBACK").map(|v| v != "0").unwrap_or(true)
+}
+
+/// A tensor `start` copies into page-locked memory at once (others are read in `finish`).
+#[cfg(feature = "cuda")]
+fn copyable(t: &Tensor) -> bool {
+    t.dtype() == candle_core::DType::F32 && t.is_contiguous() && t.rank() == 2
+}
+
+/// Whether `start` copies every one of `outputs` before it returns, in stream order, so nothing
+/// is read from device memory in `finish`: then outputs that a later launch on the same stream
+/// overwrites (a CUDA graph's) may stay in flight while that launch is queued.
+#[cfg(feature = "cuda")]
+pub(super) fn copies_all(device: &Device, outputs: &[HeadBatch]) -> bool {
+    asynchronous(device) && outputs.iter().all(|o| matches!(o, HeadBatch::Rows(t) if copyable(t)))
+}
+
 impl Readback {
     pub fn new() -> Self {
         Readback {
@@ -63,7 +83,7 @@ impl Readback {
     /// Queue the copies of `outputs` (asynchronous on CUDA).
     pub fn start(&self, device: &Device, outputs: Vec<HeadBatch>) -> Result<InFlight> {
         #[cfg(feature = "cuda")]
-        if device.is_cuda() && std::env::var("VSR_ASYNC_READBACK").map(|v| v != "0").unwrap_or(true) {
+        if asynchronous(device) {
             return self.start_cuda(device, outputs);
         }
         let _ = device;
@@ -78,8 +98,6 @@ impl Readback {
     fn start_cuda(&self, device: &Device, outputs: Vec<HeadBatch>) -> Result<InFlight> {
         use candle_core::cuda_backend::cudarc::driver::{result, DevicePtr};
 
-        let copyable =
-            |t: &Tensor| t.dtype() == candle_core::DType::F32 && t.is_contiguous() && t.rank() == 2;
         let total: usize = outputs
             .iter()
             .map(|o| match o {
