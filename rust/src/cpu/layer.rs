@@ -2,9 +2,9 @@
 //! (rows, hidden) float32 buffers that live for one forward pass, not one per op.
 
 use super::attention::{self_attention, Shape};
-use super::gemm::{matmul, Packed};
+use super::gemm::{matmul, matmul_gelu, Packed};
 use super::ops::{add_norm, gelu};
-use super::pool::threads;
+use super::pool::{for_each_part, threads, SendPtr};
 use super::quant::{Bf16Weight, QuantizedWeight};
 use super::{Isa, Precision};
 
@@ -66,6 +66,39 @@ impl Linear {
             Weight::Bf16(weight) => weight.matmul(a, m, &self.bias, c, threads),
         }
     }
+
+    /// `forward` followed by the exact GELU: fused into the float32 product's tiles, a pass over
+    /// the output for the reduced-precision ones.
+    fn forward_gelu(&self, isa: Isa, a: &[f32], m: usize, c: &mut [f32], threads: usize) {
+        match &self.weight {
+            Weight::Float32(packed) => {
+                matmul_gelu(isa, a, packed.k(), m, packed, Some(&self.bias), c, self.out_dim, threads)
+            }
+            _ => {
+                self.forward(isa, a, m, c, threads);
+                gelu(isa, &mut c[..m * self.out_dim]);
+            }
+        }
+    }
+}
+
+/// Elements below which a residual add + layer norm runs on one thread (waking the other core
+/// costs more than half of such a pass).
+const PARALLEL_NORM: usize = 1 << 17;
+
+/// `x = LayerNorm(x + added)` per row, in place (x is the residual stream: no copy back), the
+/// rows split across threads for large inputs.
+fn add_norm_rows(isa: Isa, x: &mut [f32], added: &[f32], norm: &Norm, eps: f32, threads: usize) {
+    let width = norm.0.len();
+    let rows = x.len() / width;
+    let parts = if threads > 1 && x.len() >= PARALLEL_NORM { threads } else { 1 };
+    let out = SendPtr(x.as_mut_ptr());
+    for_each_part(parts, rows, |range| {
+        let (start, len) = (range.start * width, range.len() * width);
+        // SAFETY: parts get disjoint row ranges of x.
+        let rows = unsafe { std::slice::from_raw_parts_mut(out.get().add(start), len) };
+        add_norm(isa, rows, &added[start..start + len], &norm.0, &norm.1, eps);
+    });
 }
 
 pub(crate) struct CpuLayer {
@@ -112,18 +145,15 @@ impl CpuLayer {
         self.qkv.forward(isa, x, rows, qkv, threads);
         let shape = Shape { batch, seq, heads: self.heads, head_dim: h / self.heads };
         self_attention(isa, qkv, bias, shape, context, threads);
-        // The attention output lands in the qkv buffer's first third (free now), then is normed
-        // with x as the residual; x takes the result.
+        // The attention output lands in the qkv buffer's first third (free now) and is added to
+        // x, the residual, which takes the normed sum in place.
         let attended = &mut qkv[..rows * h];
         self.attention_output.forward(isa, context, rows, attended, threads);
-        add_norm(isa, attended, x, &self.attention_norm.0, &self.attention_norm.1, self.eps);
-        x.copy_from_slice(attended);
-        self.intermediate.forward(isa, x, rows, inner, threads);
-        gelu(isa, inner);
+        add_norm_rows(isa, x, attended, &self.attention_norm, self.eps, threads);
+        self.intermediate.forward_gelu(isa, x, rows, inner, threads);
         let out = &mut qkv[..rows * h];
         self.output.forward(isa, inner, rows, out, threads);
-        add_norm(isa, out, x, &self.output_norm.0, &self.output_norm.1, self.eps);
-        x.copy_from_slice(out);
+        add_norm_rows(isa, x, out, &self.output_norm, self.eps, threads);
     }
 }
 
