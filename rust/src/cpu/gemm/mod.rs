@@ -152,7 +152,7 @@ pub(crate) fn matmul(
     ldc: usize,
     threads: usize,
 ) {
-    checked(isa, a, lda, m, w, bias, c, ldc, threads, false)
+    matmul_checked(isa, a, lda, m, w, bias, c, ldc, threads, false)
 }
 
 /// `matmul` followed by the exact GELU on every output, applied to each tile of C as its last
@@ -170,11 +170,11 @@ pub(crate) fn matmul_gelu(
     ldc: usize,
     threads: usize,
 ) {
-    checked(isa, a, lda, m, w, bias, c, ldc, threads, true)
+    matmul_checked(isa, a, lda, m, w, bias, c, ldc, threads, true)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn checked(
+fn matmul_checked(
     isa: Isa,
     a: &[f32],
     lda: usize,
