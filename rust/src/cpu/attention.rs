@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 
-use super::gemm::{matmul_raw, Packed};
+use super::gemm::{matmul_raw, Activation, Packed};
 use super::ops::softmax;
 use super::pool::{for_each_part, SendPtr};
 use super::Isa;
@@ -73,6 +73,7 @@ pub(crate) fn self_attention(
                         seq,
                         keys,
                         None,
+                        Activation::Identity,
                         SendPtr(scores.as_mut_ptr()),
                         seq,
                         1,
@@ -83,7 +84,18 @@ pub(crate) fn self_attention(
                 // the (batch * seq, hidden) context checked above.
                 unsafe {
                     let target = SendPtr(out.get().add(text * seq * hidden + head * head_dim));
-                    matmul_raw(isa, scores.as_ptr(), seq, seq, values, None, target, hidden, 1);
+                    matmul_raw(
+                        isa,
+                        scores.as_ptr(),
+                        seq,
+                        seq,
+                        values,
+                        None,
+                        Activation::Identity,
+                        target,
+                        hidden,
+                        1,
+                    );
                 }
             }
         });

@@ -2,7 +2,7 @@
 //! (rows, hidden) float32 buffers that live for one forward pass, not one per op.
 
 use super::attention::{self_attention, Shape};
-use super::gemm::{matmul, matmul_gelu, Packed};
+use super::gemm::{matmul, Activation, Packed};
 use super::ops::{add_norm, gelu};
 use super::pool::{for_each_part, threads, SendPtr};
 use super::quant::{Bf16Weight, QuantizedWeight};
@@ -56,28 +56,18 @@ impl Linear {
         Linear { weight, bias, out_dim }
     }
 
-    /// `c = a · Wᵀ + bias` for `m` contiguous rows.
-    fn forward(&self, isa: Isa, a: &[f32], m: usize, c: &mut [f32], threads: usize) {
+    /// `c = act(a · Wᵀ + bias)` for `m` contiguous rows: the GELU fused into the float32
+    /// product's tiles, a pass over the output for the reduced-precision ones.
+    fn forward(&self, isa: Isa, a: &[f32], m: usize, activation: Activation, c: &mut [f32], threads: usize) {
+        let (bias, n) = (Some(self.bias.as_slice()), self.out_dim);
         match &self.weight {
-            Weight::Float32(packed) => {
-                matmul(isa, a, packed.k(), m, packed, Some(&self.bias), c, self.out_dim, threads)
-            }
+            Weight::Float32(packed) => matmul(isa, a, packed.k(), m, packed, bias, activation, c, n, threads),
             Weight::Int8(weight) => weight.matmul(a, m, &self.bias, c, threads),
             Weight::Bf16(weight) => weight.matmul(a, m, &self.bias, c, threads),
         }
-    }
-
-    /// `forward` followed by the exact GELU: fused into the float32 product's tiles, a pass over
-    /// the output for the reduced-precision ones.
-    fn forward_gelu(&self, isa: Isa, a: &[f32], m: usize, c: &mut [f32], threads: usize) {
-        match &self.weight {
-            Weight::Float32(packed) => {
-                matmul_gelu(isa, a, packed.k(), m, packed, Some(&self.bias), c, self.out_dim, threads)
-            }
-            _ => {
-                self.forward(isa, a, m, c, threads);
-                gelu(isa, &mut c[..m * self.out_dim]);
-            }
+        let fused = matches!(self.weight, Weight::Float32(_));
+        if activation == Activation::Gelu && !fused {
+            gelu(isa, &mut c[..m * n]);
         }
     }
 }
@@ -142,17 +132,17 @@ impl CpuLayer {
         let Workspace { qkv, context, inner } = work;
         let (qkv, context, inner) =
             (&mut qkv[..rows * 3 * h], &mut context[..rows * h], &mut inner[..rows * self.inner]);
-        self.qkv.forward(isa, x, rows, qkv, threads);
+        self.qkv.forward(isa, x, rows, Activation::Identity, qkv, threads);
         let shape = Shape { batch, seq, heads: self.heads, head_dim: h / self.heads };
         self_attention(isa, qkv, bias, shape, context, threads);
         // The attention output lands in the qkv buffer's first third (free now) and is added to
         // x, the residual, which takes the normed sum in place.
         let attended = &mut qkv[..rows * h];
-        self.attention_output.forward(isa, context, rows, attended, threads);
+        self.attention_output.forward(isa, context, rows, Activation::Identity, attended, threads);
         add_norm_rows(isa, x, attended, &self.attention_norm, self.eps, threads);
-        self.intermediate.forward_gelu(isa, x, rows, inner, threads);
+        self.intermediate.forward(isa, x, rows, Activation::Gelu, inner, threads);
         let out = &mut qkv[..rows * h];
-        self.output.forward(isa, inner, rows, out, threads);
+        self.output.forward(isa, inner, rows, Activation::Identity, out, threads);
         add_norm_rows(isa, x, out, &self.output_norm, self.eps, threads);
     }
 }

@@ -2,7 +2,7 @@
 //! many calls, so other load on a shared machine falls out):
 //! `cargo test --release --lib -- --ignored --nocapture _speed`
 
-use super::gemm::{matmul, Packed};
+use super::gemm::{matmul, Activation, Packed};
 use super::quant::QuantizedWeight;
 use super::test_values as values;
 use super::Isa;
@@ -37,7 +37,7 @@ fn gemm_speed() {
             for (balanced, best) in [false, true].into_iter().zip(&mut best) {
                 super::gemm::BALANCED.store(balanced, std::sync::atomic::Ordering::Relaxed);
                 let start = std::time::Instant::now();
-                matmul(isa, &a, k, m, &packed, None, &mut c, n, 1);
+                matmul(isa, &a, k, m, &packed, None, Activation::Identity, &mut c, n, 1);
                 *best = best.min(start.elapsed().as_secs_f64());
             }
         }
@@ -111,7 +111,7 @@ fn pass_speed() {
                     let start = std::time::Instant::now();
                     super::install(|| {
                         for w in &weights[usize::from(huge)] {
-                            matmul(isa, &a, w.k(), m, w, None, &mut c, w.n(), threads);
+                            matmul(isa, &a, w.k(), m, w, None, Activation::Identity, &mut c, w.n(), threads);
                         }
                     });
                     times.push(start.elapsed().as_secs_f64());

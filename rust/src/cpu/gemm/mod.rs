@@ -139,7 +139,17 @@ impl Packed {
     }
 }
 
-/// `c[r * ldc + j] = sum_k a[r * lda + k] * W[j][k] + bias[j]` for `r < m`, `j < w.n()`.
+/// What is applied to each output after the bias.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Activation {
+    Identity,
+    /// The exact GELU, applied to each tile of C as its last depth chunk is stored, while the
+    /// tile is in L1 and on the threads that computed it (a separate pass after the product ran
+    /// on one thread and read the whole output from memory again).
+    Gelu,
+}
+
+/// `c[r * ldc + j] = act(sum_k a[r * lda + k] * W[j][k] + bias[j])` for `r < m`, `j < w.n()`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul(
     isa: Isa,
@@ -148,43 +158,10 @@ pub(crate) fn matmul(
     m: usize,
     w: &Packed,
     bias: Option<&[f32]>,
+    activation: Activation,
     c: &mut [f32],
     ldc: usize,
     threads: usize,
-) {
-    matmul_checked(isa, a, lda, m, w, bias, c, ldc, threads, false)
-}
-
-/// `matmul` followed by the exact GELU on every output, applied to each tile of C as its last
-/// depth chunk is stored, while the tile is in L1 and on the threads that computed it (a separate
-/// pass after the product ran on one thread and read the whole output from memory again).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn matmul_gelu(
-    isa: Isa,
-    a: &[f32],
-    lda: usize,
-    m: usize,
-    w: &Packed,
-    bias: Option<&[f32]>,
-    c: &mut [f32],
-    ldc: usize,
-    threads: usize,
-) {
-    matmul_checked(isa, a, lda, m, w, bias, c, ldc, threads, true)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn matmul_checked(
-    isa: Isa,
-    a: &[f32],
-    lda: usize,
-    m: usize,
-    w: &Packed,
-    bias: Option<&[f32]>,
-    c: &mut [f32],
-    ldc: usize,
-    threads: usize,
-    gelu: bool,
 ) {
     if m == 0 || w.n == 0 {
         return;
@@ -192,7 +169,7 @@ fn matmul_checked(
     assert!(a.len() >= (m - 1) * lda + w.k && c.len() >= (m - 1) * ldc + w.n);
     assert!(bias.is_none_or(|b| b.len() >= w.n));
     // SAFETY: the bounds of A and C were checked above.
-    unsafe { product(isa, a.as_ptr(), lda, m, w, bias, SendPtr(c.as_mut_ptr()), ldc, threads, gelu) }
+    unsafe { matmul_raw(isa, a.as_ptr(), lda, m, w, bias, activation, SendPtr(c.as_mut_ptr()), ldc, threads) }
 }
 
 /// `matmul` with C as a pointer, for callers that write interleaved regions of one buffer from
@@ -213,27 +190,12 @@ pub(crate) unsafe fn matmul_raw(
     m: usize,
     w: &Packed,
     bias: Option<&[f32]>,
+    activation: Activation,
     c: SendPtr<f32>,
     ldc: usize,
     threads: usize,
 ) {
-    product(isa, a, lda, m, w, bias, c, ldc, threads, false)
-}
-
-/// `matmul_raw`, with the GELU applied to C when `gelu`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn product(
-    isa: Isa,
-    a: *const f32,
-    lda: usize,
-    m: usize,
-    w: &Packed,
-    bias: Option<&[f32]>,
-    c: SendPtr<f32>,
-    ldc: usize,
-    threads: usize,
-    gelu: bool,
-) {
+    let gelu = activation == Activation::Gelu;
     if m == 0 || w.n == 0 {
         return;
     }
@@ -414,10 +376,10 @@ mod tests {
                 let packed = Packed::from_rows(&w, n, k, k);
                 for threads in [1, 2] {
                     let mut want = vec![0.0f32; m * n];
-                    matmul(isa, &a, k, m, &packed, Some(&bias), &mut want, n, threads);
+                    matmul(isa, &a, k, m, &packed, Some(&bias), Activation::Identity, &mut want, n, threads);
                     crate::cpu::ops::gelu(isa, &mut want);
                     let mut got = vec![0.0f32; m * n];
-                    matmul_gelu(isa, &a, k, m, &packed, Some(&bias), &mut got, n, threads);
+                    matmul(isa, &a, k, m, &packed, Some(&bias), Activation::Gelu, &mut got, n, threads);
                     assert_eq!(got, want, "{isa:?} {m}x{n}x{k} on {threads} threads");
                 }
             }
@@ -442,7 +404,8 @@ mod tests {
                 let want = naive(&a, m, k, &w, n, &bias);
                 for threads in [1, 2] {
                     let mut got = vec![0.0f32; m * n];
-                    matmul(isa, &a, k, m, &Packed::from_rows(&w, n, k, k), Some(&bias), &mut got, n, threads);
+                    let packed = Packed::from_rows(&w, n, k, k);
+                    matmul(isa, &a, k, m, &packed, Some(&bias), Activation::Identity, &mut got, n, threads);
                     let diff = got.iter().zip(&want).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
                     assert!(diff < 1e-4, "{isa:?} {m}x{n}x{k}: {diff}");
                 }
