@@ -9,7 +9,7 @@
 //! seen often enough; later ones run eagerly, so varied traffic cannot keep re-recording).
 //!
 //! The eager pass before each capture also tunes the products' algorithms for that shape
-//! (`cuda_linear::with_tuning`): a recorded shape is replayed many times.
+//! (`cuda_lt::with_tuning`): a recorded shape is replayed many times.
 //!
 //! A lone request is bound by launching ~160 kernels, not by the GPU (0.5 ms of GPU work for
 //! BERT-base at 128 tokens; benches/results/profile_gpu_h200_fused.log). Replaying a recorded graph
@@ -237,7 +237,7 @@ fn record(
     let ids = Tensor::from_slice(ids, shape, device)?;
     let mask = Tensor::from_slice(mask, shape, device)?;
     let _cache = cuda.enable_cuda_graph_htod_cache();
-    crate::model::cuda_linear::with_tuning(|| forward(&ids, &mask))?;
+    crate::model::cuda_lt::with_tuning(|| forward(&ids, &mask))?;
     let stream = cuda.cuda_stream();
     stream.synchronize().map_err(|e| Error::Inference(format!("CUDA synchronize: {e:?}")))?;
     stream

@@ -6,260 +6,18 @@
 //! benches/results/profile_gpu_h100.log). The epilogue writes each output once, with the bias
 //! already in. Float32 keeps candle's path: cuBLASLt's f32 product runs in TF32, which would break
 //! float32 parity.
+//!
+//! cuBLASLt's handle, the per-shape plans and their tuning live in `cuda_lt.rs`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use candle_core::backend::BackendStorage;
-use candle_core::cuda_backend::cudarc::cublaslt::{result as lt, sys};
-use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr};
-use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorage, DeviceId};
+use candle_core::cuda_backend::cudarc::driver::{DevicePtr, DevicePtrMut, DeviceRepr};
+use candle_core::cuda_backend::{CudaDType, CudaStorage};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 
-use crate::error::{Error, Result};
-
-/// cuBLASLt's recommended workspace on Hopper.
-const WORKSPACE_BYTES: usize = 32 << 20;
-
-/// One shape's product, planned once: descriptors and the algorithm cuBLASLt's heuristic picked.
-/// Asking the heuristic on every call (as cudarc's `matmul` does) cost tens of microseconds of CPU
-/// per layer, which at batch 1 is most of a forward pass.
-struct Plan {
-    desc: sys::cublasLtMatmulDesc_t,
-    weight: sys::cublasLtMatrixLayout_t,
-    input: sys::cublasLtMatrixLayout_t,
-    output: sys::cublasLtMatrixLayout_t,
-    algo: sys::cublasLtMatmulAlgo_t,
-    /// The heuristic's candidates (one unless the plan was made for tuning, `with_tuning`).
-    candidates: Vec<sys::cublasLtMatmulAlgo_t>,
-    /// Whether the candidates were timed (`tune`).
-    tuned: bool,
-}
-
-/// Candidates asked of cuBLASLt's heuristic for a shape being tuned (an untuned plan asks for
-/// one: more made the heuristic query itself slow, ~25 ms on the first request of a new shape).
-const CANDIDATES: i32 = 8;
-/// Products per candidate when timing them.
-const TUNING_REPEATS: usize = 8;
-/// Shapes tuned per device; later ones keep the heuristic's choice.
-const MAX_TUNED: usize = 256;
-
-thread_local! {
-    /// Set while a CUDA graph's eager pass runs (`with_tuning`).
-    static TUNING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Runs `f` with GEMM tuning on: products whose shape has no tuned plan yet time the heuristic's
-/// candidates. cuda_graphs.rs calls this for the eager pass before a capture, so tuning is paid
-/// once per recorded shape, which is then replayed many times; an eager request never waits for
-/// it (each tuning synchronises the stream: ~30 ms on the first request of a new shape).
-pub fn with_tuning<R>(f: impl FnOnce() -> R) -> R {
-    let before = TUNING.with(|t| t.replace(true));
-    let result = f();
-    TUNING.with(|t| t.set(before));
-    result
-}
-
-// SAFETY: the handles are plain descriptors; every use goes through the `Lt::plans` mutex.
-unsafe impl Send for Plan {}
-
-impl Drop for Plan {
-    fn drop(&mut self) {
-        // SAFETY: created in `Plan::new`, destroyed once here.
-        unsafe {
-            let _ = lt::destroy_matrix_layout(self.weight);
-            let _ = lt::destroy_matrix_layout(self.input);
-            let _ = lt::destroy_matrix_layout(self.output);
-            let _ = lt::destroy_matmul_desc(self.desc);
-        }
-    }
-}
-
-/// (dtype, out, rows, in, GELU in the epilogue).
-type PlanKey = (DType, usize, usize, usize, bool);
-
-/// Plans are per row count, and a server sees many; past this many the cache starts over (a
-/// plan costs one heuristic query to rebuild).
-const MAX_PLANS: usize = 4096;
-
-/// A device's cuBLASLt handle, workspace and plans, shared by every layer.
-struct Lt {
-    handle: sys::cublasLtHandle_t,
-    workspace: CudaSlice<u8>,
-    plans: Mutex<HashMap<PlanKey, Plan>>,
-    tuned: std::sync::atomic::AtomicUsize,
-}
-
-// SAFETY: the handle is used under the plans mutex only; cuBLASLt handles may move between threads.
-unsafe impl Send for Lt {}
-unsafe impl Sync for Lt {}
-
-fn lt_err(what: &str, e: impl std::fmt::Debug) -> candle_core::Error {
-    candle_core::Error::Cuda(format!("cuBLASLt {what}: {e:?}").into())
-}
-
-impl Lt {
-    fn new(stream: &Arc<CudaStream>) -> Result<Self> {
-        let handle = lt::create_handle().map_err(|e| Error::Device(format!("cuBLASLt: {e:?}")))?;
-        // SAFETY: scratch memory cuBLASLt writes before it reads.
-        let workspace = unsafe { stream.alloc::<u8>(WORKSPACE_BYTES) }
-            .map_err(|e| Error::Device(format!("cuBLASLt workspace: {e:?}")))?;
-        Ok(Lt { handle, workspace, plans: Mutex::new(HashMap::new()), tuned: Default::default() })
-    }
-
-    /// The plan for y (rows x out) = x (rows x in) · Wᵀ + b in `dtype`, with the heuristic's
-    /// best `candidates` algorithms.
-    fn plan(&self, key: PlanKey, candidates: i32) -> candle_core::Result<Plan> {
-        let (dtype, out_dim, rows, in_dim, gelu) = key;
-        let data = match dtype {
-            DType::BF16 => sys::cudaDataType_t::CUDA_R_16BF,
-            DType::F16 => sys::cudaDataType_t::CUDA_R_16F,
-            other => candle_core::bail!("bias-linear: unsupported dtype {other:?}"),
-        };
-        let err = |e| lt_err("plan", e);
-        let desc = lt::create_matmul_desc(
-            sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
-            sys::cudaDataType_t::CUDA_R_32F,
-        )
-        .map_err(err)?;
-        // Column-major view: (out x rows) = Wᵀᵀ (out x in) · xᵀ (in x rows); the bias runs along
-        // `out`, which is what the BIAS epilogue adds to every column.
-        let mut plan = Plan {
-            desc,
-            weight: lt::create_matrix_layout(data, in_dim as u64, out_dim as u64, in_dim as i64)
-                .map_err(err)?,
-            input: lt::create_matrix_layout(data, in_dim as u64, rows as u64, in_dim as i64).map_err(err)?,
-            output: lt::create_matrix_layout(data, out_dim as u64, rows as u64, out_dim as i64)
-                .map_err(err)?,
-            algo: unsafe { std::mem::zeroed() },
-            candidates: Vec::new(),
-            tuned: false,
-        };
-        let transpose: i32 = 1;
-        let epilogue = if gelu {
-            sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_GELU_BIAS
-        } else {
-            sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BIAS
-        };
-        let pref = lt::create_matmul_pref().map_err(err)?;
-        let workspace = WORKSPACE_BYTES as u64;
-        // SAFETY: live descriptors; each attribute gets a value of the type cuBLASLt documents.
-        let heuristic = unsafe {
-            let set = |attr, value: *const std::ffi::c_void, size| {
-                lt::set_matmul_desc_attribute(plan.desc, attr, value, size)
-            };
-            set(
-                sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_TRANSA,
-                (&transpose as *const i32).cast(),
-                4,
-            )
-            .map_err(err)?;
-            set(
-                sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_EPILOGUE,
-                (&epilogue as *const sys::cublasLtEpilogue_t).cast(),
-                std::mem::size_of_val(&epilogue),
-            )
-            .map_err(err)?;
-            let found = lt::set_matmul_pref_attribute(
-                pref,
-                sys::cublasLtMatmulPreferenceAttributes_t::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                (&workspace as *const u64).cast(),
-                8,
-            )
-            .and_then(|_| {
-                // The heuristic's best few, not only its first: `BiasLinear::tune` times them.
-                let mut results: Vec<sys::cublasLtMatmulHeuristicResult_t> =
-                    vec![std::mem::zeroed(); candidates.max(1) as usize];
-                let mut count = 0i32;
-                sys::cublasLtMatmulAlgoGetHeuristic(
-                    self.handle,
-                    plan.desc,
-                    plan.weight,
-                    plan.input,
-                    plan.output,
-                    plan.output,
-                    pref,
-                    candidates.max(1),
-                    results.as_mut_ptr(),
-                    &mut count,
-                )
-                .result()?;
-                results.truncate(count.max(0) as usize);
-                results.retain(|r| {
-                    r.state == sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS
-                        && r.workspaceSize <= WORKSPACE_BYTES
-                });
-                if results.is_empty() {
-                    return Err(candle_core::cuda_backend::cudarc::cublaslt::result::CublasError(
-                        sys::cublasStatus_t::CUBLAS_STATUS_NOT_SUPPORTED,
-                    ));
-                }
-                Ok(results)
-            });
-            let _ = lt::destroy_matmul_pref(pref);
-            found.map_err(err)?
-        };
-        // Set on the plan itself: a `Plan { algo, ..plan }` copy would leave `plan` to be dropped
-        // here, destroying the descriptors the copy points at.
-        plan.algo = heuristic[0].algo;
-        plan.candidates = heuristic.iter().map(|r| r.algo).collect();
-        Ok(plan)
-    }
-}
-
-/// The fastest of `candidates` for one shape, timed with CUDA events on the real operands (the
-/// product's output is rewritten by the call that follows). cuBLASLt's heuristic ranks by a model
-/// of the GPU, not by measurement. None: keep the heuristic's first, as when the stream is being
-/// captured into a graph (nothing may synchronise then), when there is one candidate, or with
-/// `VSR_GEMM_TUNING=0`.
-fn tune(
-    stream: &Arc<CudaStream>,
-    candidates: &[sys::cublasLtMatmulAlgo_t],
-    run: impl Fn(&sys::cublasLtMatmulAlgo_t) -> std::result::Result<(), lt::CublasError>,
-) -> Option<sys::cublasLtMatmulAlgo_t> {
-    use candle_core::cuda_backend::cudarc::driver::sys as driver;
-
-    if candidates.len() < 2 || std::env::var("VSR_GEMM_TUNING").is_ok_and(|v| v == "0") {
-        return None;
-    }
-    let idle = driver::CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE;
-    if stream.capture_status().ok()? != idle {
-        return None;
-    }
-    let timing = Some(driver::CUevent_flags::CU_EVENT_DEFAULT);
-    let mut best: Option<(f32, sys::cublasLtMatmulAlgo_t)> = None;
-    for algo in candidates {
-        // One untimed call (a kernel's first launch loads it), then the timed ones.
-        if run(algo).is_err() {
-            continue;
-        }
-        let start = stream.record_event(timing).ok()?;
-        if (0..TUNING_REPEATS).any(|_| run(algo).is_err()) {
-            continue;
-        }
-        let end = stream.record_event(timing).ok()?;
-        let elapsed = start.elapsed_ms(&end).ok()?;
-        if best.is_none_or(|(fastest, _)| elapsed < fastest) {
-            best = Some((elapsed, *algo));
-        }
-    }
-    best.map(|(_, algo)| algo)
-}
-
-type DeviceStates = Mutex<Vec<(DeviceId, Arc<Lt>)>>;
-
-/// One cuBLASLt state per device, shared by every layer.
-fn state(device: &CudaDevice) -> Result<Arc<Lt>> {
-    static STATES: OnceLock<DeviceStates> = OnceLock::new();
-    let states = STATES.get_or_init(|| Mutex::new(Vec::new()));
-    let mut states = states.lock().map_err(|_| Error::Inference("cuBLASLt state lock poisoned".into()))?;
-    if let Some((_, state)) = states.iter().find(|(id, _)| *id == device.id()) {
-        return Ok(state.clone());
-    }
-    let state = Arc::new(Lt::new(&device.cuda_stream())?);
-    states.push((device.id(), state.clone()));
-    Ok(state)
-}
+use super::cuda_lt::{state, Lt, Operands};
+use crate::error::Result;
 
 /// y = x · Wᵀ + b with the bias in the product's epilogue; `gelu`: y = GELU(x · Wᵀ + b), the
 /// tanh-approximated GELU also in the epilogue (cuBLASLt's GELU_BIAS).
@@ -327,68 +85,15 @@ impl BiasLinear {
         let b_slice = b_storage.as_cuda_slice::<T>()?.slice(b_layout.start_offset()..);
         // SAFETY: every element is written by the product below before anyone reads it.
         let mut out = unsafe { device.alloc::<T>(rows * out_dim)? };
-        let mut plans = self.lt.plans.lock().map_err(|_| lt_err("plans", "lock poisoned"))?;
-        let key = (x_storage.dtype(), out_dim, rows, in_dim, self.gelu);
-        let tuned = &self.lt.tuned;
-        let tuning = TUNING.with(|t| t.get()) && tuned.load(std::sync::atomic::Ordering::Relaxed) < MAX_TUNED;
-        let untuned = tuning && plans.get(&key).is_some_and(|plan| !plan.tuned);
-        if !plans.contains_key(&key) || untuned {
-            if plans.len() >= MAX_PLANS {
-                plans.clear();
-            }
-            let plan = self.lt.plan(key, if tuning { CANDIDATES } else { 1 })?;
-            plans.insert(key, plan);
-        }
-        let plan = plans.get_mut(&key).ok_or_else(|| lt_err("plans", "missing plan"))?;
-        let (alpha, beta) = (1.0f32, 0.0f32);
         {
             let (x_ptr, _x_sync) = x_slice.device_ptr(&stream);
             let (w_ptr, _w_sync) = w_slice.device_ptr(&stream);
             let (b_ptr, _b_sync) = b_slice.device_ptr(&stream);
             let (o_ptr, _o_sync) = out.device_ptr_mut(&stream);
-            let (ws_ptr, _ws_sync) = self.lt.workspace.device_ptr(&stream);
-            // SAFETY: the plan's layouts describe these contiguous buffers (key = shape); the bias
-            // pointer is set under the plans lock, right before the products that read it.
-            let run = |plan: &Plan, algo: &sys::cublasLtMatmulAlgo_t| unsafe {
-                lt::matmul(
-                    self.lt.handle,
-                    plan.desc,
-                    (&alpha as *const f32).cast(),
-                    (&beta as *const f32).cast(),
-                    w_ptr as *const _,
-                    plan.weight,
-                    x_ptr as *const _,
-                    plan.input,
-                    o_ptr as *const _,
-                    plan.output,
-                    o_ptr as *mut _,
-                    plan.output,
-                    algo,
-                    ws_ptr as *mut _,
-                    WORKSPACE_BYTES,
-                    stream.cu_stream() as *mut _,
-                )
-            };
-            unsafe {
-                lt::set_matmul_desc_attribute(
-                    plan.desc,
-                    sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                    (&b_ptr as *const u64).cast(),
-                    8,
-                )
-                .map_err(|e| lt_err("bias", e))?;
-            }
-            if tuning && !plan.tuned {
-                plan.tuned = true;
-                tuned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let candidates = std::mem::take(&mut plan.candidates);
-                if let Some(best) = tune(&stream, &candidates, |algo| run(plan, algo)) {
-                    plan.algo = best;
-                }
-            }
-            run(plan, &plan.algo).map_err(|e| lt_err("matmul", e))?;
+            let key = (x_storage.dtype(), out_dim, rows, in_dim, self.gelu);
+            let operands = Operands { x: x_ptr, weight: w_ptr, bias: b_ptr, out: o_ptr };
+            self.lt.run(key, operands, &stream)?;
         }
-        drop(plans);
         let mut shape = x_layout.shape().dims().to_vec();
         if let Some(last) = shape.last_mut() {
             *last = out_dim;

@@ -8,6 +8,8 @@ pub mod config;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda_linear;
 #[cfg(feature = "cuda")]
+pub(crate) mod cuda_lt;
+#[cfg(feature = "cuda")]
 pub(crate) mod cuda_ops;
 mod dense;
 pub mod heads;
