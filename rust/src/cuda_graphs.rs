@@ -21,9 +21,9 @@
 //! cache of kernel parameters (candle uploads layout parameters per op, which a capture may not),
 //! then the same pass is captured. Outputs stay in graph-owned memory, valid until the graph's
 //! next launch (instantiated with AUTO_FREE_ON_LAUNCH), so results are read back, or their copy
-//! queued on the stream ahead of that launch, under the same lock that launches. Anything a capture rejects turns graphs off for that bundle and the pass
-//! runs eagerly: slower, never wrong. `VSR_CUDA_GRAPHS=0` turns them off. BERT-family encoders
-//! only (bundle.rs decides).
+//! queued on the stream ahead of that launch, under the same lock that launches. Anything a
+//! capture rejects turns graphs off for that bundle and the pass runs eagerly: slower, never wrong.
+//! `VSR_CUDA_GRAPHS=0` turns them off. BERT-family encoders only (bundle.rs decides).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -234,15 +234,27 @@ impl Bundle {
     fn chunk_rows(&self, batch: &TokenBatch, selected: &[usize]) -> Result<Vec<Vec<RowOutput>>> {
         let read = |outputs: Vec<HeadBatch>| host_rows(outputs, batch);
         #[cfg(feature = "cuda")]
-        if let Some(graphs) = &self.graphs {
-            let forward = |ids: &Tensor, mask: &Tensor| self.forward_heads(ids, mask, selected);
-            let (pad, max_length) = (self.tokenizer.pad_id(), self.max_length());
-            if let Some(rows) = graphs.run(&self.device, batch, selected, pad, max_length, forward, read)? {
-                return Ok(rows);
-            }
+        if let Some(rows) = self.from_graph(batch, selected, read)? {
+            return Ok(rows);
         }
         let (ids, mask) = self.batch_tensors(batch)?;
         read(self.forward_heads(&ids, &mask, selected)?)
+    }
+
+    /// `read` over the `selected` heads' outputs for `batch` replayed from a CUDA graph (valid
+    /// only inside `read`, see cuda_graphs.rs). None: no graphs, not a graph shape, or a large
+    /// shape not recorded yet; the caller runs the batch eagerly.
+    #[cfg(feature = "cuda")]
+    fn from_graph<R>(
+        &self,
+        batch: &TokenBatch,
+        selected: &[usize],
+        read: impl FnOnce(Vec<HeadBatch>) -> Result<R>,
+    ) -> Result<Option<R>> {
+        let Some(graphs) = &self.graphs else { return Ok(None) };
+        let forward = |ids: &Tensor, mask: &Tensor| self.forward_heads(ids, mask, selected);
+        let (pad, max_length) = (self.tokenizer.pad_id(), self.max_length());
+        graphs.run(&self.device, batch, selected, pad, max_length, forward, read)
     }
 
     /// Inputs of more than a few texts on a GPU: chunks are queued back to back, each read back
@@ -323,8 +335,7 @@ impl Bundle {
     /// and is read at once otherwise (token heads are read in `finish`, too late).
     fn start_chunk(&self, batch: &TokenBatch, selected: &[usize]) -> Result<Started> {
         #[cfg(feature = "cuda")]
-        if let Some(graphs) = &self.graphs {
-            let forward = |ids: &Tensor, mask: &Tensor| self.forward_heads(ids, mask, selected);
+        {
             let read = |outputs: Vec<HeadBatch>| {
                 if readback::copies_all(&self.device, &outputs) {
                     Ok(Started::Queued(self.readback.start(&self.device, outputs)?))
@@ -332,10 +343,7 @@ impl Bundle {
                     Ok(Started::Read(host_rows(outputs, batch)?))
                 }
             };
-            let (pad, max_length) = (self.tokenizer.pad_id(), self.max_length());
-            if let Some(started) =
-                graphs.run(&self.device, batch, selected, pad, max_length, forward, read)?
-            {
+            if let Some(started) = self.from_graph(batch, selected, read)? {
                 return Ok(started);
             }
         }
