@@ -1,5 +1,6 @@
-"""The committed fourth survey of package attack text (``vsr.training.attack_packages_fourth``),
-its filters and held-out split on small synthetic archives, and its readers."""
+"""The fourth survey's builder (``vsr.training.attack_packages_fourth``, whose rules the fifth
+survey reuses): its filters and held-out split on small synthetic archives, and its readers. The
+committed files of both surveys are checked in ``test_attack_surveys``."""
 
 from __future__ import annotations
 
@@ -12,124 +13,16 @@ import pytest
 pytest.importorskip("yaml")
 
 from vsr.training import attack_packages_fourth as fourth
-from vsr.training.attack_fourth_readers import (
-    FOURTH_PACKAGES,
-    JAILBREAKHUB,
-    read_promptshields,
-    read_proofagent,
-)
+from vsr.training.attack_fourth_readers import read_promptshields, read_proofagent
 from vsr.training.attack_fourth_sources import read_glacis, read_wardenbot
 from vsr.training.attack_package_files import Archive, package_example, wheel_jsonl
-from vsr.training.attack_readers import PACKAGES
-from vsr.training.attack_third_readers import THIRD_PACKAGES, ThirdPackage
-from vsr.training.dataset import Example, read_examples
-from vsr.training.jailbreak_data import _shingles, overlaps_heldout
+from vsr.training.attack_third_readers import ThirdPackage
+from vsr.training.dataset import Example
 from vsr.training.jailbreak_packages import _write
-
-DATA = Path(__file__).resolve().parents[2] / "data"
-TRAINING = DATA / "jailbreak" / "attacks_fourth.jsonl.gz"
-HELDOUT = DATA / "heldout" / "newsource4_attacks.jsonl"
-LABELS = {"benign", "jailbreak", "prompt_injection"}
-KINDS = {"direct", "leak", "indirect", "jailbreak", "obfuscated", "benign"}
-# Packages that must never appear in training: reserved for outside evaluation, or held out by
-# an earlier survey.
-FORBIDDEN = (
-    "walledeval", "spikee", "inspect-evals", "evalscope", "langkit", "promptinject",
-    "easyjailbreak", "lm-eval", "garak", "agent-injection-bench", "deepteam", "sentinelprobe",
-    "keelson-ai", "hermes-jailbench", "agent-security-scanner-mcp",
-)  # fmt: skip
 
 
 def _package(example: Example) -> str:
     return example.source.split(":")[1]
-
-
-def _shingles_of(path: Path, attacks_only: bool) -> set[tuple[str, ...]]:
-    shingles: set[tuple[str, ...]] = set()
-    if path.suffix == ".gz":
-        for example in read_examples(path):
-            if not attacks_only or example.label != "benign":
-                shingles |= _shingles(example.text)
-        return shingles
-    for line in path.read_text(encoding="utf-8").split("\n"):
-        if line.strip():  # some held-out files carry no group: only the text is read
-            shingles |= _shingles(str(json.loads(line)["text"]))
-    return shingles
-
-
-@pytest.fixture(scope="module")
-def training() -> list[Example]:
-    return read_examples(TRAINING)
-
-
-@pytest.fixture(scope="module")
-def heldout() -> list[Example]:
-    return read_examples(HELDOUT)
-
-
-def test_records_are_valid(training: list[Example], heldout: list[Example]) -> None:
-    names = {p.name for p in FOURTH_PACKAGES}
-    earlier = {p.name for p in PACKAGES} | {p.name for p in THIRD_PACKAGES}
-    assert not names & earlier, "a package of an earlier survey came back"
-    for example in [*training, *heldout]:
-        assert example.label in LABELS, example
-        assert example.text.strip() and example.group.startswith(f"{_package(example)}:")
-        assert example.source.startswith("pkg:") and _package(example) in names, example
-        kind = example.source.split(":")[2]
-        assert kind in KINDS and (kind == "benign") == (example.label == "benign"), example
-    normal = [" ".join(e.text.lower().split()) for e in [*training, *heldout]]
-    assert len(set(normal)) == len(normal), "duplicate texts"
-
-
-def test_enough_real_attacks(training: list[Example], heldout: list[Example]) -> None:
-    attacks = [e for e in training if e.label != "benign"]
-    assert len(attacks) >= 300 and len({_package(e) for e in attacks}) >= 8
-    kinds = [e.source.split(":")[2] for e in attacks]
-    assert kinds.count("indirect") >= 40 and kinds.count("leak") >= 40
-    assert kinds.count("jailbreak") >= 60
-    assert sum(e.label != "benign" for e in heldout) >= 40
-
-
-def test_training_attacks_share_at_most_a_fifth_with_every_held_out_and_earlier_set(
-    training: list[Example], heldout: list[Example]
-) -> None:
-    references = {
-        p.name: _shingles_of(p, False) for p in sorted((DATA / "heldout").glob("*.jsonl"))
-    }
-    for name in ("attacks_more.jsonl.gz", "attacks_third.jsonl.gz"):
-        references[name] = _shingles_of(DATA / "jailbreak" / name, attacks_only=True)
-    assert "garak_inthewild_jailbreaks.jsonl" in references and HELDOUT.name in references
-    attacks = [e for e in training if e.label != "benign"]
-    for name, shingles in references.items():
-        bad = [e.text[:80] for e in attacks if overlaps_heldout(e.text, shingles)]
-        assert not bad, (name, bad[:3])
-    assert not [e.text[:80] for e in attacks if JAILBREAKHUB.search(e.text)]
-    # The held-out rows share nothing much with the evaluation sets of earlier rounds either.
-    for path in sorted((DATA / "heldout").glob("*.jsonl")):
-        if path != HELDOUT:
-            shingles = _shingles_of(path, False)
-            assert not [e for e in heldout if overlaps_heldout(e.text, shingles)], path.name
-
-
-def test_heldout_packages_are_held_out_whole_by_the_rule(
-    training: list[Example], heldout: list[Example]
-) -> None:
-    held = {_package(e) for e in heldout}
-    trained = {_package(e) for e in training}
-    assert len(held) == fourth.HELDOUT_COUNT and not held & trained
-    assert not (held | trained) & set(FORBIDDEN)
-    attacks = {p.name: 0 for p in FOURTH_PACKAGES}
-    for example in [*training, *heldout]:
-        attacks[_package(example)] += example.label != "benign"
-    assert set(fourth.heldout_packages(attacks)) == held
-    # No row, trained on or held out, repeats a text the earlier training files hold.
-    earlier = [*fourth.EARLIER_ATTACKS, "real.jsonl.gz", "system_prompts.jsonl.gz"]
-    known = {
-        " ".join(e.text.lower().split())
-        for name in earlier
-        for e in read_examples(DATA / "jailbreak" / name)
-    }
-    assert not known & {" ".join(e.text.lower().split()) for e in [*training, *heldout]}
 
 
 def test_heldout_rule_is_by_hash_and_minimum() -> None:

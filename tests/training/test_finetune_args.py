@@ -24,6 +24,7 @@ def test_defaults_are_the_shipped_recipe() -> None:
         "with_fourth_survey": True,
         "with_planted": False,
         "with_requests_more": False,
+        "with_fifth_survey": False,
         "with_domain_survey2": False,
     }
 

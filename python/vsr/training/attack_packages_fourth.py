@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from vsr.training.attack_fourth_readers import FOURTH_PACKAGES, JAILBREAKHUB
@@ -36,6 +37,7 @@ from vsr.training.attack_packages_third import (
     heldout_shingles,
     print_package_counts,
 )
+from vsr.training.attack_third_readers import ThirdPackage
 from vsr.training.dataset import Example, read_examples
 from vsr.training.jailbreak_data import overlaps_heldout, split_held_out, text_shingles
 from vsr.training.jailbreak_packages import _write
@@ -57,20 +59,22 @@ def heldout_packages(counts: dict[str, int]) -> list[str]:
     return sorted(names, key=lambda n: hashlib.sha256(n.encode()).hexdigest())[:HELDOUT_COUNT]
 
 
-def training_files(data_dir: Path) -> list[Path]:
-    """Every jailbreak training file but this builder's own output."""
-    return [p for p in sorted((data_dir / "jailbreak").glob("*.jsonl.gz")) if p.name != OUTPUT]
+def training_files(data_dir: Path, own: str = OUTPUT) -> list[Path]:
+    """Every jailbreak training file but the calling builder's own output (``own``)."""
+    return [p for p in sorted((data_dir / "jailbreak").glob("*.jsonl.gz")) if p.name != own]
 
 
-def known_texts(data_dir: Path) -> set[str]:
-    return {_normal(e.text) for path in training_files(data_dir) for e in read_examples(path)}
+def known_texts(data_dir: Path, own: str = OUTPUT) -> set[str]:
+    return {_normal(e.text) for path in training_files(data_dir, own) for e in read_examples(path)}
 
 
-def earlier_attack_shingles(data_dir: Path) -> set[tuple[str, ...]]:
-    """The 8-word shingles of the attacks the earlier package surveys trained on."""
+def earlier_attack_shingles(
+    data_dir: Path, files: Sequence[str] = EARLIER_ATTACKS
+) -> set[tuple[str, ...]]:
+    """The 8-word shingles of the attacks the earlier package surveys (``files``) trained on."""
     return text_shingles(
         e.text
-        for name in EARLIER_ATTACKS
+        for name in files
         for e in read_examples(data_dir / "jailbreak" / name)
         if e.label != BENIGN
     )
@@ -86,37 +90,69 @@ def _new_attacks(rows: list[Example], earlier: set[tuple[str, ...]]) -> list[Exa
     ]
 
 
-def build(
-    download_dir: Path, data_dir: Path
+@dataclass(frozen=True)
+class Survey:
+    """A package survey built by this module's rules: its packages, its two output files (in
+    ``data/jailbreak`` and ``data/heldout``) and the earlier surveys' attack files it must not
+    repeat."""
+
+    packages: Sequence[ThirdPackage]
+    output: str
+    heldout_output: str
+    earlier: Sequence[str]
+
+
+def fourth_survey() -> Survey:
+    # Read at call time, so tests may swap the package table.
+    return Survey(FOURTH_PACKAGES, OUTPUT, HELDOUT_OUTPUT, EARLIER_ATTACKS)
+
+
+def build_survey(
+    survey: Survey, download_dir: Path, data_dir: Path
 ) -> tuple[list[Example], list[Example], dict[str, int], list[str]]:
     """(training examples, held-out examples, attacks per package, held-out packages)."""
-    against = heldout_shingles(data_dir, own=HELDOUT_OUTPUT)
-    earlier = earlier_attack_shingles(data_dir)
-    seen = known_texts(data_dir)
+    against = heldout_shingles(data_dir, own=survey.heldout_output)
+    earlier = earlier_attack_shingles(data_dir, survey.earlier)
+    seen = known_texts(data_dir, survey.output)
     per_package: dict[str, list[Example]] = {}
-    for package in FOURTH_PACKAGES:
+    for package in survey.packages:
         raw = package.reader(open_archive(_archive(download_dir, package)))
         per_package[package.name] = _new_attacks(_filtered(raw, against, seen), earlier)
     counts = {n: sum(e.label != BENIGN for e in ex) for n, ex in per_package.items()}
     held = heldout_packages(counts)
-    training, heldout = split_held_out(per_package, [p.name for p in FOURTH_PACKAGES], held)
+    names = [p.name for p in survey.packages]
+    training, heldout = split_held_out(per_package, names, held)
     return training, heldout, counts, held
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+def build(
+    download_dir: Path, data_dir: Path
+) -> tuple[list[Example], list[Example], dict[str, int], list[str]]:
+    """The fourth survey: (training, held-out, attacks per package, held-out packages)."""
+    return build_survey(fourth_survey(), download_dir, data_dir)
+
+
+def survey_main(argv: Sequence[str] | None, description: str, survey: Callable[[], Survey]) -> int:
+    """The command line of a survey builder: build, write both files, print the counts."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--download-dir", type=Path, required=True, help="the downloaded wheels")
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     args = parser.parse_args(argv)
-    training, heldout, counts, held = build(args.download_dir, args.data_dir)
-    out = args.data_dir / "jailbreak" / OUTPUT
+    chosen = survey()
+    training, heldout, counts, held = build_survey(chosen, args.download_dir, args.data_dir)
+    out = args.data_dir / "jailbreak" / chosen.output
     _write(out, training, gz=True)
     if held:
-        _write(args.data_dir / "heldout" / HELDOUT_OUTPUT, heldout, gz=False)
+        _write(args.data_dir / "heldout" / chosen.heldout_output, heldout, gz=False)
     print(f"wrote {len(training)} training examples to {out}; held out {len(heldout)} "
           f"({', '.join(held) or 'none'})")  # fmt: skip
-    print_package_counts([p.name for p in FOURTH_PACKAGES], [*training, *heldout], counts)
+    names = [p.name for p in chosen.packages]
+    print_package_counts(names, [*training, *heldout], counts)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return survey_main(argv, (__doc__ or "").split("\n")[0], fourth_survey)
 
 
 if __name__ == "__main__":

@@ -84,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.with_fourth_survey,
         args.with_planted,
         args.with_requests_more,
+        args.with_fifth_survey,
     )
     if args.limit:
         rng = random.Random(0)

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from vsr.training.tasks_recipe import (
     DOMAIN_SURVEY2_FILES,
+    FIFTH_JAILBREAK_FILES,
     FOURTH_JAILBREAK_FILES,
     MORE_DOMAIN_FILES,
     MORE_JAILBREAK_FILES,
@@ -91,6 +92,12 @@ DATA_FLAGS = (
         REQUESTS_MORE_FILES,
         False,
         "real user requests of other packages than ShareGPT; candidates PR and MR",
+    ),
+    DataFlag(
+        "--with-fifth-survey",
+        FIFTH_JAILBREAK_FILES,
+        False,
+        "the fifth package survey's attacks; tenth round's candidate",
     ),
     DataFlag(
         "--with-domain-survey2",

