@@ -428,10 +428,12 @@ __device__ void masked_mean_pool(const T* __restrict__ hidden, const uint32_t* _
         const T* h = hidden + (size_t)b * seq * width + j;
 #pragma unroll 4
         for (unsigned s = warp; s < seq; s += POOL_WARPS) {
-            if (m[s]) {
-                total += load(h + (size_t)s * width);
-                count += 1.0f;
-            }
+            // Both loads issued before either is used (a branch on the mask made each step
+            // wait for it, then for the state: two memory latencies per position).
+            const float x = load(h + (size_t)s * width);
+            const bool real = m[s] != 0;
+            total += real ? x : 0.0f;
+            count += real ? 1.0f : 0.0f;
         }
     } else {
         for (unsigned s = warp; s < seq; s += POOL_WARPS) count += m[s] ? 1.0f : 0.0f;
@@ -468,9 +470,10 @@ __device__ void padding_bias(const uint32_t* __restrict__ mask, T* __restrict__ 
 // Global loads are 16-byte units, all of a thread's issued before any is used: the first version
 // loaded one element per iteration of a loop that also stored to shared memory, so each thread
 // waited out ~64 memory latencies in turn (34 us per layer at batch 1 on an H200, against 10 us
-// for the five unfused kernels). K is stored with a row stride of D + 1 floats so the lanes of a
-// warp (consecutive keys) hit different banks. Arithmetic is float32.
-constexpr int ATT_WARPS = 4;
+// for the five unfused kernels). Both products read shared memory 16 bytes at a time (K rows
+// D + 4 floats apart so a warp's keys spread over the banks); V's tail is zero-filled to a multiple
+// of four keys. Arithmetic is float32, summed in the same order as one element at a time.
+constexpr int ATT_WARPS = 8;
 constexpr int ATT_THREADS = ATT_WARPS * 32;
 constexpr int ATT_QUERIES_PER_WARP = 2;
 constexpr int ATT_TILE = ATT_WARPS * ATT_QUERIES_PER_WARP;
@@ -510,15 +513,18 @@ template <typename T, int D>
 __device__ void fused_attention(const T* __restrict__ qkv, const T* __restrict__ bias, T* __restrict__ out,
                                 unsigned seq, unsigned heads, float scale) {
     static_assert(D % 32 == 0 && D <= 128, "head size: a multiple of 32, at most 128");
-    constexpr int STRIDE = D + 1;
-    constexpr int PER_LANE = D / 32;
+    // Rows of K and V in shared memory are D + 4 floats apart: 16-byte aligned for the float4
+    // reads below, and the 8 rows of a quarter warp's 16-byte reads (lane = key) start 4 banks
+    // apart, so they hit all 32 banks once.
+    constexpr int STRIDE = D + 4;
+    constexpr int PER_LANE = D / 32;  // output features per lane, adjacent (lane * PER_LANE + c)
     constexpr int VEC = 16 / sizeof(T);
     constexpr int ROW_UNITS = D / VEC;
     // Half precision: V waits in registers (8 units a thread at D = 64) while K is used.
     constexpr bool PREFETCH_V = sizeof(T) == 2;
-    __shared__ float kv[ATT_MAX_KEYS * STRIDE];
-    __shared__ float q_tile[ATT_TILE][D];
-    __shared__ float probs[ATT_TILE][ATT_MAX_KEYS];
+    __shared__ __align__(16) float kv[ATT_MAX_KEYS * STRIDE];
+    __shared__ __align__(16) float q_tile[ATT_TILE][D];
+    __shared__ __align__(16) float probs[ATT_TILE][ATT_MAX_KEYS];
     __shared__ float key_bias[ATT_MAX_KEYS];
 
     const unsigned tile = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
@@ -551,19 +557,26 @@ __device__ void fused_attention(const T* __restrict__ qkv, const T* __restrict__
 #pragma unroll
         for (int t = 0; t < ATT_KEYS_PER_LANE; ++t) score[q][t] = 0.0f;
     const float* my_q = q_tile[warp * ATT_QUERIES_PER_WARP];
-#pragma unroll 8
-    for (int d = 0; d < D; ++d) {
-        float k[ATT_KEYS_PER_LANE];
+    // Four features per step, as 16-byte shared-memory reads (one instruction where four were),
+    // accumulated in the same order as one feature at a time.
+#pragma unroll 4
+    for (int d = 0; d < D; d += 4) {
+        float4 k[ATT_KEYS_PER_LANE];
 #pragma unroll
         for (int t = 0; t < ATT_KEYS_PER_LANE; ++t) {
             const unsigned j = lane + 32 * t;
-            k[t] = j < seq ? kv[j * STRIDE + d] : 0.0f;
+            k[t] = j < seq ? *reinterpret_cast<const float4*>(&kv[j * STRIDE + d]) : make_float4(0, 0, 0, 0);
         }
 #pragma unroll
         for (int q = 0; q < ATT_QUERIES_PER_WARP; ++q) {
-            const float x = my_q[q * D + d];
+            const float4 x = *reinterpret_cast<const float4*>(&my_q[q * D + d]);
 #pragma unroll
-            for (int t = 0; t < ATT_KEYS_PER_LANE; ++t) score[q][t] = fmaf(x, k[t], score[q][t]);
+            for (int t = 0; t < ATT_KEYS_PER_LANE; ++t) {
+                score[q][t] = fmaf(x.x, k[t].x, score[q][t]);
+                score[q][t] = fmaf(x.y, k[t].y, score[q][t]);
+                score[q][t] = fmaf(x.z, k[t].z, score[q][t]);
+                score[q][t] = fmaf(x.w, k[t].w, score[q][t]);
+            }
         }
     }
     if constexpr (!PREFETCH_V) v_rows.load(base + 2 * heads * D, row, seq);
@@ -589,6 +602,10 @@ __device__ void fused_attention(const T* __restrict__ qkv, const T* __restrict__
     }
     __syncthreads();  // every warp is done with K
     v_rows.store(kv, STRIDE, seq);
+    // The product below reads V four rows at a time: rows seq.. up to the next multiple of 4 are
+    // zeros (their probabilities are 0, and 0 times what was left there could be NaN).
+    const unsigned tail = (seq + 3) / 4 * 4;
+    for (unsigned i = threadIdx.x; i < (tail - seq) * D; i += ATT_THREADS) kv[(seq + i / D) * STRIDE + i % D] = 0.0f;
     __syncthreads();
 
     float acc[ATT_QUERIES_PER_WARP][PER_LANE];
@@ -597,16 +614,30 @@ __device__ void fused_attention(const T* __restrict__ qkv, const T* __restrict__
 #pragma unroll
         for (int c = 0; c < PER_LANE; ++c) acc[q][c] = 0.0f;
     const float(*my_p)[ATT_MAX_KEYS] = probs + warp * ATT_QUERIES_PER_WARP;
-#pragma unroll 4
-    for (unsigned j = 0; j < seq; ++j) {
-        float v[PER_LANE];
+    // Four keys per step: their probabilities as one 16-byte read per query, each key's V
+    // features of this lane as one read (PER_LANE adjacent floats).
+    for (unsigned j0 = 0; j0 < seq; j0 += 4) {
+        float4 p[ATT_QUERIES_PER_WARP];
 #pragma unroll
-        for (int c = 0; c < PER_LANE; ++c) v[c] = kv[j * STRIDE + lane + 32 * c];
+        for (int q = 0; q < ATT_QUERIES_PER_WARP; ++q) p[q] = *reinterpret_cast<const float4*>(&my_p[q][j0]);
 #pragma unroll
-        for (int q = 0; q < ATT_QUERIES_PER_WARP; ++q) {
-            const float p = my_p[q][j];
+        for (int jj = 0; jj < 4; ++jj) {
+            float v[PER_LANE];
+            const float* at = &kv[(j0 + jj) * STRIDE + lane * PER_LANE];
+            if constexpr (PER_LANE == 2) {
+                const float2 pair = *reinterpret_cast<const float2*>(at);
+                v[0] = pair.x;
+                v[1] = pair.y;
+            } else {
 #pragma unroll
-            for (int c = 0; c < PER_LANE; ++c) acc[q][c] = fmaf(p, v[c], acc[q][c]);
+                for (int c = 0; c < PER_LANE; ++c) v[c] = at[c];
+            }
+#pragma unroll
+            for (int q = 0; q < ATT_QUERIES_PER_WARP; ++q) {
+                const float pj = jj == 0 ? p[q].x : jj == 1 ? p[q].y : jj == 2 ? p[q].z : p[q].w;
+#pragma unroll
+                for (int c = 0; c < PER_LANE; ++c) acc[q][c] = fmaf(pj, v[c], acc[q][c]);
+            }
         }
     }
 #pragma unroll
@@ -615,7 +646,7 @@ __device__ void fused_attention(const T* __restrict__ qkv, const T* __restrict__
         if (position >= seq) continue;
         T* o = out + ((size_t)b * seq + position) * heads * D + (size_t)h * D;
 #pragma unroll
-        for (int c = 0; c < PER_LANE; ++c) store(o + lane + 32 * c, acc[q][c]);
+        for (int c = 0; c < PER_LANE; ++c) store(o + lane * PER_LANE + c, acc[q][c]);
     }
 }
 

@@ -46,12 +46,16 @@ pub fn self_attention(qkv: &Tensor, bias: &Tensor, heads: usize) -> Result<Tenso
 
 /// Keys the fused kernel holds in shared memory (`ATT_MAX_KEYS` in encoder_ops.cu).
 const FUSED_MAX_KEYS: usize = 128;
-/// Queries per block of the fused kernel (`ATT_TILE`), and its threads.
-const FUSED_TILE: usize = 8;
-const FUSED_THREADS: u32 = 128;
+/// Queries per block of the fused kernel (`ATT_TILE`), and its threads (`ATT_THREADS`): 8 warps
+/// of 2 queries. With 4 warps (8 queries a block) the kernel took 7.2 against 6.3 us per layer
+/// at 1 text of 128 tokens on an H200 (BERT-base, bf16), and the call 0.477-0.489 against
+/// 0.469-0.491 ms end to end (benches/results/attention_s28): K and V are loaded and converted
+/// once per 16 queries instead of 8.
+const FUSED_TILE: usize = 16;
+const FUSED_THREADS: u32 = 256;
 
 /// The most texts per call that take the fused kernel. It does its products on CUDA cores, one
-/// block per 8 queries of a head, so its time grows with the batch while cuBLAS's tensor-core
+/// block per 16 queries of a head, so its time grows with the batch while cuBLAS's tensor-core
 /// products stay nearly flat: on an H200 (BERT-base, 128 tokens, bf16) it took 7.6 us per layer
 /// at 1 text against 10.0 us for the five unfused kernels, and 31.4 against 14.8 us at 8 texts.
 /// On for single texts, where it wins: this version (16-byte loads) passed
@@ -117,7 +121,7 @@ impl FusedAttention {
         };
         let mut builder = func.builder();
         builder.arg(&input).arg(&bias).arg(&mut output).arg(&seq_u).arg(&heads_u).arg(&self.scale);
-        // SAFETY: grid (query tiles, heads, texts) of 128 threads as the kernel expects; seq <= 128
+        // SAFETY: grid (query tiles, heads, texts) of 256 threads as the kernel expects; seq <= 128
         // keys and the head size were checked; the arguments match the kernel's signature.
         unsafe { builder.launch(config) }.map_err(|e| cuda_err(&name, e))?;
         Ok((CudaStorage::wrap_cuda_slice(output, device), Shape::from((batch, seq, hidden))))
