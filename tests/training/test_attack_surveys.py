@@ -161,3 +161,14 @@ def test_heldout_packages_are_held_out_whole_by_the_rule(
         for e in read_examples(DATA / "jailbreak" / name)
     }
     assert not known & {" ".join(e.text.lower().split()) for e in [*training, *heldout]}
+
+
+def test_survey_tables_name_their_archives_fetch_commands_and_permissive_licences() -> None:
+    for survey in SURVEYS.values():
+        names = [p.name for p in survey.survey.packages]
+        assert len(set(names)) == len(names) and not set(names) & set(survey.forbidden)
+        for package in survey.survey.packages:
+            assert package.fetch == f"pip download --no-deps {package.name}=={package.version}"
+            assert package.version in package.archive and package.archive.endswith(".whl")
+            assert package.licence in ("MIT", "Apache-2.0") and package.what
+            assert package.kind in ("direct", "indirect", "jailbreak")
