@@ -234,7 +234,7 @@ impl Bundle {
     fn chunk_rows(&self, batch: &TokenBatch, selected: &[usize]) -> Result<Vec<Vec<RowOutput>>> {
         let read = |outputs: Vec<HeadBatch>| host_rows(outputs, batch);
         #[cfg(feature = "cuda")]
-        if let Some(rows) = self.from_graph(batch, selected, read)? {
+        if let Some(rows) = self.replay_graph(batch, selected, read)? {
             return Ok(rows);
         }
         let (ids, mask) = self.batch_tensors(batch)?;
@@ -245,7 +245,7 @@ impl Bundle {
     /// only inside `read`, see cuda_graphs.rs). None: no graphs, not a graph shape, or a large
     /// shape not recorded yet; the caller runs the batch eagerly.
     #[cfg(feature = "cuda")]
-    fn from_graph<R>(
+    fn replay_graph<R>(
         &self,
         batch: &TokenBatch,
         selected: &[usize],
@@ -343,7 +343,7 @@ impl Bundle {
                     Ok(Started::Read(host_rows(outputs, batch)?))
                 }
             };
-            if let Some(started) = self.from_graph(batch, selected, read)? {
+            if let Some(started) = self.replay_graph(batch, selected, read)? {
                 return Ok(started);
             }
         }

@@ -14,6 +14,9 @@ use crate::weights::Weights;
 
 /// One transformer layer; a branch (branch.rs) holds its own copies of the top ones. On the CPU
 /// in float32 or int8 it is the packed-weight path of `crate::cpu`, elsewhere candle's ops.
+// A model holds at most a few dozen layers, in a Vec: the candle variant's size (CUDA plans with
+// the `cuda` feature) costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum BertLayer {
     Candle(CandleLayer),
     Cpu(Box<CpuLayer>),

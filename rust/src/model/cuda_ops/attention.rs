@@ -21,7 +21,7 @@ pub fn self_attention(qkv: &Tensor, bias: &Tensor, heads: usize) -> Result<Tenso
     if fused_fits(batch, seq, dim)? && three_hidden == 3 * heads * dim {
         let qkv = qkv.contiguous()?;
         // The kernel reads q, k and v in 16-byte units.
-        if qkv.layout().start_offset() * qkv.dtype().size_in_bytes() % 16 == 0 {
+        if (qkv.layout().start_offset() * qkv.dtype().size_in_bytes()).is_multiple_of(16) {
             let fused = FusedAttention { heads, dim, scale: 1.0 / (dim as f32).sqrt() };
             return Ok(qkv.apply_op2_no_bwd(&bias.contiguous()?, &fused)?);
         }
@@ -101,7 +101,7 @@ impl FusedAttention {
         if bias.1.shape().elem_count() != batch * seq || bias.0.dtype() != qkv.0.dtype() {
             bail!("{what}: bias {:?} does not match {:?}", bias.1.dims(), qkv.1.dims());
         }
-        if qkv.1.start_offset() * qkv.0.dtype().size_in_bytes() % 16 != 0 {
+        if !(qkv.1.start_offset() * qkv.0.dtype().size_in_bytes()).is_multiple_of(16) {
             bail!("{what}: q, k and v must start on a 16-byte boundary");
         }
         let name = format!("fused_attention_{}_d{}", suffix(qkv.0.dtype())?, self.dim);
@@ -194,8 +194,9 @@ impl HeadPermute {
         let element = std::mem::size_of::<T>();
         let row_bytes = dim * element;
         let offset_bytes = layout.start_offset() * element;
-        let unit =
-            [16, 4, 2].into_iter().find(|u| row_bytes % u == 0 && offset_bytes % u == 0 && *u >= element);
+        let unit = [16, 4, 2]
+            .into_iter()
+            .find(|&u| row_bytes.is_multiple_of(u) && offset_bytes.is_multiple_of(u) && u >= element);
         let Some(unit) = unit else { bail!("{what}: head size {dim} is not a whole number of units") };
         let kernel = match self.kind {
             Permute::Split => "split_heads",
@@ -261,7 +262,7 @@ impl MaskedSoftmax {
         if bias_layout.shape().elem_count() != batches * cols {
             bail!("{what}: bias {:?} does not match scores {:?}", bias_layout.dims(), scores_layout.dims());
         }
-        if half_window != NO_WINDOW && self.rows_per_batch % cols.max(1) != 0 {
+        if half_window != NO_WINDOW && !self.rows_per_batch.is_multiple_of(cols.max(1)) {
             bail!("{what}: a window needs square scores, got {:?}", scores_layout.dims());
         }
         // Lanes per row: the fewest (8, 16 or 32) that hold the row in 16 registers each, so short

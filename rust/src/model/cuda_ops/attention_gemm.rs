@@ -46,7 +46,7 @@ pub(super) fn permute_forced() -> candle_core::Result<bool> {
 pub(super) fn fits(qkv: &Tensor, heads: usize, dim: usize) -> candle_core::Result<bool> {
     let (batch, seq, width) = qkv.dims3()?;
     let element = qkv.dtype().size_in_bytes();
-    let aligned = |elements: usize| (elements * element) % ALIGN == 0;
+    let aligned = |elements: usize| (elements * element).is_multiple_of(ALIGN);
     Ok(batch * seq > 0
         && width == 3 * heads * dim
         && aligned(qkv.layout().start_offset())
@@ -95,7 +95,7 @@ impl BatchedAttention {
         let (heads, dim) = (self.heads, self.dim);
         let hidden = heads * dim;
         let element = std::mem::size_of::<T>();
-        let aligned = |elements: usize| (elements * element) % ALIGN == 0;
+        let aligned = |elements: usize| (elements * element).is_multiple_of(ALIGN);
         if batch * seq == 0
             || width != 3 * hidden
             || !aligned(qkv.1.start_offset())

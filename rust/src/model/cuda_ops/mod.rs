@@ -51,7 +51,7 @@ fn wide(dtype: DType) -> usize {
 /// The widest vector (16 bytes, else 1 element) that divides `row` and every start offset.
 fn vector_width(dtype: DType, row: usize, layouts: &[&Layout]) -> usize {
     let wide = wide(dtype);
-    if row % wide == 0 && layouts.iter().all(|l| l.start_offset() % wide == 0) {
+    if row.is_multiple_of(wide) && layouts.iter().all(|l| l.start_offset().is_multiple_of(wide)) {
         wide
     } else {
         1

@@ -76,7 +76,7 @@ impl GatedGelu {
         let what = "gated gelu";
         let dims = layout.dims();
         let width = *dims.last().unwrap_or(&0);
-        if width == 0 || width % 2 != 0 {
+        if width == 0 || !width.is_multiple_of(2) {
             bail!("{what}: the last dimension of {dims:?} is not [input; gate]");
         }
         let half = width / 2;
