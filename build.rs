@@ -1,5 +1,5 @@
 //! With the `cuda` feature, compiles rust/kernels/*.cu to PTX for the target GPU (loaded at run
-//! time by rust/src/model/cuda_ops.rs). Without it, does nothing: CPU builds need no CUDA toolkit.
+//! time by rust/src/model/cuda_ops/). Without it, does nothing: CPU builds need no CUDA toolkit.
 //!
 //! The target comes from `CUDA_COMPUTE_CAP` (e.g. 90 for H100/H200; set it on machines without a
 //! GPU) or else from `nvidia-smi`; nvcc from `NVCC`, `$CUDA_HOME/bin/nvcc` or the PATH.
@@ -8,7 +8,9 @@ use std::env;
 use std::path::PathBuf;
 use std::process::Command;
 
-const KERNELS: &[&str] = &["encoder_ops"];
+const KERNELS: &[&str] = &["encoder_ops", "attention_ops"];
+/// Included by every kernel file.
+const HEADERS: &[&str] = &["rust/kernels/common.cuh"];
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -20,6 +22,9 @@ fn main() {
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let arch = compute_cap();
     let nvcc = nvcc();
+    for header in HEADERS {
+        println!("cargo:rerun-if-changed={header}");
+    }
     for name in KERNELS {
         let source = format!("rust/kernels/{name}.cu");
         println!("cargo:rerun-if-changed={source}");

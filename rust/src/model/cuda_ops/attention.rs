@@ -10,7 +10,10 @@ use candle_core::cuda_backend::{CudaDType, CudaStorage};
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, InplaceOp2, Layout, Shape, Tensor};
 
 use super::{attention_gemm, SOFTMAX_VALUES_PER_LANE};
-use super::{cuda_err, grid, suffix, u32_of, vector_width, view, view_mut, with_float_type, MODULE, PTX};
+use super::{
+    cuda_err, grid, suffix, u32_of, vector_width, view, view_mut, with_float_type, ATTENTION_MODULE,
+    ATTENTION_PTX,
+};
 use crate::error::Result;
 
 /// softmax(q kᵀ / sqrt(d) + bias) v from fused QKV (batch, seq, 3 * hidden), with `bias` the
@@ -112,7 +115,7 @@ impl FusedAttention {
         // SAFETY: every (text, position, head, feature) output is written by the kernel.
         let mut output = unsafe { device.alloc::<T>(batch * seq * hidden)? };
         u32_of(batch * seq * width, what)?;
-        let func = device.get_or_load_custom_func(&name, MODULE, PTX)?;
+        let func = device.get_or_load_custom_func(&name, ATTENTION_MODULE, ATTENTION_PTX)?;
         let (seq_u, heads_u) = (u32_of(seq, what)?, u32_of(self.heads, what)?);
         let config = LaunchConfig {
             grid_dim: (u32_of(seq.div_ceil(FUSED_TILE), what)?, heads_u, u32_of(batch, what)?),
@@ -206,7 +209,7 @@ impl HeadPermute {
         let device = storage.device.clone();
         // SAFETY: the permute writes every output element.
         let mut output = unsafe { device.alloc::<T>(elements)? };
-        let func = device.get_or_load_custom_func(&name, MODULE, PTX)?;
+        let func = device.get_or_load_custom_func(&name, ATTENTION_MODULE, ATTENTION_PTX)?;
         let units = elements * element / unit;
         u32_of(units, what)?;
         let units_per_row = u32_of(row_bytes / unit, what)?;
@@ -276,7 +279,7 @@ impl MaskedSoftmax {
         let device = scores.device.clone();
         let bias = view::<T>(bias, bias_layout, what)?;
         let mut values = view_mut::<T>(scores, scores_layout, what)?;
-        let func = device.get_or_load_custom_func(&name, MODULE, PTX)?;
+        let func = device.get_or_load_custom_func(&name, ATTENTION_MODULE, ATTENTION_PTX)?;
         let (rows_u, cols_u, per_batch) =
             (u32_of(rows, what)?, u32_of(cols, what)?, u32_of(self.rows_per_batch, what)?);
         let mut builder = func.builder();

@@ -21,7 +21,7 @@ use candle_core::cuda_backend::{CudaDType, CudaStorage};
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 
 use super::attention::{MaskedSoftmax, NO_WINDOW};
-use super::{cuda_err, env_switch, grid, u32_of, view, with_float_type, MODULE, PTX};
+use super::{cuda_err, env_switch, grid, u32_of, view, with_float_type, ATTENTION_MODULE, ATTENTION_PTX};
 
 /// The pointer arrays, `batch * heads` entries each, in the kernel's order.
 const K: usize = 0;
@@ -118,7 +118,7 @@ impl BatchedAttention {
         let context = unsafe { device.alloc::<T>(batch * seq * hidden)? };
         let mut pointers = unsafe { device.alloc::<u64>(ARRAYS * count)? };
 
-        let func = device.get_or_load_custom_func("attention_pointers", MODULE, PTX)?;
+        let func = device.get_or_load_custom_func("attention_pointers", ATTENTION_MODULE, ATTENTION_PTX)?;
         let bytes = |elements: usize| (elements * element) as u64;
         let (row_bytes, hidden_bytes, head_bytes, score_bytes) =
             (bytes(width), bytes(hidden), bytes(dim), bytes(seq * seq));

@@ -1,4 +1,5 @@
-//! Launchers for the fused encoder kernels of rust/kernels/encoder_ops.cu (PTX built by build.rs).
+//! Launchers for the fused encoder kernels of rust/kernels/encoder_ops.cu and attention_ops.cu
+//! (PTX built by build.rs).
 //!
 //! Each op is a candle custom op, so it takes part in candle's storage locking like any other.
 //! The in-place ones overwrite tensors the caller has just produced and owns (a matmul's output),
@@ -23,6 +24,9 @@ pub use rows::{add_layer_norm, embed_layer_norm, gelu_erf};
 
 const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/encoder_ops.ptx"));
 const MODULE: &str = "vsr_encoder_ops";
+/// The attention kernels (permutes, masked softmax, fused attention, batched-product pointers).
+const ATTENTION_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/attention_ops.ptx"));
+const ATTENTION_MODULE: &str = "vsr_attention_ops";
 const BLOCK: u32 = 256;
 /// The row kernels keep a row in 32 registers per lane of one warp.
 pub const MAX_NORM_HIDDEN: usize = 1024;
