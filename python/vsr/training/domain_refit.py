@@ -1,6 +1,7 @@
 """Refit the domain head on a bundle's frozen branch, on CPU (issue 17; domain card, H0/H6).
 
-``python -m vsr.training.domain_refit --out DIR [--with-domain-survey2]`` reads the shipped bundle
+``python -m vsr.training.domain_refit --out DIR [--with-domain-survey2] [--with-domain-survey3]``
+reads the shipped bundle
 (``--bundle``, default ``python/vsr/default_models``), outputs the pooled, normalised vector of its
 ``tasks`` branch (what the domain head reads: an ``embedding`` head on that branch), splits the
 domain data as ``vsr train tasks`` does (whole groups, salt ``domain-test``), picks the
@@ -31,8 +32,11 @@ from vsr.training.tasks_recipe import (
     DOMAIN_HELDOUT,
     DOMAIN_HELDOUT_PACKAGES,
     DOMAIN_HELDOUT_PACKAGES2,
+    DOMAIN_HELDOUT_PACKAGES3,
     DOMAIN_LABELS,
+    DOMAIN_SURVEY3_FILES,
     domain_examples,
+    read_files,
     read_heldout,
 )
 
@@ -91,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--with-domain-survey2", action="store_true")
+    parser.add_argument("--with-domain-survey3", action="store_true")
     parser.add_argument("--signal-threshold", type=float, default=0.4)
     parser.add_argument(
         "--parity-fixture",
@@ -106,15 +111,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the values of C to choose from, comma-separated (default: H6's)",
     )
     args = parser.parse_args(argv)
-    domain = domain_examples(args.data_dir, survey2=args.with_domain_survey2)
+    domain = domain_examples(
+        args.data_dir, survey2=args.with_domain_survey2, survey3=args.with_domain_survey3
+    )
     if args.limit:
         domain = domain[:: max(1, len(domain) // args.limit)]
     train, test = split_by_group(domain, 0.2, salt="domain-test")
     fit_part, validation = split_by_group(train, VALIDATION, salt="domain-head-validation")
     held: dict[str, list[Example]] = {}
-    for file in (*DOMAIN_HELDOUT, DOMAIN_HELDOUT_PACKAGES, DOMAIN_HELDOUT_PACKAGES2):
+    heldout_files = (
+        *DOMAIN_HELDOUT,
+        DOMAIN_HELDOUT_PACKAGES,
+        DOMAIN_HELDOUT_PACKAGES2,
+        DOMAIN_HELDOUT_PACKAGES3,
+    )
+    for file in heldout_files:
         if (args.data_dir / file).is_file():
             held[file] = read_heldout(args.data_dir / file)
+    # The survey's own test groups apart, so the earlier test groups stay comparable.
+    if args.with_domain_survey3:
+        survey3 = {e.source for e in read_files(args.data_dir, DOMAIN_SURVEY3_FILES)}
+        held["test groups, third survey only"] = [e for e in test if e.source in survey3]
+        held["test groups, without the third survey"] = [e for e in test if e.source not in survey3]
     with tempfile.TemporaryDirectory() as work:
         model = branch_encoder(args.bundle, Path(work))
         sets = {"train": train, "test": test, **held}
@@ -144,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "regularisation": best,
         "validation_accuracy": choice,
         "with_domain_survey2": args.with_domain_survey2,
+        "with_domain_survey3": args.with_domain_survey3,
         "split": {
             "train": len(train),
             "fit": len(fit_part),

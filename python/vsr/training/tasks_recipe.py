@@ -59,6 +59,9 @@ DOMAIN_HELDOUT_PACKAGES = "heldout/domain_packages.jsonl"
 # Exam and quiz questions of packages held out whole by the second domain survey
 # (vsr.training.domain_packages2): the nearest proxy held here for MMLU-style questions.
 DOMAIN_HELDOUT_PACKAGES2 = "heldout/domain_packages2.jsonl"
+# Subject questions of sets held out whole by the third domain survey
+# (vsr.training.domain_packages3: TruthfulQA by category, consumer health questions).
+DOMAIN_HELDOUT_PACKAGES3 = "heldout/domain_packages3.jsonl"
 # The second package survey's training files (``--with-more-packages``, the shipped model's
 # recipe; the subject questions only with ``--more-domain``: tried as candidate M1, not shipped).
 MORE_JAILBREAK_FILES = ("jailbreak/attacks_more.jsonl.gz", "jailbreak/benign_more.jsonl.gz")
@@ -82,6 +85,9 @@ PLANTED_FILES = ("jailbreak/planted.jsonl.gz",)
 REQUESTS_MORE_FILES = ("jailbreak/benign_requests_more.jsonl.gz",)
 # The second domain survey's subject questions (``--with-domain-survey2``).
 DOMAIN_SURVEY2_FILES = ("domain/packages2.jsonl",)
+# The third domain survey's subject questions (``--with-domain-survey3``; candidate H8 of the
+# domain card).
+DOMAIN_SURVEY3_FILES = ("domain/packages3.jsonl",)
 
 # ---- data -------------------------------------------------------------------------------------
 
@@ -115,12 +121,16 @@ def read_files(data_dir: Path, files: Sequence[str]) -> list[Example]:
     return [e for file in files for e in read_examples(data_dir / file)]
 
 
-def domain_examples(data_dir: Path, more: bool = False, survey2: bool = False) -> list[Example]:
+def domain_examples(
+    data_dir: Path, more: bool = False, survey2: bool = False, survey3: bool = False
+) -> list[Example]:
     """``more``: also the subject questions of the second package survey (MORE_DOMAIN_FILES);
-    ``survey2``: also the second domain survey's (DOMAIN_SURVEY2_FILES)."""
+    ``survey2`` / ``survey3``: also the second / third domain survey's (DOMAIN_SURVEY2_FILES,
+    DOMAIN_SURVEY3_FILES)."""
     files = ["domain/examples.jsonl", "domain/real.jsonl"]
     files += list(MORE_DOMAIN_FILES) if more else []
     files += list(DOMAIN_SURVEY2_FILES) if survey2 else []
+    files += list(DOMAIN_SURVEY3_FILES) if survey3 else []
     return read_files(data_dir, files)
 
 
