@@ -1,4 +1,4 @@
-"""The fused attention kernel for short sequences (rust/kernels/encoder_ops.cu, fused_attention)
+"""The fused attention kernel for short sequences (rust/kernels/attention_ops.cu, fused_attention)
 against transformers and against vsr's unfused path, on the test device (VSR_TEST_DEVICE).
 
 The committed tiny fixtures have heads of 8 features, which the fused kernel does not take (it is
