@@ -153,17 +153,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     heldout_files.append(args.data_dir / "heldout" / "domain_packages.jsonl")
     known = Known(read_texts(domain), read_texts(heldout_files))
     train, heldout, dropped = split(examples, known, rng)
-    count = write_examples(args.out, train)
+    write_survey(args.out, args.heldout, train, heldout, dropped)
+    return 0
+
+
+def write_survey(
+    out: Path,
+    heldout_path: Path,
+    train: Sequence[Example],
+    heldout: Sequence[Example],
+    dropped: Counter[str],
+) -> None:
+    """A survey's two files (training ``Example``s; held-out label, source, text) and its counts
+    (the third survey writes the same way)."""
+    count = write_examples(out, train)
     records = ({"label": e.label, "source": e.source, "text": e.text} for e in heldout)
-    write_records(args.heldout, records)
-    print(f"wrote {count} examples to {args.out}, {len(heldout)} held out to {args.heldout}")
+    write_records(heldout_path, records)
+    print(f"wrote {count} examples to {out}, {len(heldout)} held out to {heldout_path}")
     table = Counter((e.source, e.label) for e in [*train, *heldout])
     for (source, label), n in sorted(table.items()):
         print(f"  {source:52} {label:18} {n}")
     print("by label (train):", dict(sorted(Counter(e.label for e in train).items())))
     print("by label (held out):", dict(sorted(Counter(e.label for e in heldout).items())))
     print(f"dropped: {dict(sorted(dropped.items()))}")
-    return 0
 
 
 if __name__ == "__main__":

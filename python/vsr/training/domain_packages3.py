@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vsr.tasks.domain import LABELS
-from vsr.training.dataset import Example, write_examples, write_records
+from vsr.training.dataset import Example
 from vsr.training.domain_package3_readers import (
     consumer_health_examples,
     medqa_examples,
@@ -41,7 +41,7 @@ from vsr.training.domain_package3_readers import (
     truthfulqa_examples,
 )
 from vsr.training.domain_packages import _key
-from vsr.training.domain_packages2 import Known, read_texts
+from vsr.training.domain_packages2 import Known, read_texts, write_survey
 
 HELDOUT_SETS = tuple(source_of(n) for n in ("TruthfulQA", "LiveQA", "MedicationQA"))
 # At most this many training rows per set and label, so one set of one label and one style does
@@ -134,17 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     texts, heldout_texts = read_texts(paths), read_texts(heldout_paths)
     train, heldout, dropped = split(heldout_rows, train_rows, texts, heldout_texts, rng)
-    count = write_examples(args.out, train)
-    records = ({"label": e.label, "source": e.source, "text": e.text} for e in heldout)
-    write_records(args.heldout, records)
-    print(f"wrote {count} examples to {args.out}, {len(heldout)} held out to {args.heldout}")
-    for (source, label), n in sorted(
-        Counter((e.source, e.label) for e in [*train, *heldout]).items()
-    ):
-        print(f"  {source:32} {label:18} {n}")
-    print("by label (train):", dict(sorted(Counter(e.label for e in train).items())))
-    print("by label (held out):", dict(sorted(Counter(e.label for e in heldout).items())))
-    print(f"dropped: {dict(sorted(dropped.items()))}")
+    write_survey(args.out, args.heldout, train, heldout, dropped)
     return 0
 
 
