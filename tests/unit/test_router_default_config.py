@@ -31,6 +31,10 @@ def ask(text: str, model: str = "auto") -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": text}], "max_tokens": 64}
 
 
+def arithmetic_matched(result: Any) -> bool:
+    return any(s.type == "keyword" and s.name == "arithmetic" and s.matched for s in result.signals)
+
+
 @pytest.mark.parametrize("auto_name", ["auto", "MoM"])
 def test_arithmetic_goes_to_phi4_mini_as_math(router: Any, auto_name: str) -> None:
     result = router.route(ask("What is 2+2 * (5-1)?", auto_name))
@@ -49,6 +53,39 @@ def test_arithmetic_goes_to_phi4_mini_as_math(router: Any, auto_name: str) -> No
 )
 def test_math_prompts(router: Any, prompt: str) -> None:
     assert router.route(ask(prompt)).model == "phi4-mini"
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "What is 12 - 5?",
+        "Simplify (5-1)*3.",
+        "What is 10 / 4 as a decimal?",
+        "Expand (a+b)^2.",
+    ],
+)
+def test_arithmetic_keyword_catches_expressions(router: Any, prompt: str) -> None:
+    result = router.route(ask(prompt))
+    assert arithmetic_matched(result), prompt
+    assert result.decision == "math"
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "Can you move my meeting to 2024-05-03 at 10am?",
+        "Call me back at 555-1234 tomorrow, please.",
+        "Our shop is open 9-5 on weekdays and 24/7 online; write a friendly sign for the door.",
+        "Give me 2-3 ideas for a birthday party.",
+        "I was born on 5/3/1990; which weekday was that?",
+    ],
+)
+def test_dates_phone_numbers_and_ranges_are_not_arithmetic(router: Any, prompt: str) -> None:
+    """A hyphen or slash between bare numbers once sent everyday requests to the reasoning model
+    as math (the keyword matched dates, phone numbers and ranges)."""
+    result = router.route(ask(prompt))
+    assert not arithmetic_matched(result), prompt
+    assert result.decision != "math", prompt
 
 
 @pytest.mark.parametrize(
