@@ -29,8 +29,8 @@ def test_luhn_and_iban_checksums() -> None:
             [("EMAIL_ADDRESS", "jane.doe+work@mail.example.co.uk")],
         ),
         ("see https://example.org/a?b=1).", [("URL", "https://example.org/a?b=1")]),
-        ("host 192.168.0.1, port 22", [("IP_ADDRESS", "192.168.0.1")]),
-        ("v6 fe80::1ff:fe23:4567:890a here", [("IP_ADDRESS", "fe80::1ff:fe23:4567:890a")]),
+        ("host 73.162.45.201, port 22", [("IP_ADDRESS", "73.162.45.201")]),
+        ("v6 2a00:1450:4001:82a::200e here", [("IP_ADDRESS", "2a00:1450:4001:82a::200e")]),
         ("SSN: 123-45-6789", [("US_SSN", "123-45-6789")]),
         ("my social security number is 123456789", [("US_SSN", "123456789")]),
         ("IBAN GB82WEST12345698765432 ok", [("BANK_ACCOUNT", "GB82WEST12345698765432")]),
@@ -54,6 +54,12 @@ def test_recognises(text: str, expected: list[tuple[str, str]]) -> None:
         "order 5512394 cost $45.99",
         "HTTP 200 2326 bytes",
         "the ratio was 3-4",
+        # addresses that point at no one outside their own network
+        "my server at 10.0.0.5 is down",
+        "host 192.168.0.1, port 22",
+        "ping 127.0.0.1 and ::1",
+        "v6 fe80::1ff:fe23:4567:890a here",
+        "block 203.0.113.7 in the firewall",
     ],
 )
 def test_ignores_look_alikes(text: str) -> None:

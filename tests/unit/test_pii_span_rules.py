@@ -283,3 +283,16 @@ def test_names_in_quoted_blocks_with_initials_and_firms_with_nordic_forms() -> N
     ):
         start = text.index(name)
         assert is_firm_name(text, start, start + len(name)), text
+
+
+def test_book_and_product_numbers_are_no_identifiers() -> None:
+    """The model reads an ISBN's digits as an ID number; the word before it says what it is."""
+    for text, number in (
+        ("Is ISBN 978-3-16-148410-0 valid?", "978-3-16-148410-0"),
+        ("Check ISBN 0-306-40615-2 for me", "0-306-40615-2"),
+    ):
+        assert detect_pii(text, spans_of(text, ("GOVERNMENT_ID", number))) == [], text
+    text = "My ID is 978-3-16-148410-0"
+    assert [
+        e.label for e in detect_pii(text, spans_of(text, ("GOVERNMENT_ID", "978-3-16-148410-0")))
+    ] == ["GOVERNMENT_ID"]

@@ -62,6 +62,7 @@ def test_math_prompts(router: Any, prompt: str) -> None:
         "Simplify (5-1)*3.",
         "What is 10 / 4 as a decimal?",
         "Expand (a+b)^2.",
+        "Find the derivative of sin(x) cos(x).",
     ],
 )
 def test_arithmetic_keyword_catches_expressions(router: Any, prompt: str) -> None:
@@ -78,11 +79,14 @@ def test_arithmetic_keyword_catches_expressions(router: Any, prompt: str) -> Non
         "Our shop is open 9-5 on weekdays and 24/7 online; write a friendly sign for the door.",
         "Give me 2-3 ideas for a birthday party.",
         "I was born on 5/3/1990; which weekday was that?",
+        "Sustainability is an integral part of our strategy; write a mission statement.",
+        "Explain how financial derivatives like options and futures work.",
+        "Use the Eisenhower matrix to sort my tasks for this week.",
     ],
 )
 def test_dates_phone_numbers_and_ranges_are_not_arithmetic(router: Any, prompt: str) -> None:
-    """A hyphen or slash between bare numbers once sent everyday requests to the reasoning model
-    as math (the keyword matched dates, phone numbers and ranges)."""
+    """A hyphen or slash between bare numbers, or a bare "integral", "derivatives" or "matrix",
+    once sent everyday requests to the reasoning model as math."""
     result = router.route(ask(prompt))
     assert not arithmetic_matched(result), prompt
     assert result.decision != "math", prompt

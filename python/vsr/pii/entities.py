@@ -108,6 +108,8 @@ _CONTEXT_TYPES: tuple[tuple[str, str | None], ...] = (
     (r"ssn|social security", "US_SSN"),
     (r"passport|licen[cs]e|\bid\b|identity|tax|\bein\b|\btin\b|national", "GOVERNMENT_ID"),
     (r"order|invoice|ticket|tracking|reference|\bref\b|confirmation|case", None),
+    # Book, article and product numbers name a thing, not a person.
+    (r"isbn|issn|\bdoi\b|\bsku\b|serial|part (?:no|number)|\bupc\b|\bean\b", None),
 )
 _CONTEXT_WINDOW = 40
 # A number right after an email is the same person's contact: "(jo@example.org, 6196258243)".

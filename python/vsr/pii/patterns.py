@@ -108,6 +108,10 @@ def find_urls(text: str) -> Iterator[PatternMatch]:
 
 
 def find_ip_addresses(text: str) -> Iterator[PatternMatch]:
+    """Addresses on the public internet only. A private, loopback, link-local, documentation or
+    otherwise reserved address ("my server at 10.0.0.5", "ping 127.0.0.1") points at no one
+    outside its own network: it is not personal data, and developers ask about such hosts all
+    day."""
     for pattern in (_IPV4, _IPV6):
         for match in pattern.finditer(text):
             candidate = match.group()
@@ -116,10 +120,11 @@ def find_ip_addresses(text: str) -> Iterator[PatternMatch]:
                 candidate = candidate.rstrip(".:")
                 end = match.start() + len(candidate)
             try:
-                ipaddress.ip_address(candidate)
+                address = ipaddress.ip_address(candidate)
             except ValueError:
                 continue
-            yield PatternMatch("IP_ADDRESS", match.start(), end, VALIDATED_SCORE)
+            if address.is_global:
+                yield PatternMatch("IP_ADDRESS", match.start(), end, VALIDATED_SCORE)
 
 
 # Maestro cards have 12 digits: a Luhn-valid 12-digit number is a card only when called one.
