@@ -60,6 +60,11 @@ def test_recognises(text: str, expected: list[tuple[str, str]]) -> None:
         "ping 127.0.0.1 and ::1",
         "v6 fe80::1ff:fe23:4567:890a here",
         "block 203.0.113.7 in the firewall",
+        # four-part version numbers
+        "at-spi2-core (2.39.90.1-1) experimental; urgency=medium",
+        "Update Standards-Version to 4.6.1.0",
+        "released v8.8.8.8 today",
+        "alsa 1.2.7.2~rc1 and 5.6.7.8+deb12u1",
     ],
 )
 def test_ignores_look_alikes(text: str) -> None:

@@ -296,3 +296,23 @@ def test_book_and_product_numbers_are_no_identifiers() -> None:
     assert [
         e.label for e in detect_pii(text, spans_of(text, ("GOVERNMENT_ID", "978-3-16-148410-0")))
     ] == ["GOVERNMENT_ID"]
+
+
+def test_code_is_no_identifier() -> None:
+    """Identifiers, commit hashes and file names the model reads as ID numbers are code; the same
+    characters named as an ID still are one."""
+    sha = "97dfffde06115e58261dbab3707ad70d5c86ba1f"
+    for text, span in (
+        ("If true and SetX11Keyboard() is used", "SetX11Keyboard"),
+        ("  * [d803038] Separate GTest and GMock", "d803038"),
+        (f"Envoy Protos Commit SHA: `{sha}`", sha),
+        ("build and install GdkPixbuf in the default prefix", "GdkPixbuf"),
+        ("d/p/debian/Work-around-1014417-in-Meson.patch", "around-1014417"),
+    ):
+        assert detect_pii(text, spans_of(text, ("GOVERNMENT_ID", span))) == [], text
+    for text, span in (
+        ("my ID is d8030388", "d8030388"),
+        ("tax number 12-3456789 please", "12-3456789"),
+    ):
+        found = detect_pii(text, spans_of(text, ("GOVERNMENT_ID", span)))
+        assert [e.label for e in found] == ["GOVERNMENT_ID"], text

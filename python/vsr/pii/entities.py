@@ -174,6 +174,26 @@ def _joinable(text: str, left: _Piece, right: _Piece) -> bool:
     return gap == ""
 
 
+# Code and version-control text the model reads as ID numbers: identifiers ("SetX11Keyboard()",
+# "GdkPixbuf"), commit hashes ("d803038", 40 hex digits), file names ("Work-around-1014417-in-
+# Meson.patch"). A number that identifies a person has at least four digits, is not written in
+# lowercase hex, holds no lowercase word and is not called like a function. Words before it that
+# name it ("ID", "passport", "account") still make it one.
+_UNNAMED = "<unnamed>"
+_HEX = re.compile(r"[0-9a-f]{7,64}")
+_LOWER_WORD = re.compile(r"[a-z]{3,}")
+
+
+def _reads_as_code(text: str, start: int, end: int) -> bool:
+    span = text[start:end]
+    return (
+        sum(c.isdigit() for c in span) < 4
+        or (_HEX.fullmatch(span) is not None and not span.isdigit())
+        or _LOWER_WORD.search(span) is not None
+        or text.startswith("(", end)
+    )
+
+
 def _type_from_context(text: str, start: int, model_type: str) -> str | None:
     """The type the words just before a numeric span point to; the model's when none do."""
     window = text[max(0, start - _CONTEXT_WINDOW) : start].lower()
@@ -187,6 +207,18 @@ def _type_from_context(text: str, start: int, model_type: str) -> str | None:
     if not found:
         return model_type
     return best_type
+
+
+def _numeric_type(text: str, piece: _Piece, label: str, named: str) -> str:
+    """A numeric span's type: what the words before it name, else the model's; a number right
+    before "office"/"mobile" or right after an e-mail address is a phone number."""
+    if PHONE_KIND_AFTER.match(text, piece.end) or _AFTER_EMAIL.search(
+        text, max(0, piece.start - 60), piece.start
+    ):
+        return "PHONE_NUMBER"  # "3451450612 office", "(jo@example.org, 6196258243)"
+    if named == _UNNAMED or piece.model_labels <= _SPECIFIC_ID_LABELS:
+        return label
+    return named
 
 
 def model_entities(
@@ -244,17 +276,14 @@ def model_entities(
             if is_firm_name(text, piece.start, piece.end):
                 continue
             piece.start, piece.end = person_extent(text, piece.start, piece.end)
-        elif label in _NUMERIC_TYPES and any(c.isdigit() for c in text[piece.start : piece.end]):
-            retyped = _type_from_context(text, piece.start, label)
-            if retyped is None:
-                continue  # "order 4867614", "invoice 6119727"
-            if PHONE_KIND_AFTER.match(text, piece.end) or _AFTER_EMAIL.search(
-                text, max(0, piece.start - 60), piece.start
-            ):
-                retyped = "PHONE_NUMBER"  # "3451450612 office", "(jo@example.org, 6196258243)"
-            elif piece.model_labels <= _SPECIFIC_ID_LABELS:
-                retyped = label
-            label = retyped
+        elif label in _NUMERIC_TYPES:
+            named = _type_from_context(text, piece.start, _UNNAMED)
+            if named == _UNNAMED and _reads_as_code(text, piece.start, piece.end):
+                continue  # "SetX11Keyboard()", commit "d803038": code, not anyone's number
+            if any(c.isdigit() for c in text[piece.start : piece.end]):
+                if named is None:
+                    continue  # "order 4867614", "invoice 6119727"
+                label = _numeric_type(text, piece, label, named)
         if label not in (PERSON, STREET_ADDRESS, LOCATION):
             # "33-6243639." ends a sentence; only names and addresses end in abbreviations.
             while piece.end > piece.start + 1 and text[piece.end - 1] in ".,;:!?":

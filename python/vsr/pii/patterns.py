@@ -107,6 +107,13 @@ def find_urls(text: str) -> Iterator[PatternMatch]:
             yield PatternMatch("URL", match.start(), end, SHAPE_SCORE)
 
 
+# Four-part version numbers parse as IPv4 addresses: "at-spi2-core (2.39.90.1-1)" in a changelog,
+# "Standards-Version: 4.6.1.0", "v1.2.3.4+build". A package suffix after it ("-1", "~rc1",
+# "+deb12u1") or the word "version" (or a "v") before it makes it a version.
+_VERSION_SUFFIX = re.compile(r"[-~+][0-9A-Za-z]")
+_VERSION_BEFORE = re.compile(r"(?:version|\bv)\s*(?:to|is|of|[:=])?\s*[(\[]?$", re.IGNORECASE)
+
+
 def find_ip_addresses(text: str) -> Iterator[PatternMatch]:
     """Addresses on the public internet only. A private, loopback, link-local, documentation or
     otherwise reserved address ("my server at 10.0.0.5", "ping 127.0.0.1") points at no one
@@ -122,6 +129,11 @@ def find_ip_addresses(text: str) -> Iterator[PatternMatch]:
             try:
                 address = ipaddress.ip_address(candidate)
             except ValueError:
+                continue
+            if pattern is _IPV4 and (
+                _VERSION_SUFFIX.match(text, end)
+                or _VERSION_BEFORE.search(text, max(0, match.start() - 24), match.start())
+            ):
                 continue
             if address.is_global:
                 yield PatternMatch("IP_ADDRESS", match.start(), end, VALIDATED_SCORE)
