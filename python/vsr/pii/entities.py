@@ -110,6 +110,8 @@ _CONTEXT_TYPES: tuple[tuple[str, str | None], ...] = (
     (r"order|invoice|ticket|tracking|reference|\bref\b|confirmation|case", None),
     # Book, article and product numbers name a thing, not a person.
     (r"isbn|issn|\bdoi\b|\bsku\b|serial|part (?:no|number)|\bupc\b|\bean\b", None),
+    # Software work items and keys: "bug #93371", "pull request 1204", "signing key".
+    (r"pull request|\bbugs?\b|\bissues?\b|\bcommits?\b|fingerprint|signing key", None),
 )
 _CONTEXT_WINDOW = 40
 # A number right after an email is the same person's contact: "(jo@example.org, 6196258243)".
@@ -176,12 +178,13 @@ def _joinable(text: str, left: _Piece, right: _Piece) -> bool:
 
 # Code and version-control text the model reads as ID numbers: identifiers ("SetX11Keyboard()",
 # "GdkPixbuf"), commit hashes ("d803038", 40 hex digits), file names ("Work-around-1014417-in-
-# Meson.patch"). A number that identifies a person has at least four digits, is not written in
-# lowercase hex, holds no lowercase word and is not called like a function. Words before it that
+# Meson.patch", "pr79724"), key fingerprints. A number that identifies a person has at least
+# four digits, is not a hex string (lowercase, or 16+ uppercase characters), holds no lowercase
+# word and is not called like a function. Words before it that
 # name it ("ID", "passport", "account") still make it one.
 _UNNAMED = "<unnamed>"
-_HEX = re.compile(r"[0-9a-f]{7,64}")
-_LOWER_WORD = re.compile(r"[a-z]{3,}")
+_HEX = re.compile(r"[0-9a-f]{7,64}|[0-9A-F]{16,64}")
+_LOWER_WORD = re.compile(r"[a-z]{2,}")
 
 
 def _reads_as_code(text: str, start: int, end: int) -> bool:
