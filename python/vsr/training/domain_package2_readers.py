@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from vsr.training.benchmark_archives import evals_records
-from vsr.training.dataset import Example
+from vsr.training.dataset import Example, sample_in_order
 from vsr.training.debian_archives import PackageError, deb_files
 from vsr.training.domain_package_readers import collapse_spaces, in_blocks
 from vsr.training.domain_sources import _user_turns
@@ -204,7 +204,4 @@ def pyquest_examples(wheel: Path, rng: random.Random, limit: int = 120) -> list[
                 if isinstance(options, dict) and rng.random() < 0.5:
                     text += "".join(f"\n{k}. {str(v).strip()}" for k, v in sorted(options.items()))
                 examples.append(Example(text, "computer science", level, "pkg:alu-pyquest"))
-    if len(examples) > limit:
-        keep = set(rng.sample(range(len(examples)), limit))
-        examples = [e for i, e in enumerate(examples) if i in keep]
-    return in_blocks(examples, "pkg:alu-pyquest")
+    return in_blocks(sample_in_order(examples, limit, rng), "pkg:alu-pyquest")

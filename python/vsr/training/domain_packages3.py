@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vsr.tasks.domain import LABELS
-from vsr.training.dataset import Example
+from vsr.training.dataset import Example, sample_in_order
 from vsr.training.domain_package3_readers import (
     consumer_health_examples,
     medqa_examples,
@@ -97,11 +97,9 @@ def split(
     for source, label in sorted({(e.source, e.label) for e in kept}):
         rows = [e for e in kept if (e.source, e.label) == (source, label)]
         cap = TRAIN_CAPS.get((source, label), len(rows))
+        train += sample_in_order(rows, cap, rng)
         if len(rows) > cap:
-            keep = set(rng.sample(range(len(rows)), cap))
             dropped[f"{source} {label} (cap)"] += len(rows) - cap
-            rows = [e for i, e in enumerate(rows) if i in keep]
-        train += rows
     return train, heldout, dropped
 
 

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vsr.training.benchmark_archives import bigbench_task, evals_records
-from vsr.training.dataset import Example, write_examples
+from vsr.training.dataset import Example, sample_in_order, write_examples
 from vsr.training.domain_wordnet import WORDNET_DIR, wordnet_examples
 
 BLOCK = 25
@@ -89,10 +89,7 @@ def bigbench_examples(sdist: Path, rng: random.Random) -> list[Example]:
                     continue
                 seen.add(text)
                 items.append(f"{prefix} {text}".strip() if prefix else text)
-            if len(items) > limit:
-                picked = sorted(rng.sample(range(len(items)), limit))
-                items = [items[i] for i in picked]
-            for index, text in enumerate(items):
+            for index, text in enumerate(sample_in_order(items, limit, rng)):
                 group = f"bigbench:{task}:{index // BLOCK}"
                 examples.append(Example(text, category, group, f"bigbench:{task.split('/')[0]}"))
     return examples
