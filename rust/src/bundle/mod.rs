@@ -4,6 +4,7 @@ mod chunks;
 mod outputs;
 mod readback;
 mod specs;
+mod warm_up;
 
 use std::path::Path;
 
@@ -142,20 +143,6 @@ impl Bundle {
         };
         bundle.warm_up()?;
         Ok(bundle)
-    }
-
-    /// The first forward pays one-off costs: on a GPU, the JIT of candle's PTX kernels (seconds
-    /// on a fresh machine), cuBLAS loading the kernels for each shape, the memory pool growing.
-    /// Pay them at load rather than on the first requests: a padded pair (padding masks), and
-    /// on a GPU a batch of the size busy traffic brings.
-    fn warm_up(&self) -> Result<()> {
-        let pair = ["warm up".to_string(), "warm up with a longer text that pads the first".repeat(3)];
-        self.run(&pair, None)?;
-        if !self.device.is_cpu() {
-            let batch: Vec<String> = (0..32).map(|i| format!("warm up text {i} ").repeat(12)).collect();
-            self.run(&batch, None)?;
-        }
-        Ok(())
     }
 
     fn chunk_limits(&self) -> ChunkLimits {

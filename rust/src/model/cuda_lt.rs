@@ -1,6 +1,17 @@
 //! cuBLASLt for the half-precision linear layers (`cuda_linear.rs`): one handle and workspace
-//! per device, a plan per product shape (descriptors and algorithm, asked of the heuristic once),
-//! and the timing of the heuristic's candidates for shapes recorded into CUDA graphs.
+//! per device, a plan per product shape (descriptors and algorithm), and the timing of candidate
+//! algorithms for shapes recorded into CUDA graphs.
+//!
+//! Algorithms are chosen per power-of-two bucket of row counts, not per row count. The first
+//! product that runs a given cuBLASLt kernel in a process costs ~4-5 ms on an H200 (cuBLASLt
+//! loads it on first use, whatever `CUDA_MODULE_LOADING` says), and the heuristic picks a
+//! different kernel for many row counts: a server meeting new (texts x tokens) shapes kept paying
+//! it, 15-25 ms on a new shape's first request and 60-110 ms when a graph recording timed eight
+//! candidates (benches/results/new_shapes_s30). One algorithm per bucket, all loaded at model
+//! load (`Bundle::warm_up` runs every bucket), leaves no kernel to load while serving. An
+//! algorithm the heuristic picked for a bucket's largest row count served every smaller count
+//! tried (73-2,957 rows against 1,024); should cuBLASLt refuse one, that shape asks the
+//! heuristic for its own.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -28,6 +39,8 @@ struct Plan {
     candidates: Vec<sys::cublasLtMatmulAlgo_t>,
     /// Whether the candidates were timed (`tune`).
     tuned: bool,
+    /// Whether `algo` was asked of the heuristic for this very shape (not its bucket's).
+    exact: bool,
 }
 
 /// Candidates asked of cuBLASLt's heuristic for a shape being tuned (an untuned plan asks for
@@ -73,14 +86,61 @@ impl Drop for Plan {
 pub(super) type PlanKey = (DType, usize, usize, usize, bool);
 
 /// Plans are per row count, and a server sees many; past this many the cache starts over (a
-/// plan costs one heuristic query to rebuild).
+/// plan is a few descriptors; its bucket's algorithms stay).
 const MAX_PLANS: usize = 4096;
+
+/// The smallest bucket: fewer rows share its algorithm.
+const MIN_BUCKET_ROWS: usize = 16;
+
+/// Whether row counts share their bucket's algorithm (`VSR_GEMM_BUCKETS=0`: every row count
+/// asks the heuristic for its own, and the load runs no product warm-up).
+pub(crate) fn buckets_enabled() -> bool {
+    static ENABLED: OnceLock<bool> = OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var("VSR_GEMM_BUCKETS").map(|v| v != "0").unwrap_or(true))
+}
+
+/// The bucket of row counts whose products share an algorithm: the next power of two.
+pub(crate) fn row_bucket(rows: usize) -> usize {
+    if !buckets_enabled() {
+        return rows;
+    }
+    rows.next_power_of_two().max(MIN_BUCKET_ROWS)
+}
+
+/// Every bucket up to `max_rows` rows, smallest first (what `Bundle::warm_up` runs); none when
+/// buckets are off.
+pub(crate) fn row_buckets(max_rows: usize) -> Vec<usize> {
+    if !buckets_enabled() {
+        return Vec::new();
+    }
+    std::iter::successors(Some(MIN_BUCKET_ROWS), |&rows| Some(rows * 2))
+        .take_while(|&rows| rows <= max_rows.next_power_of_two())
+        .collect()
+}
+
+/// A bucket's algorithms from the heuristic at the bucket's row count: the best first, then the
+/// candidates tuning times (`asked` of them were requested).
+struct BucketAlgos {
+    algos: Vec<sys::cublasLtMatmulAlgo_t>,
+    asked: i32,
+}
+
+// SAFETY: plain algorithm descriptions (byte arrays), used under the plans mutex.
+unsafe impl Send for BucketAlgos {}
+
+#[derive(Default)]
+struct Plans {
+    by_shape: HashMap<PlanKey, Plan>,
+    /// Keyed by the plan key with `rows` replaced by its bucket; never cleared (a few per layer
+    /// shape and bucket).
+    by_bucket: HashMap<PlanKey, BucketAlgos>,
+}
 
 /// A device's cuBLASLt handle, workspace and plans, shared by every layer.
 pub(super) struct Lt {
     handle: sys::cublasLtHandle_t,
     workspace: CudaSlice<u8>,
-    plans: Mutex<HashMap<PlanKey, Plan>>,
+    plans: Mutex<Plans>,
     tuned: std::sync::atomic::AtomicUsize,
 }
 
@@ -98,12 +158,36 @@ impl Lt {
         // SAFETY: scratch memory cuBLASLt writes before it reads.
         let workspace = unsafe { stream.alloc::<u8>(WORKSPACE_BYTES) }
             .map_err(|e| Error::Device(format!("cuBLASLt workspace: {e:?}")))?;
-        Ok(Lt { handle, workspace, plans: Mutex::new(HashMap::new()), tuned: Default::default() })
+        Ok(Lt { handle, workspace, plans: Mutex::new(Plans::default()), tuned: Default::default() })
     }
 
-    /// The plan for y (rows x out) = x (rows x in) · Wᵀ + b in `dtype`, with the heuristic's
-    /// best `candidates` algorithms.
-    fn plan(&self, key: PlanKey, candidates: i32) -> candle_core::Result<Plan> {
+    /// The plan for y (rows x out) = x (rows x in) · Wᵀ + b in `dtype`, with the given
+    /// algorithms (the first runs; all are timed when tuning).
+    fn plan(
+        &self,
+        key: PlanKey,
+        algos: Vec<sys::cublasLtMatmulAlgo_t>,
+        exact: bool,
+    ) -> candle_core::Result<Plan> {
+        let mut plan = self.descriptors(key)?;
+        plan.algo = *algos.first().ok_or_else(|| lt_err("plan", "no algorithm"))?;
+        plan.candidates = algos;
+        plan.exact = exact;
+        Ok(plan)
+    }
+
+    /// The heuristic's best `candidates` algorithms for the product `key` describes.
+    fn heuristic(
+        &self,
+        key: PlanKey,
+        candidates: i32,
+    ) -> candle_core::Result<Vec<sys::cublasLtMatmulAlgo_t>> {
+        let plan = self.descriptors(key)?;
+        self.ask(&plan, candidates)
+    }
+
+    /// Descriptors for the product `key` describes (no algorithm yet).
+    fn descriptors(&self, key: PlanKey) -> candle_core::Result<Plan> {
         let (dtype, out_dim, rows, in_dim, gelu) = key;
         let data = match dtype {
             DType::BF16 => sys::cudaDataType_t::CUDA_R_16BF,
@@ -118,7 +202,7 @@ impl Lt {
         .map_err(err)?;
         // Column-major view: (out x rows) = Wᵀᵀ (out x in) · xᵀ (in x rows); the bias runs along
         // `out`, which is what the BIAS epilogue adds to every column.
-        let mut plan = Plan {
+        let plan = Plan {
             desc,
             weight: lt::create_matrix_layout(data, in_dim as u64, out_dim as u64, in_dim as i64)
                 .map_err(err)?,
@@ -128,6 +212,7 @@ impl Lt {
             algo: unsafe { std::mem::zeroed() },
             candidates: Vec::new(),
             tuned: false,
+            exact: false,
         };
         let transpose: i32 = 1;
         let epilogue = if gelu {
@@ -135,10 +220,8 @@ impl Lt {
         } else {
             sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BIAS
         };
-        let pref = lt::create_matmul_pref().map_err(err)?;
-        let workspace = WORKSPACE_BYTES as u64;
-        // SAFETY: live descriptors; each attribute gets a value of the type cuBLASLt documents.
-        let heuristic = unsafe {
+        // SAFETY: a live descriptor; each attribute gets a value of the type cuBLASLt documents.
+        unsafe {
             let set = |attr, value: *const std::ffi::c_void, size| {
                 lt::set_matmul_desc_attribute(plan.desc, attr, value, size)
             };
@@ -154,14 +237,24 @@ impl Lt {
                 std::mem::size_of_val(&epilogue),
             )
             .map_err(err)?;
-            let found = lt::set_matmul_pref_attribute(
+        }
+        Ok(plan)
+    }
+
+    /// The heuristic's best `candidates` algorithms for `plan`'s descriptors, within the workspace.
+    fn ask(&self, plan: &Plan, candidates: i32) -> candle_core::Result<Vec<sys::cublasLtMatmulAlgo_t>> {
+        let err = |e| lt_err("heuristic", e);
+        let pref = lt::create_matmul_pref().map_err(err)?;
+        let workspace = WORKSPACE_BYTES as u64;
+        // SAFETY: live descriptors; the preference attribute is the u64 cuBLASLt documents.
+        let found = unsafe {
+            lt::set_matmul_pref_attribute(
                 pref,
                 sys::cublasLtMatmulPreferenceAttributes_t::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                 (&workspace as *const u64).cast(),
                 8,
             )
             .and_then(|_| {
-                // The heuristic's best few, not only its first: `tune` times them.
                 let mut results: Vec<sys::cublasLtMatmulHeuristicResult_t> =
                     vec![std::mem::zeroed(); candidates.max(1) as usize];
                 let mut count = 0i32;
@@ -189,15 +282,29 @@ impl Lt {
                     ));
                 }
                 Ok(results)
-            });
-            let _ = lt::destroy_matmul_pref(pref);
-            found.map_err(err)?
+            })
         };
-        // Set on the plan itself: a `Plan { algo, ..plan }` copy would leave `plan` to be dropped
-        // here, destroying the descriptors the copy points at.
-        plan.algo = heuristic[0].algo;
-        plan.candidates = heuristic.iter().map(|r| r.algo).collect();
-        Ok(plan)
+        // SAFETY: created above, destroyed once.
+        let _ = unsafe { lt::destroy_matmul_pref(pref) };
+        Ok(found.map_err(err)?.iter().map(|r| r.algo).collect())
+    }
+
+    /// `key`'s bucket's algorithms, at least `wanted` of them asked of the heuristic (at the
+    /// bucket's row count) the first time they are needed.
+    fn bucket_algos(
+        &self,
+        by_bucket: &mut HashMap<PlanKey, BucketAlgos>,
+        key: PlanKey,
+        wanted: i32,
+    ) -> candle_core::Result<Vec<sys::cublasLtMatmulAlgo_t>> {
+        let (dtype, out_dim, rows, in_dim, gelu) = key;
+        let bucket = (dtype, out_dim, row_bucket(rows), in_dim, gelu);
+        if by_bucket.get(&bucket).is_none_or(|known| known.asked < wanted) {
+            let algos = self.heuristic(bucket, wanted)?;
+            by_bucket.insert(bucket, BucketAlgos { algos, asked: wanted });
+        }
+        let known = by_bucket.get(&bucket).ok_or_else(|| lt_err("plans", "missing bucket"))?;
+        Ok(known.algos.clone())
     }
 }
 
@@ -273,18 +380,29 @@ impl Lt {
         operands: Operands,
         stream: &Arc<CudaStream>,
     ) -> candle_core::Result<()> {
-        let mut plans = self.plans.lock().map_err(|_| lt_err("plans", "lock poisoned"))?;
+        let mut guard = self.plans.lock().map_err(|_| lt_err("plans", "lock poisoned"))?;
+        let Plans { by_shape, by_bucket } = &mut *guard;
         let tuning =
             TUNING.with(|t| t.get()) && self.tuned.load(std::sync::atomic::Ordering::Relaxed) < MAX_TUNED;
-        let untuned = tuning && plans.get(&key).is_some_and(|plan| !plan.tuned);
-        if !plans.contains_key(&key) || untuned {
-            if plans.len() >= MAX_PLANS {
-                plans.clear();
+        let wanted = if tuning { CANDIDATES } else { 1 };
+        match by_shape.get_mut(&key) {
+            Some(plan) if tuning && !plan.tuned && plan.candidates.len() < 2 => {
+                plan.candidates = if plan.exact {
+                    self.heuristic(key, wanted)?
+                } else {
+                    self.bucket_algos(by_bucket, key, wanted)?
+                };
             }
-            let plan = self.plan(key, if tuning { CANDIDATES } else { 1 })?;
-            plans.insert(key, plan);
+            Some(_) => {}
+            None => {
+                if by_shape.len() >= MAX_PLANS {
+                    by_shape.clear();
+                }
+                let algos = self.bucket_algos(by_bucket, key, wanted)?;
+                by_shape.insert(key, self.plan(key, algos, false)?);
+            }
         }
-        let plan = plans.get_mut(&key).ok_or_else(|| lt_err("plans", "missing plan"))?;
+        let plan = by_shape.get_mut(&key).ok_or_else(|| lt_err("plans", "missing plan"))?;
         let (alpha, beta) = (1.0f32, 0.0f32);
         let (ws_ptr, _ws_sync) = self.workspace.device_ptr(stream);
         let Operands { x, weight, bias, out } = operands;
@@ -328,6 +446,15 @@ impl Lt {
                 plan.algo = best;
             }
         }
-        run(plan, &plan.algo).map_err(|e| lt_err("matmul", e))
+        match run(plan, &plan.algo) {
+            Ok(()) => Ok(()),
+            Err(_) if !plan.exact => {
+                // The bucket's algorithm does not serve this row count: ask for the shape's own.
+                plan.algo = self.heuristic(key, 1)?[0];
+                plan.exact = true;
+                run(plan, &plan.algo).map_err(|e| lt_err("matmul", e))
+            }
+            Err(e) => Err(lt_err("matmul", e)),
+        }
     }
 }
