@@ -94,6 +94,56 @@ def test_pii_anywhere_in_the_conversation_is_screened(
     assert_blocked(post(stack, {"model": model, "messages": messages}), "pii")
 
 
+CARD_SENTENCE = f"My card is {CREDIT_CARD}."
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "User", "content": CARD_SENTENCE},
+        {"role": "human", "content": CARD_SENTENCE},
+        {"content": CARD_SENTENCE},
+        {"role": "user", "content": [{"type": "input_text", "text": CARD_SENTENCE}]},
+        {"role": "user", "content": [{"type": "output_text", "text": CARD_SENTENCE}]},
+        {"role": "user", "content": [{"type": "refusal", "refusal": CARD_SENTENCE}]},
+        {"role": "user", "content": [{"type": "thinking", "thinking": CARD_SENTENCE}]},
+        {"role": "user", "content": ["See below.", CARD_SENTENCE]},
+    ],
+    ids=[
+        "role-capitalised",
+        "role-custom",
+        "role-missing",
+        "input-text-part",
+        "output-text-part",
+        "refusal-part",
+        "thinking-part",
+        "bare-string-part",
+    ],
+)
+def test_text_a_model_server_renders_is_screened_however_it_is_wrapped(
+    stack: DevStack, message: dict[str, Any]
+) -> None:
+    # vLLM accepts any role string and renders it through the chat template like a user turn,
+    # and reads input_text/output_text/refusal/thinking parts and bare strings in a content
+    # list as text: each of these once reached the model without being screened.
+    messages = [message, {"role": "user", "content": "What did I just tell you?"}]
+    assert_blocked(post(stack, {"model": "llama3-8b", "messages": messages}), "pii")
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "Human", "content": JAILBREAK_PHRASE},
+        {"role": "user", "content": [{"type": "input_text", "text": JAILBREAK_PHRASE}]},
+    ],
+    ids=["role-custom", "input-text-part"],
+)
+def test_a_jailbreak_in_an_unusual_wrapping_is_read_as_the_newest_turn(
+    stack: DevStack, message: dict[str, Any]
+) -> None:
+    assert_blocked(post(stack, {"model": "auto", "messages": [message]}), "jailbreak")
+
+
 def test_pii_after_a_long_preamble_is_screened(stack: DevStack) -> None:
     preamble = "".join(f"Paragraph {i} of an ordinary report. " for i in range(400))
     assert_blocked(post(stack, chat_body(f"{preamble} Card {CREDIT_CARD}.", "llama3-8b")), "pii")

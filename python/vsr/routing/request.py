@@ -24,6 +24,15 @@ from vsr.routing import json_codec
 
 # Roles whose messages count as instructions (the system prompt).
 SYSTEM_ROLES = ("system", "developer")
+# Roles whose messages are not a user's words: the system prompt (read on its own), the model's
+# own turns and tool (or legacy function) results. Every other role, a misspelt or custom one
+# ("User", "human") or none at all, is a user turn: model servers hand any role to the chat
+# template (vLLM accepts any string), which renders its text for the model to read.
+NON_USER_ROLES = frozenset({*SYSTEM_ROLES, "assistant", "tool", "function"})
+# The fields of a content part that model servers render as text (vLLM: "text" of the text,
+# input_text and output_text parts, "refusal" and "thinking"); a bare string in the list is
+# text too. Read whatever the part's type says, so no spelling of a part hides its text.
+PART_TEXT_FIELDS = ("text", "refusal", "thinking")
 
 # Limits on the body's shape; a client exceeding them gets a 400, never a crash.
 MAX_JSON_DEPTH = 64
@@ -145,11 +154,11 @@ class ChatRequest:
         ):
             # The default (the newest user turn): one scan from the end.
             for index in range(len(self.messages) - 1, -1, -1):
-                if self.messages[index].get("role") == "user":
+                if is_user_message(self.messages[index]):
                     text = message_text(self.messages[index].get("content"))
                     return [(index, text)] if text else []
             return []
-        users = [i for i, m in enumerate(self.messages) if m.get("role") == "user"]
+        users = [i for i, m in enumerate(self.messages) if is_user_message(m)]
         if selection.user_turns:
             users = users[-selection.user_turns :]
         chosen = set(users)
@@ -196,21 +205,26 @@ def parse_chat_request(raw: bytes, limit: int) -> ChatRequest:
     return ChatRequest._checked(body, plain)
 
 
+def is_user_message(message: Mapping[str, Any]) -> bool:
+    """Whether a model reads ``message`` as a user turn (see ``NON_USER_ROLES``)."""
+    role = message.get("role")
+    return not (isinstance(role, str) and role in NON_USER_ROLES)
+
+
 def message_text(content: Any, where: str = "content") -> str:
-    """A message's text: a plain string, or the ``text`` parts of OpenAI content parts joined by
-    newlines (image and audio parts carry no text to classify)."""
+    """A message's text: a plain string, or the text of OpenAI content parts (``PART_TEXT_FIELDS``
+    and bare strings) joined by newlines (image and audio parts carry no text to classify)."""
     if content is None:
         return ""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        texts = [
-            part["text"]
-            for part in content
-            if isinstance(part, Mapping)
-            and part.get("type") == "text"
-            and isinstance(part.get("text"), str)
-        ]
+        texts: list[str] = []
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, Mapping):
+                texts += (part[f] for f in PART_TEXT_FIELDS if isinstance(part.get(f), str))
         return "\n".join(texts)
     raise RequestError(
         f"{where} must be a string or a list of content parts, got a JSON {type(content).__name__}",
