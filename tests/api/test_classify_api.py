@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
-from tests.api.conftest import FakeEncoder, chat
+from tests.api.conftest import FakeEncoder, chat, started_runtime
 
+from vsr.api.http import ApiOptions, build_http_app
 from vsr.router import Router
 
 Fakes = tuple[Router, dict[str, FakeEncoder]]
@@ -200,3 +201,47 @@ def test_batch_refusals(client: TestClient, body: dict[str, Any], code: str, par
     error = response.json()["error"]
     assert (error["code"], error["param"], error["type"]) == (code, param, "invalid_request_error")
     assert error["message"].startswith(param)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/classify/intent", '{"text": "SURROGATE"}'),
+        ("/api/v1/classify/pii", '{"text": "SURROGATE"}'),
+        ("/api/v1/classify/security", '{"text": "SURROGATE"}'),
+        ("/api/v1/classify/combined", '{"text": "SURROGATE"}'),
+        ("/api/v1/classify/batch", '{"texts": ["SURROGATE"], "task_type": "intent"}'),
+        ("/api/v1/embeddings", '{"texts": ["SURROGATE"]}'),
+        ("/api/v1/similarity", '{"text1": "SURROGATE", "text2": "hello"}'),
+    ],
+)
+def test_a_lone_surrogate_is_normalised_as_on_the_chat_path(
+    client: TestClient, fakes: Fakes, path: str, body: str
+) -> None:
+    # JSON may spell a lone UTF-16 surrogate, which no UTF-8 encoder (nor the native tokenizer)
+    # accepts: the real models raised and every text endpoint answered a bare-text 500. The chat
+    # path turns it into U+FFFD; the API now does the same before any model sees the text.
+    raw = body.replace("SURROGATE", "hello \\ud800 there").encode()
+    response = client.post(path, content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    texts = [text for encoder in fakes[1].values() for call in encoder.calls for text in call[0]]
+    assert texts and all("\ud800" not in text for text in texts)
+    assert any("hello \ufffd there" in text for text in texts)
+
+
+def test_an_unexpected_failure_is_an_openai_500_not_bare_text(fakes: Fakes) -> None:
+    # A bug inside vsr (here an encoder raising something no handler expects) once reached the
+    # client as uvicorn's text/plain "Internal Server Error"; every other API answer, and the
+    # chat path's 500, is an OpenAI error body.
+    def broken(texts: Any, heads: Any) -> Any:
+        raise UnicodeEncodeError("utf-8", "x", 0, 1, "surrogates not allowed")
+
+    fakes[1]["bundle"].run = broken  # type: ignore[method-assign]
+    app = build_http_app(started_runtime(fakes[0]), ApiOptions())
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.post("/api/v1/classify/intent", json={"text": "hello"})
+    assert response.status_code == 500, response.text
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert (error["code"], error["type"]) == ("internal_error", "server_error")
+    assert "surrogates" not in error["message"]  # no internals in the answer

@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vsr.wire import error_payload
+
+log = structlog.get_logger(__name__)
 
 
 class ApiError(Exception):
@@ -94,7 +97,15 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     return error_response(error.status_code, "http_error", str(error.detail))
 
 
+async def _internal_error(request: Request, error: Exception) -> JSONResponse:
+    """A bug inside vsr: logged with its traceback, answered as a 500 in OpenAI form (as the chat
+    path answers one) without its internals, instead of uvicorn's bare-text 500."""
+    log.exception("api_internal_error", path=request.url.path, error_type=type(error).__name__)
+    return error_response(500, "internal_error", f"vsr failed to process {request.url.path}")
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Exception, _internal_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

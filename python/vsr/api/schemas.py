@@ -11,13 +11,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from vsr.routing.request import replace_lone_surrogates
+
 TaskType = Literal["intent", "pii", "security"]
 
 
 def _not_blank(text: str) -> str:
     if not text.strip():
         raise ValueError("text must not be empty")
-    return text
+    # JSON may spell a lone surrogate, which no model's tokenizer accepts: U+FFFD, as on the
+    # chat path.
+    return replace_lone_surrogates(text)
 
 
 def _texts_not_blank(texts: list[str]) -> list[str]:
@@ -26,7 +30,7 @@ def _texts_not_blank(texts: list[str]) -> list[str]:
     for index, text in enumerate(texts):
         if not text.strip():
             raise ValueError(f"texts[{index}] must not be empty")
-    return texts
+    return [replace_lone_surrogates(text) for text in texts]
 
 
 class Request(BaseModel):

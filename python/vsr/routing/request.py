@@ -291,7 +291,9 @@ def _nests(value: Any) -> bool:
     return isinstance(value, dict | list)
 
 
-def _clean(text: str) -> str:
+def replace_lone_surrogates(text: str) -> str:
+    """``text`` with every lone UTF-16 surrogate replaced by U+FFFD (the one normalisation of
+    every text a client sends, on the chat path and the HTTP API alike)."""
     return _SURROGATE.sub("\ufffd", text)
 
 
@@ -305,15 +307,15 @@ def _replace_surrogates(body: dict[str, Any]) -> None:
                 child = value[key]
                 if isinstance(key, str) and _SURROGATE.search(key):
                     del value[key]
-                    key = _clean(key)
+                    key = replace_lone_surrogates(key)
                     value[key] = child
                 if isinstance(child, str):
-                    value[key] = _clean(child)
+                    value[key] = replace_lone_surrogates(child)
                 elif _nests(child):
                     stack.append(child)
         elif isinstance(value, list):
             for index, child in enumerate(value):
                 if isinstance(child, str):
-                    value[index] = _clean(child)
+                    value[index] = replace_lone_surrogates(child)
                 elif _nests(child):
                     stack.append(child)
