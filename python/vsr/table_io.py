@@ -7,12 +7,18 @@ a file of millions of logged prompts never has to fit in memory: rows are read a
 The format follows the file name (``.csv``, ``.parquet``/``.pq``, anything else JSONL; ``-`` is
 JSONL on stdin/stdout) unless named. Nested values (entity lists, request bodies, header
 maps) are written as JSON text in CSV and Parquet, whose columns are flat.
+
+Text files are UTF-8, with or without a byte order mark; a byte that is not UTF-8 is an error
+naming the line, and JSON's lone surrogate escapes become U+FFFD (as in the router's bodies).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
+import os
+import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -30,6 +36,13 @@ _SUFFIXES: dict[str, Format] = {
     ".pq": "parquet",
 }
 STDIO = "-"
+# JSON may spell a lone UTF-16 surrogate ("\\ud800"), which no UTF-8 writer or tokenizer accepts;
+# such a character becomes U+FFFD, one character for one, as the router does with bodies.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Where csv.DictReader puts the cells of a row beyond the header's columns.
+_SURPLUS = "\x00surplus"
+# Prompts longer than csv's default cell limit (128 KiB) are ordinary in logs of documents.
+_CSV_CELL_LIMIT = 2**31 - 1
 
 
 class TableError(ValueError):
@@ -65,9 +78,44 @@ def count_rows(path: Path | str, fmt: Format) -> int | None:
         _, pq = _pyarrow()
         return int(pq.ParquetFile(path).metadata.num_rows)
     if fmt == "jsonl":  # non-blank lines, unparsed (a bad line is the reader's to report)
-        with open(path, encoding="utf-8") as handle:
-            return sum(1 for line in handle if line.strip())
+        return sum(1 for _, line in text_lines(path) if line.strip())
     return sum(1 for _ in iter_rows(path, fmt))
+
+
+def check_distinct(source: Path | str, target: Path | str) -> None:
+    """Refuse an output that is the input file: opening it for writing would empty the input."""
+    if STDIO in (str(source), str(target)):
+        return
+    try:
+        same = os.path.samefile(source, target)
+    except OSError:  # one of them does not exist (yet): not the same file
+        return
+    if same:
+        raise TableError(f"{target}: the output is the input file; write to another file")
+
+
+def text_lines(path: Path | str) -> Iterator[tuple[int, str]]:
+    """``(number, line)`` for each line of a UTF-8 file (``-``: stdin), numbered from 1.
+
+    A byte order mark before the first line is dropped; a line that is not UTF-8 is a TableError
+    naming it (read as bytes and decoded line by line, so the number is exact).
+    """
+    try:
+        handle = sys.stdin.buffer if str(path) == STDIO else open(path, "rb")  # noqa: SIM115
+    except OSError as error:
+        raise TableError(f"{path}: cannot read ({error.strerror or error})") from None
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8) :]
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise TableError(
+                    f"{path}: line {number}: not UTF-8 text "
+                    f"(byte 0x{raw[error.start]:02x} at column {error.start + 1})"
+                ) from None
+            yield number, line
 
 
 def iter_rows(
@@ -80,32 +128,70 @@ def iter_rows(
     if fmt == "parquet":
         yield from _parquet_rows(path, batch_size)
         return
+    if fmt == "csv":
+        yield from _csv_rows(path)
+        return
+    for number, raw in text_lines(path):
+        if not raw.strip():
+            if skip_blank:
+                continue
+            raise TableError(f"{path}: line {number}: empty line (expected a JSON object)")
+        yield f"line {number}", _json_object(raw, path, number)
+
+
+def _csv_rows(path: Path | str) -> Iterator[tuple[str, dict[str, Any]]]:
     try:
-        handle = sys.stdin if str(path) == STDIO else open(path, encoding="utf-8", newline="")  # noqa: SIM115
+        handle = (
+            sys.stdin if str(path) == STDIO else open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115
+        )
     except OSError as error:
         raise TableError(f"{path}: cannot read ({error.strerror or error})") from None
+    csv.field_size_limit(max(csv.field_size_limit(), _CSV_CELL_LIMIT))
+    number = 0
     with handle:
-        if fmt == "csv":
-            for number, row in enumerate(csv.DictReader(handle), start=1):
-                yield f"row {number}", dict(row)
-            return
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                if skip_blank:
-                    continue
-                raise TableError(f"{path}: line {number}: empty line (expected a JSON object)")
-            yield f"line {number}", _json_object(raw, path, number)
+        reader = csv.DictReader(handle, restkey=_SURPLUS)
+        try:
+            for number, row in enumerate(reader, start=1):
+                surplus = row.pop(_SURPLUS, None)
+                if surplus is not None:
+                    columns = len(reader.fieldnames or ())
+                    raise TableError(
+                        f"{path}: row {number}: {columns + len(surplus)} cells, "
+                        f"the header has {columns}"
+                    )
+                yield f"row {number}", row
+        except UnicodeDecodeError:
+            raise TableError(f"{path}: not UTF-8 text (after row {number})") from None
+        except csv.Error as error:
+            raise TableError(f"{path}: row {number + 1}: not valid CSV ({error})") from None
+
+
+def json_row(raw: str) -> dict[str, Any]:
+    """One JSONL line as a dict; ValueError says why not. Lone surrogates become U+FFFD."""
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    row: dict[str, Any] = _without_surrogates(value) if "\\u" in raw else value
+    return row
+
+
+def _without_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_surrogates(item) for item in value]
+    return value
 
 
 def _json_object(raw: str, path: Path | str, number: int) -> dict[str, Any]:
     try:
-        value = json.loads(raw)
-    except ValueError as error:
+        return json_row(raw)
+    except json.JSONDecodeError as error:
         raise TableError(f"{path}: line {number}: not valid JSON ({error})") from None
-    if not isinstance(value, dict):
-        kind = type(value).__name__
-        raise TableError(f"{path}: line {number}: expected a JSON object, got {kind}")
-    return value
+    except ValueError as error:
+        raise TableError(f"{path}: line {number}: {error}") from None
 
 
 def _parquet_rows(path: Path | str, batch_size: int) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -132,8 +218,14 @@ def text_of(row: Mapping[str, Any], column: str, where: str, path: Path | str) -
 def _flat(value: Any) -> Any:
     """Columns of CSV and Parquet hold scalars: nested values become JSON text."""
     if isinstance(value, Mapping | list | tuple):
-        return json.dumps(value, ensure_ascii=False)
+        return _json_text(value)
     return value
+
+
+def _json_text(value: Any) -> str:
+    # Values JSON has no type for (Parquet's dates, timestamps, decimals, bytes) are written as
+    # the text a CSV cell holds for them.
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 class TableWriter:
@@ -152,15 +244,17 @@ class TableWriter:
         self._csv: Any = None
         self._parquet: Any = None
         self._schema: Any = None
-        if fmt != "parquet":
-            try:
+        try:
+            if fmt == "parquet":  # written once the first rows give the schema; fail now
+                open(path, "wb").close()
+            else:
                 self._handle = (
                     sys.stdout
                     if str(path) == STDIO
                     else open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
                 )
-            except OSError as error:
-                raise TableError(f"{path}: cannot write ({error.strerror or error})") from None
+        except OSError as error:
+            raise TableError(f"{path}: cannot write ({error.strerror or error})") from None
 
     def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
@@ -176,7 +270,7 @@ class TableWriter:
         if self.format == "jsonl":
             assert self._handle is not None
             for row in rows:
-                self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                self._handle.write(_json_text(row) + "\n")
         elif self.format == "csv":
             self._write_csv(rows)
         else:

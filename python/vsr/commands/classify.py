@@ -71,18 +71,17 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_input(path: Path) -> list[LabelledRecord]:
     """Every line must be a JSON object with a string "text"; errors name the line number."""
+    from vsr.table_io import TableError, text_lines
     from vsr.tasks.records import parse_line
 
+    records = []
     try:
-        handle = sys.stdin if str(path) == "-" else path.open(encoding="utf-8")
-    except OSError as error:
-        raise TaskError(f"{path}: cannot read ({error.strerror or error})") from None
-    with handle:
-        records = []
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in text_lines(path):
             if not raw.strip():
                 raise TaskError(f'{path}: line {number}: empty line (expected {{"text": ...}})')
             records.append(parse_line(raw, number, path))
+    except TableError as error:  # cannot read, or not UTF-8
+        raise TaskError(str(error)) from None
     return records
 
 
@@ -114,6 +113,7 @@ def _classify(args: argparse.Namespace) -> int:
 
     from vsr.table_io import (
         TableWriter,
+        check_distinct,
         count_rows,
         iter_rows,
         table_format,
@@ -122,6 +122,7 @@ def _classify(args: argparse.Namespace) -> int:
 
     source_format = table_format(args.input, args.input_format)
     target_format = table_format(args.output, args.output_format)
+    check_distinct(args.input, args.output)
     column = args.text_column
     total = None
     if str(args.input) != "-":

@@ -37,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     try:
+        if args.json is not None:  # find out now, not after scoring every record
+            _check_writable(args.json)
         records = read_input(args.labelled)
         task = get_task(args.task)
         predictor = load_predictor(args)
@@ -48,3 +50,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps(report.summary, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def _check_writable(path: Path) -> None:
+    try:
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        raise TaskError(f"{path}: cannot write ({error.strerror or error})") from None

@@ -79,10 +79,13 @@ def _read_request(path: Path) -> Any:
     from vsr.errors import ConfigError
 
     try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-        return json.loads(text)
+        raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+        return json.loads(raw.decode("utf-8-sig"))
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the request ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        why = f"{error.reason} at byte {error.start}"
+        raise ConfigError(f"{path}: not UTF-8 text ({why})") from None
     except json.JSONDecodeError as error:
         raise ConfigError(f"{path}: not valid JSON: {error}") from None
 
@@ -116,10 +119,11 @@ async def _route_rows(router: Any, args: argparse.Namespace, output: Path) -> in
 
     from tqdm import tqdm
 
-    from vsr.table_io import TableWriter, count_rows, table_format
+    from vsr.table_io import TableWriter, check_distinct, count_rows, table_format
 
     source_format = table_format(args.input, args.input_format)
     target_format = table_format(output, args.output_format)
+    check_distinct(args.input, output)
     total = count_rows(args.input, source_format)
     failures = 0
     started = time.perf_counter()
@@ -162,25 +166,24 @@ Row = tuple[str, dict[str, Any] | None, str | None]  # (where, row, why it could
 
 def _input_rows(path: Path, fmt: str) -> Any:
     """``(where, row, None)``, or ``(where, None, error)`` for a JSONL line that is no object."""
-    from vsr.table_io import iter_rows
+    from vsr.table_io import iter_rows, json_row, text_lines
 
     if fmt != "jsonl":
         for where, row in iter_rows(path, fmt):  # type: ignore[arg-type]
             yield where, row, None
         return
-    with sys.stdin if str(path) == "-" else path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as error:
-                yield f"line {number}", None, f"not valid JSON: {error}"
-                continue
-            if not isinstance(value, dict):
-                yield f"line {number}", None, "expected a JSON object"
-                continue
-            yield f"line {number}", value, None
+    for number, line in text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            value = json_row(line)
+        except json.JSONDecodeError as error:
+            yield f"line {number}", None, f"not valid JSON: {error}"
+            continue
+        except ValueError as error:
+            yield f"line {number}", None, str(error)
+            continue
+        yield f"line {number}", value, None
 
 
 async def _route_one(
