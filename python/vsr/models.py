@@ -18,6 +18,7 @@ what a caller wants (labels, entities) and decides nothing else.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,9 @@ from vsr.ngrams import NgramModel, mix_probabilities
 
 # The head name the single-purpose classes use inside their encoder.
 _HEAD = "head"
+# A lone UTF-16 surrogate (json.loads('"\\ud800"') makes one) has no UTF-8 spelling, so the
+# tokenizer cannot take it; it is read as U+FFFD, one character for one, so offsets still hold.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +63,12 @@ def _check_texts(texts: object) -> list[str]:
         raise TypeError("texts must be a sequence of str, not a single string; wrap it in a list")
     if not isinstance(texts, Sequence):
         raise TypeError(f"texts must be a sequence of str, got {type(texts).__name__}")
+    checked = []
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"texts[{index}] must be str, got {type(text).__name__}")
-    return list(texts)
+        checked.append(text if text.isascii() else _SURROGATE.sub("\ufffd", text))
+    return checked
 
 
 def _split_label(tag: str) -> tuple[str, str]:
@@ -151,6 +157,8 @@ def _load_encoder(
     max_length: int | None,
     branches: Mapping[str, BranchSpec] | None = None,
 ) -> _core.Encoder:
+    if max_length is not None and max_length < 0:  # the core takes an unsigned length
+        raise ValueError(f"max_length must be positive, got {max_length}")
     return _core.Encoder.load(
         str(path),
         json.dumps({name: spec.to_native() for name, spec in heads.items()}),
@@ -346,6 +354,8 @@ class EncoderBundle(_EncoderModel):
         token heads, per text a list of entities.
         """
         checked = _check_texts(texts)
+        if isinstance(heads, str):  # list("domain") would be five unknown heads
+            raise TypeError("heads must be a list of head names, not a single string")
         names = list(self.heads) if heads is None else list(heads)
         for name in names:
             if name not in self.heads:

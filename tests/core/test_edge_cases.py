@@ -181,3 +181,40 @@ def test_bundle_runs_every_head_in_one_pass(tmp_path: Path) -> None:
     assert set(bundle.run(texts, heads=["embedding"])) == {"embedding"}
     with pytest.raises(KeyError, match="nope"):
         bundle.run(texts, heads=["nope"])
+
+
+def test_lone_surrogates_read_as_the_replacement_character(classifier: SequenceClassifier) -> None:
+    # json.loads('"\\ud800"') makes such a str; UTF-8 has no spelling for it. One character
+    # for one, so token offsets still index the caller's string.
+    np.testing.assert_allclose(
+        classifier.predict(["a law \ud800 question", "\udc80"]),
+        classifier.predict(["a law \ufffd question", "\ufffd"]),
+        atol=1e-6,
+    )
+    tagger = TokenClassifier.load(MODELS / "bert-token")
+    text = "Mail \ud83d alice in Paris"
+    entities = tagger.predict([text])[0]
+    assert entities == tagger.predict([text.replace("\ud83d", "\ufffd")])[0]
+    assert Embedder.load(MODELS / "bert-seq").embed(["\udfff"]).shape == (1, 32)
+
+
+def test_negative_max_length_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="max_length"):
+        Embedder.load(MODELS / "bert-seq", max_length=-1)
+
+
+def test_bundle_heads_given_as_one_string_are_a_type_error(tmp_path: Path) -> None:
+    bundle_dir = tmp_path / "bundle"
+    bundle_dir.mkdir()
+    (bundle_dir / "bundle.json").write_text(
+        json.dumps(
+            {
+                "format": "vsr-bundle/1",
+                "encoder": str(MODELS / "bert-seq"),
+                "heads": {"embedding": {"kind": "embedding", "pooling": "mean"}},
+            }
+        )
+    )
+    bundle = EncoderBundle.load(bundle_dir)
+    with pytest.raises(TypeError, match="a list of head names"):
+        bundle.run(["a"], "embedding")  # type: ignore[arg-type]
