@@ -168,3 +168,10 @@ def test_not_yaml_and_not_a_mapping(tmp_path: Path) -> None:
     assert "must be a mapping, got list" in _problems("- 1")
     with pytest.raises(ConfigError, match="cannot read the config"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(VALID.encode("utf-8") + b"# caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"latin1\.yaml: not UTF-8 text"):
+        load_config(path)

@@ -28,6 +28,10 @@ def load_config(path: str | Path) -> RouterConfig:
         text = source.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"{source}: cannot read the config ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{source}: not UTF-8 text ({error.reason} at byte {error.start})"
+        ) from None
     return parse_config_text(text, str(source))
 
 
