@@ -11,7 +11,7 @@ import pytest
 
 from vsr.cli import build_parser
 from vsr.pii.detector import PiiDetector
-from vsr.tasks import pii
+from vsr.tasks import TaskError, pii
 
 
 @dataclass(frozen=True)
@@ -88,3 +88,31 @@ def test_eval_names_a_line_with_bad_entities(
     gold.write_text('{"text": "Ann", "entities": []}\n' + json.dumps(bad) + "\n")
     assert run(["eval", "--task", "pii", str(gold)]) != 0
     assert "line 2: entities[0] span 0..9 is outside the text" in capsys.readouterr().err
+
+
+MODELS = Path(__file__).resolve().parents[1] / "fixtures" / "models"
+
+
+def test_a_token_classifier_directory_is_a_pii_model() -> None:
+    # README: --model DIR takes a *ForTokenClassification directory, not only a bundle.
+    detector = pii.load_detector(str(MODELS / "bert-token"))
+    found = detector.detect(["Mail alice@example.com today"])[0]
+    assert [(e.label, e.text) for e in found if e.source == "pattern"] == [
+        ("EMAIL_ADDRESS", "alice@example.com")
+    ]
+
+
+def test_a_bundle_without_a_token_head_is_a_task_error(tmp_path: Path) -> None:
+    bundle_dir = tmp_path / "bundle"
+    bundle_dir.mkdir()
+    (bundle_dir / "bundle.json").write_text(
+        json.dumps(
+            {
+                "format": "vsr-bundle/1",
+                "encoder": str(MODELS / "bert-seq"),
+                "heads": {"embedding": {"kind": "embedding", "pooling": "mean"}},
+            }
+        )
+    )
+    with pytest.raises(TaskError, match=r"no token head 'pii'; heads: \['embedding'\]"):
+        pii.load_detector(str(bundle_dir))

@@ -111,12 +111,17 @@ def score_predictions(
 
 
 def load_detector(model: str = "vsr-pii", device: str = "cpu", head: str = "pii") -> PiiDetector:
-    """A bundle's token head as a ``PiiDetector`` (the shipped one: ``vsr-pii``, head ``pii``)."""
-    from vsr.models import EncoderBundle
+    """A bundle's token head as a ``PiiDetector`` (the shipped one: ``vsr-pii``, head ``pii``),
+    or a Hugging Face ``*ForTokenClassification`` directory's."""
+    from vsr.model_files import BUNDLE_FILE, resolve_model_dir
+    from vsr.models import EncoderBundle, TokenClassifier
 
-    bundle = EncoderBundle.load(model, device)
+    model_dir = resolve_model_dir(model)
+    if not (model_dir / BUNDLE_FILE).is_file():
+        return PiiDetector(TokenClassifier.load(model_dir, device).predict)
+    bundle = EncoderBundle.load(model_dir, device)
     if head not in bundle.heads or bundle.heads[head].kind != "token":
-        raise ValueError(f"{bundle.path}: no token head {head!r}; heads: {sorted(bundle.heads)}")
+        raise TaskError(f"{bundle.path}: no token head {head!r}; heads: {sorted(bundle.heads)}")
 
     def run(texts: list[str]) -> Sequence[Sequence[ModelSpan]]:
         spans: Sequence[Sequence[ModelSpan]] = bundle.run(texts, [head])[head]  # type: ignore[assignment]
