@@ -65,6 +65,34 @@ def test_system_prompt_replace_and_insert() -> None:
     assert request["messages"][0]["content"] == "Only this." and len(request["messages"]) == 2
 
 
+@pytest.mark.parametrize("mode", ["replace", "insert"])
+def test_system_prompt_edits_a_developer_message_like_a_system_message(mode: str) -> None:
+    # "developer" is the system prompt's newer name (screening reads it as one); the plugin once
+    # added a second system message in front of it, so `replace` left the client's own
+    # instructions in place.
+    request = body()
+    request["messages"].insert(0, {"role": "developer", "content": "Answer in French."})
+    assert edits.apply_system_prompt(request, "Be exact.", mode)  # type: ignore[arg-type]
+    expected = "Be exact." if mode == "replace" else "Be exact.\n\nAnswer in French."
+    assert request["messages"] == [
+        {"role": "developer", "content": expected},
+        {"role": "user", "content": "hi"},
+    ]
+
+
+def test_system_prompt_insert_keeps_the_clients_content_parts() -> None:
+    # Inserting once flattened a content-part list to its text: an image and every part's other
+    # fields (a cache hint) were dropped from the forwarded body.
+    parts = [
+        {"type": "text", "text": "Answer in French.", "cache_control": {"type": "ephemeral"}},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+    ]
+    request = body()
+    request["messages"].insert(0, {"role": "system", "content": copy.deepcopy(parts)})
+    assert edits.apply_system_prompt(request, "Be exact.", "insert")
+    assert request["messages"][0]["content"] == [{"type": "text", "text": "Be exact."}, *parts]
+
+
 def test_unknown_fields_survive_with_their_values() -> None:
     unknown = {
         "temperature": 0.1,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from vsr.config.schema import ChatTemplateKwargsFamily, ReasoningFamily
-from vsr.routing.request import RequestError, message_text
+from vsr.routing.request import SYSTEM_ROLES, RequestError, message_text
 
 
 def set_model(body: dict[str, Any], model: str) -> bool:
@@ -57,12 +57,17 @@ _MISSING = object()
 def apply_system_prompt(
     body: dict[str, Any], prompt: str, mode: Literal["replace", "insert"]
 ) -> bool:
-    """``replace``: the first system message's content becomes ``prompt``; ``insert``: ``prompt``
-    goes in front of it (blank line between). Without a system message one is added first."""
+    """``replace``: the first system (or ``developer``) message's content becomes ``prompt``;
+    ``insert``: ``prompt`` goes in front of it (blank line between; a text part in front of
+    content parts, which stay as they are). Without a system message one is added first."""
     messages: list[Any] = body["messages"]
     for message in messages:
-        if isinstance(message, dict) and message.get("role") == "system":
-            current = message_text(message.get("content"))
+        if isinstance(message, dict) and message.get("role") in SYSTEM_ROLES:
+            content = message.get("content")
+            if mode == "insert" and isinstance(content, list) and content:
+                message["content"] = [{"type": "text", "text": prompt}, *content]
+                return True
+            current = message_text(content)
             new = prompt if mode == "replace" or not current else f"{prompt}\n\n{current}"
             if message.get("content") == new:
                 return False
