@@ -185,3 +185,21 @@ def test_a_csv_cell_longer_than_csv_default_limit_is_read(tmp_path: Path) -> Non
     out = tmp_path / "out.jsonl"
     assert _classify(source, out) == 0
     assert json.loads(out.read_text())["text"] == document
+
+
+def test_ray_batches_refuse_a_text_that_is_not_a_string(
+    monkeypatch: pytest.MonkeyPatch, policy: Path
+) -> None:
+    # vsr classify refuses a null text; the Ray callables labelled the string "None" instead.
+    import numpy as np
+
+    from vsr.integrations.ray import Classifier, RouterBatch
+
+    task = FakeDomainTask(domain.TASK.name, domain.TASK.summary, domain.LABELS)
+    monkeypatch.setattr("vsr.tasks.get_task", lambda name: task)
+    batch = {"id": np.array([1, 2, 3]), "text": np.array(["a cell", None, 5], dtype=object)}
+    labelled = Classifier("domain")({"text": np.array(["a cell", "a contract"], dtype=object)})
+    assert list(labelled["label"]) == ["biology", "law"]
+    for call in (Classifier("domain"), RouterBatch(policy)):
+        with pytest.raises(TypeError, match=r"row 2 of the batch: 'text' must be a string, got"):
+            call(batch)

@@ -36,7 +36,15 @@ Batch = dict[str, np.ndarray]
 def _texts(batch: Batch, column: str) -> list[str]:
     if column not in batch:
         raise KeyError(f"the batch has no {column!r} column; columns: {sorted(batch)}")
-    return [str(text) for text in batch[column]]
+    texts = list(batch[column])
+    for index, text in enumerate(texts):
+        # A null would be labelled as the text "None": refuse it, as ``vsr classify`` does.
+        if not isinstance(text, str):
+            raise TypeError(
+                f"row {index + 1} of the batch: {column!r} must be a string, "
+                f"got {type(text).__name__}"
+            )
+    return [str(text) for text in texts]  # numpy's str_ to str
 
 
 class Classifier:
