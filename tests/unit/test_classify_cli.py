@@ -148,3 +148,12 @@ def test_breakdown_gives_caught_and_flagged_shares_per_group() -> None:
     assert rows["pkg:b"]["attack_recall"] == 0.0 and rows["pkg:b"]["false_positive_rate"] == 0.0
     text = render_breakdown("source", rows)
     assert "caught" in text and "pkg:a" in text and "50.0%" in text
+
+
+def test_eval_of_an_empty_file_is_an_error_not_zero_accuracy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = _write_lines(tmp_path / "gold.jsonl", [])
+    assert main(["eval", "--task", "domain", str(source)]) == 2
+    captured = capsys.readouterr()
+    assert "gold.jsonl: no labelled records" in captured.err and "accuracy" not in captured.out

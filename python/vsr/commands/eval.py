@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
         if args.json is not None:  # find out now, not after scoring every record
             _check_writable(args.json)
         records = read_input(args.labelled)
+        if not records:  # figures of nothing would read as 0% accuracy
+            raise TaskError(f"{args.labelled}: no labelled records")
         task = get_task(args.task)
         predictor = load_predictor(args)
         report = task.evaluate(predictor, records, args.batch_size, by=args.by)
