@@ -78,6 +78,12 @@ def main() -> int:
     parser.add_argument("--label", default="", help="names this build in the table")
     parser.add_argument("--device", default="cpu", help="cpu or cuda:N")
     parser.add_argument("--encoder", type=Path, default=None, help="replace the bundle's encoder")
+    parser.add_argument(
+        "--ms-per-1k-tokens",
+        type=float,
+        default=None,
+        help="the batching config's fair-order weight (default: the config's default)",
+    )
     args = parser.parse_args()
 
     import vsr
@@ -110,7 +116,14 @@ def main() -> int:
     key = registry.key(bundle)
     registry.get(key)
     corpus = prompts()
-    pool = InferencePool(registry)
+    from vsr.config.batching import BatchingConfig
+
+    batching = (
+        BatchingConfig()
+        if args.ms_per_1k_tokens is None
+        else BatchingConfig(ms_per_1k_tokens=args.ms_per_1k_tokens)
+    )
+    pool = InferencePool(registry, batching=batching)
     cpu = next(
         (
             line.split(":", 1)[1].strip()

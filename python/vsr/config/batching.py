@@ -33,12 +33,13 @@ class BatchingConfig(BaseModel):
         ge=1,
         description="texts waiting for one encoder beyond which new requests are refused (503)",
     )
-    ms_per_1k_tokens: float = Field(
-        default=1000.0,
+    ms_per_1k_tokens: float | None = Field(
+        default=None,
         ge=0,
         description="fair scheduling: a request's place in line is its arrival time plus this "
         "much per 1,000 estimated tokens, so a short prompt goes ahead of long ones that "
-        "arrived up to that much earlier, and no request waits forever (0: arrival order)",
+        "arrived up to that much earlier, and no request waits forever (0: arrival order; "
+        "unset: the encoder's own measured cost per token, so the weight fits the device)",
     )
 
     @property

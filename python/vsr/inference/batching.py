@@ -8,10 +8,14 @@ Pure data and policy, no threads or event loop, so the rules are tested directly
 
 A batch is one anchor request plus the waiting requests nearest to it in length, up to the limits,
 so texts of similar length share a batch and little compute is spent on padding. The anchor is
-the request with the earliest *fair time*: its arrival plus ``ms_per_1k_tokens`` per 1,000
-estimated tokens (earliest virtual deadline first). A short prompt therefore goes ahead of long
-prompts that arrived up to about their cost earlier, and since every fair time is finite and
-later arrivals get later ones, no request is starved. The queue is bounded
+the request with the earliest *fair time*: its arrival plus its estimated tokens times the
+encoder's cost per token (earliest virtual deadline first). A short prompt therefore goes ahead
+of long prompts that arrived up to about their cost earlier, and since every fair time is finite
+and later arrivals get later ones, no request is starved. The cost per token is measured from
+the encoder's own batches (``record``) unless the config fixes it (``ms_per_1k_tokens``): a fixed
+CPU-sized weight (1 ms per token) on a GPU that runs a token in microseconds made a 150-token
+prompt wait ~150 ms behind short ones under load (p99 143 ms against 11 ms measured, 128
+clients on an H200; benches/README.md). The queue is bounded
 (``max_queued_texts``): past it a request is refused at once (``QueueFull``), which the server
 answers with a 503 and ``Retry-After`` instead of letting every client time out.
 
@@ -47,6 +51,14 @@ class QueueFull(Exception):
         self.queued = queued
         self.limit = limit
 
+
+# A request estimated above this many tokens makes a batch large (the pool keeps a worker slot
+# free of large batches): about four windows of 256 tokens, hundreds of milliseconds of a CPU.
+LARGE_REQUEST_TOKENS = 1024
+
+# How fast the measured cost per token follows new batches (weight of the newest batch in an
+# exponential moving average): a slow outlier (a CUDA graph being recorded) moves it little.
+COST_SMOOTHING = 0.2
 
 # Encoders read at most this many tokens of a text (BERT-family limits are 512 or less; the core
 # cuts longer texts), so a long text costs no more than this.
@@ -92,6 +104,10 @@ class PendingRequest:
     def longest(self) -> int:
         return max((len(text) for text in self.texts), default=0)
 
+    @property
+    def large(self) -> bool:
+        return self.tokens > LARGE_REQUEST_TOKENS
+
 
 @dataclass
 class BatchQueue:
@@ -100,6 +116,8 @@ class BatchQueue:
     config: BatchingConfig
     waiting: list[PendingRequest] = field(default_factory=list)
     _next_sequence: int = 0
+    # Wall seconds per estimated token of this encoder's batches (None until one has run).
+    seconds_per_token: float | None = None
 
     def add(self, texts: Sequence[str], heads: Sequence[str], result: Any) -> PendingRequest:
         """Queue a request; ``QueueFull`` when the queue is at its bound (an empty queue always
@@ -126,20 +144,38 @@ class BatchQueue:
         tokens = sum(r.tokens for r in self.waiting)
         return texts >= self.config.max_batch_texts or tokens >= self.config.max_batch_tokens
 
-    def anchor(self) -> PendingRequest:
-        """The request the next batch is built around: the earliest fair time."""
-        weight = self.config.ms_per_1k_tokens
-        return min(self.waiting, key=lambda r: (r.fair_time(weight), r.sequence))
+    def weight(self) -> float:
+        """Milliseconds per 1,000 estimated tokens that order this queue: the config's, else
+        the measured cost (arrival order until a batch has run)."""
+        if self.config.ms_per_1k_tokens is not None:
+            return self.config.ms_per_1k_tokens
+        return 0.0 if self.seconds_per_token is None else self.seconds_per_token * 1e6
 
-    def take(self) -> list[PendingRequest]:
-        """Remove and return the next batch: the anchor and the requests nearest it in length.
+    def record(self, tokens: int, seconds: float) -> None:
+        """Fold a finished batch's wall time over its estimated tokens into the measured cost."""
+        sample = seconds / max(tokens, 1)
+        known = self.seconds_per_token
+        if known is not None:
+            sample = known + COST_SMOOTHING * (sample - known)
+        self.seconds_per_token = sample
+
+    def anchor(self, small_only: bool = False) -> PendingRequest | None:
+        """The request the next batch is built around: the earliest fair time (among requests
+        that are not large, with ``small_only``). None: no such request waits."""
+        weight = self.weight()
+        eligible = [r for r in self.waiting if not (small_only and r.large)]
+        return min(eligible, key=lambda r: (r.fair_time(weight), r.sequence), default=None)
+
+    def take(self, small_only: bool = False) -> list[PendingRequest]:
+        """Remove and return the next batch: the anchor and the requests nearest it in length
+        (none of them large, with ``small_only``).
 
         A request larger than the limits on its own still runs, alone: limits bound grouping,
         never what one caller may ask.
         """
-        if not self.waiting:
+        first = self.anchor(small_only)
+        if first is None:
             return []
-        first = self.anchor()
         batch = [first]
         texts, tokens = len(first.texts), first.tokens
         # Nearest in length first; arrival order breaks ties, so equal lengths stay FIFO.
@@ -148,6 +184,8 @@ class BatchQueue:
             key=lambda r: (abs(r.longest - first.longest), r.sequence),
         )
         for request in candidates:
+            if small_only and request.large:
+                continue
             if not similar_length(request.longest, first.longest):
                 continue
             if texts + len(request.texts) > self.config.max_batch_texts:

@@ -92,15 +92,6 @@ class InferencePool:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-# A request estimated above this many tokens makes a batch large (see ``_Scheduler``): about
-# four windows of 256 tokens, hundreds of milliseconds of a CPU's time.
-LARGE_REQUEST_TOKENS = 1024
-
-
-def is_large(request: PendingRequest) -> bool:
-    return request.tokens > LARGE_REQUEST_TOKENS
-
-
 @dataclass
 class _EncoderQueue:
     """One encoder's waiting requests and how many of its batches are running."""
@@ -160,14 +151,13 @@ class _Scheduler:
             if key is None:
                 return
             state = self._queues[key]
-            batch = [r for r in state.queue.take() if not r.result.done()]
+            batch = [r for r in state.queue.take(self._large_full()) if not r.result.done()]
             if batch:
                 self._start(key, state, batch)
 
     def _next(self, now: float) -> EncoderKey | None:
         """The encoder whose batch runs next, or None (then a timer may be armed)."""
         config = self._config
-        weight = config.ms_per_1k_tokens
         # (fair time, arrival sequence) of each ready encoder's anchor request.
         ready: list[tuple[float, int, EncoderKey]] = []
         wake_at: float | None = None
@@ -175,12 +165,14 @@ class _Scheduler:
             queue = state.queue
             if not queue or state.running >= config.max_concurrent_batches:
                 continue
-            anchor = queue.anchor()
-            if self._large_running >= self._large_limit and is_large(anchor):
-                continue  # the last slot is kept for small batches
+            # With the large slots taken, the batch is built around the earliest small request
+            # (a large one ahead of it must not keep it from the slot kept for it).
+            anchor = queue.anchor(small_only=self._large_full())
+            if anchor is None:
+                continue
             oldest = queue.waiting[0].queued_at
             if state.running == 0 or queue.full() or now - oldest >= config.max_wait_s:
-                ready.append((anchor.fair_time(weight), anchor.sequence, key))
+                ready.append((anchor.fair_time(queue.weight()), anchor.sequence, key))
             else:
                 due = oldest + config.max_wait_s
                 wake_at = due if wake_at is None else min(wake_at, due)
@@ -189,6 +181,10 @@ class _Scheduler:
                 self._arm_timer(wake_at - now)
             return None
         return min(ready, key=lambda item: (item[0], item[1]))[2]
+
+    def _large_full(self) -> bool:
+        """Whether large batches hold every slot they may: the last is kept for small ones."""
+        return self._large_running >= self._large_limit
 
     def _arm_timer(self, delay_s: float) -> None:
         if self._timer is None:
@@ -202,7 +198,7 @@ class _Scheduler:
     def _start(self, key: EncoderKey, state: _EncoderQueue, batch: list[PendingRequest]) -> None:
         self._free -= 1
         state.running += 1
-        large = any(is_large(request) for request in batch)
+        large = any(request.large for request in batch)
         self._large_running += large
         task = asyncio.get_running_loop().create_task(self._execute(key, state, batch, large))
         self._running.add(task)
@@ -213,10 +209,15 @@ class _Scheduler:
     ) -> None:
         texts = [text for request in batch for text in request.texts]
         loop = asyncio.get_running_loop()
+        heads = union_heads(batch)
+
+        def run() -> tuple[dict[str, Any], float]:
+            started = time.perf_counter()
+            return self._pool.run_sync(key, texts, heads), time.perf_counter() - started
+
         try:
-            outputs = await loop.run_in_executor(
-                self._pool._executor, self._pool.run_sync, key, texts, union_heads(batch)
-            )
+            outputs, seconds = await loop.run_in_executor(self._pool._executor, run)
+            state.queue.record(sum(request.tokens for request in batch), seconds)
             shares = split_outputs(outputs, batch)
         except Exception as error:
             # One native call served them all, so its failure is each one's failure.
