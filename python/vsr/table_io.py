@@ -262,7 +262,8 @@ class TableWriter:
         if self._columns is None:
             self._columns = list(rows[0])
         for offset, row in enumerate(rows):
-            if list(row) != self._columns and self.format != "jsonl":
+            # The same columns in any order (JSON objects keep no order): cells go by name.
+            if self.format != "jsonl" and row.keys() != set(self._columns):
                 raise TableError(
                     f"{self.path}: row {self.rows + offset + 1} has columns {list(row)}, "
                     f"not the first row's {self._columns}"

@@ -203,3 +203,25 @@ def test_ray_batches_refuse_a_text_that_is_not_a_string(
     for call in (Classifier("domain"), RouterBatch(policy)):
         with pytest.raises(TypeError, match=r"row 2 of the batch: 'text' must be a string, got"):
             call(batch)
+
+
+def test_jsonl_keys_in_another_order_still_make_one_csv_or_parquet_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "a cell", "id": 1}\n{"id": 2, "text": "a contract"}\n')
+    for suffix in ("csv", "parquet"):
+        out = tmp_path / f"out.{suffix}"
+        assert _classify(source, out) == 0, suffix
+        rows = [{"id": 1, "label": "biology"}, {"id": 2, "label": "law"}]
+        if suffix == "parquet":
+            read = pq.read_table(out).to_pylist()
+            assert [{"id": r["id"], "label": r["label"]} for r in read] == rows
+    # Different columns cannot share a CSV header: refused before the model runs, nothing written.
+    source.write_text('{"text": "a cell", "id": 1}\n{"text": "a contract"}\n')
+    out = tmp_path / "other.csv"
+    assert _classify(source, out) == 2
+    assert "line 2 has columns ['text'], not the first row's ['id', 'text']" in (
+        capsys.readouterr().err
+    )
+    assert not out.exists()

@@ -112,6 +112,7 @@ def _classify(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from vsr.table_io import (
+        TableError,
         TableWriter,
         check_distinct,
         count_rows,
@@ -127,8 +128,18 @@ def _classify(args: argparse.Namespace) -> int:
     total = None
     if str(args.input) != "-":
         # Check every row (and count them) before loading the model; constant memory.
+        columns: set[str] | None = None
         for where, row in iter_rows(args.input, source_format):
             text_of(row, column, where, args.input)
+            if target_format == "jsonl":
+                continue
+            columns = set(row) if columns is None else columns
+            if row.keys() != columns:  # one CSV header / Parquet schema for every row
+                raise TableError(
+                    f"{args.input}: {where} has columns {sorted(row)}, not the first row's "
+                    f"{sorted(columns)}; {target_format} output needs the same columns in "
+                    "every row (JSONL does not)"
+                )
         total = count_rows(args.input, source_format)
     predictor = load_predictor(args)
     started = time.perf_counter()
