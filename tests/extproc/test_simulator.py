@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from vsr.simulator import SimulatorOptions, build_app
@@ -90,3 +91,21 @@ def test_models_and_health() -> None:
     models, health_status = run(SimulatorOptions(model="llama3-8b"), scenario)
     assert [m["id"] for m in models["data"]] == ["llama3-8b"]
     assert health_status == 200
+
+
+def test_vsr_sim_on_a_port_in_use_says_so_without_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import socket
+
+    from vsr.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["sim", "--model", "m", "--host", "127.0.0.1", "--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert f"vsr sim: cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
+    assert main(["sim", "--model", "m", "--port", "99999"]) == 1
+    assert "vsr sim: cannot listen on" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,5 +44,9 @@ def run(args: argparse.Namespace) -> int:
         strict_model=args.strict_model,
         delay_s=args.delay_ms / 1000.0,
     )
-    run_simulator(options, args.host, args.port)
+    try:
+        run_simulator(options, args.host, args.port)
+    except (OSError, OverflowError) as error:  # the port is taken, not ours, or out of range
+        print(f"vsr sim: cannot listen on {args.host}:{args.port} ({error})", file=sys.stderr)
+        return 1
     return 0
