@@ -214,6 +214,21 @@ def test_system_prompt_tenant_and_model_keep_entries_apart(stack: DevStack) -> N
     assert is_hit(post(stack, chat_body(PARAPHRASE), "t-keys"))
 
 
+def with_image(text: str, url: str) -> dict[str, Any]:
+    parts = [{"type": "text", "text": text}, {"type": "image_url", "image_url": {"url": url}}]
+    return {"model": "auto", "messages": [{"role": "user", "content": parts}]}
+
+
+def test_an_image_in_the_question_keeps_entries_apart(stack: DevStack) -> None:
+    # The key once left out the newest user turn's whole content, images included: a question
+    # about one picture was answered with the answer about another (or about no picture).
+    cat, dog = "https://example.com/cat.png", "https://example.com/dog.png"
+    ask_and_store(stack, with_image("What is in this picture?", cat), "t-image")
+    assert not is_hit(post(stack, with_image("What is in this picture?", dog), "t-image"))
+    assert not is_hit(post(stack, chat_body("What is in this picture?"), "t-image"))
+    assert is_hit(post(stack, with_image("What is in this picture?", cat), "t-image"))
+
+
 def test_failures_and_partial_answers_are_not_cached(stack: DevStack) -> None:
     tenant = "t-failures"
     failed = post(stack, chat_body(QUESTION), tenant, {"x-sim-status": "503"})

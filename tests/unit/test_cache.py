@@ -49,6 +49,22 @@ def test_key_ignores_the_question_and_delivery_but_nothing_else() -> None:
     assert request_key(with_system, "m") != base
 
 
+def test_the_newest_turns_images_and_other_parts_are_in_the_key() -> None:
+    def asking(*parts: object) -> dict[str, object]:
+        return {"model": "m", "messages": [{"role": "user", "content": list(parts)}]}
+
+    question = {"type": "text", "text": "What is in this picture?"}
+    paraphrase = {"type": "text", "text": "What does this picture show?"}
+    cat = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
+    dog = {"type": "image_url", "image_url": {"url": "https://example.com/dog.png"}}
+    key = request_key(asking(question, cat), "m")
+    assert request_key(asking(question, dog), "m") != key
+    assert request_key(body("What is in this picture?"), "m") != key
+    assert request_key(asking(question), "m") != key
+    # The question's words stay out of the key (similarity judges them).
+    assert request_key(asking(paraphrase, cat), "m") == key
+
+
 def test_uncacheable_requests() -> None:
     config = CacheConfig()
     assert uncacheable(body("a", temperature=0), config) is None

@@ -4,9 +4,10 @@ what may be cached at all.
 Similarity is judged on the classified text's embedding only; everything else that changes an
 answer must match exactly. The exact part is the request body as it goes upstream (after
 routing: served model, injected system prompt, reasoning switch) with the newest user message's
-text left out and the fields that only change delivery (``stream``, ``stream_options``,
-``user``, ``metadata``, ``store``) dropped. Every other field, known or not, is in the key, so a
-parameter vsr has never heard of can only cause a miss, never a wrong answer.
+text left out (its other content parts, an image, stay in) and the fields that only change
+delivery (``stream``, ``stream_options``, ``user``, ``metadata``, ``store``) dropped. Every other
+field, known or not, is in the key, so a parameter vsr has never heard of can only cause a miss,
+never a wrong answer.
 
 The question's literals are in the key too: its numbers and quoted strings. A sentence embedding
 barely sees them ("What is 17 times 23?" and "... 24?" score 0.91 with MiniLM, above any useful
@@ -83,7 +84,12 @@ def request_key(body: Mapping[str, Any], served_model: str) -> str:
     kept = {name: value for name, value in body.items() if name not in DELIVERY_FIELDS}
     messages = list(kept.get("messages") or [])
     last = dict(messages[-1])
-    question = _text(last.pop("content", None))
+    content = last.pop("content", None)
+    question = _text(content)
+    if isinstance(content, list):
+        # Only the question's words are left to similarity: its images, audio and files (and
+        # every other field of its parts) change the answer and must match exactly.
+        last["\0parts"] = [_without_text(part) for part in content]
     kept["messages"] = [*messages[:-1], last]
     kept["model"] = served_model
     kept["\0literals"] = question_literals(question)
@@ -105,6 +111,12 @@ def _text(content: Any) -> str:
         parts = [p.get("text") for p in content if isinstance(p, Mapping)]
         return "\n".join(p for p in parts if isinstance(p, str))
     return ""
+
+
+def _without_text(part: Any) -> Any:
+    if isinstance(part, Mapping):
+        return {name: value for name, value in part.items() if name != "text"}
+    return None  # a bare string: text
 
 
 def uncacheable(body: Mapping[str, Any], config: CacheConfig) -> Skip | None:
