@@ -64,6 +64,8 @@ def table_format(path: Path | str, explicit: str | None = None) -> Format:
     if explicit is not None:
         if explicit not in FORMATS:
             raise TableError(f"unknown format {explicit!r}; known: {', '.join(FORMATS)}")
+        if explicit == "parquet" and str(path) == STDIO:  # its footer is read first
+            raise TableError("Parquet needs a file, not stdin or stdout ('-')")
         return explicit
     if str(path) == STDIO:
         return "jsonl"

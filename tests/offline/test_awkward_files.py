@@ -225,3 +225,16 @@ def test_jsonl_keys_in_another_order_still_make_one_csv_or_parquet_table(
         capsys.readouterr().err
     )
     assert not out.exists()
+
+
+def test_parquet_through_stdin_or_stdout_is_refused_not_a_file_named_dash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "a cell"}\n')
+    assert _classify(source, Path("-"), "--output-format", "parquet") == 2
+    assert "Parquet needs a file" in capsys.readouterr().err
+    assert not (tmp_path / "-").exists()
+    assert _classify(Path("-"), tmp_path / "o.jsonl", "--input-format", "parquet") == 2
+    assert "Parquet needs a file" in capsys.readouterr().err
