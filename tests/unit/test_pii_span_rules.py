@@ -323,3 +323,19 @@ def test_code_is_no_identifier() -> None:
     ):
         found = detect_pii(text, spans_of(text, ("GOVERNMENT_ID", span)))
         assert [e.label for e in found] == ["GOVERNMENT_ID"], text
+
+
+def test_an_ip_address_is_no_identifier_or_account() -> None:
+    """The model reads IPv4 addresses as ID or account numbers ("ssh to 172.16.4.12 from
+    172.16.4.11" was blocked as a bank account). A private or documentation address identifies
+    no one; a public one is an IP_ADDRESS, which the pattern reports."""
+    for text, label, span in (
+        ("Why can't I ssh to 172.16.4.12 from 172.16.4.11?", "BANK_ACCOUNT", "172.16.4.11"),
+        ("nginx: client 203.0.113.77 sent too large body", "GOVERNMENT_ID", "203.0.113.77"),
+        ("upstream 10.0.3.23 refused the connection", "TAX_ID", "10.0.3.23"),
+        ("It cannot reach 192.168.1.20.", "GOVERNMENT_ID", "192.168.1.20."),
+    ):
+        assert detect_pii(text, spans_of(text, (label, span))) == [], text
+    text = "the scan came from 81.2.69.142 again"
+    found = detect_pii(text, spans_of(text, ("GOVERNMENT_ID", "81.2.69.142")))
+    assert labelled(text, found) == [("IP_ADDRESS", "81.2.69.142")]

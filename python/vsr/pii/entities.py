@@ -26,6 +26,7 @@ validated text, where they are right more often than the model's guess of a type
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -187,6 +188,16 @@ _HEX = re.compile(r"[0-9a-f]{7,64}|[0-9A-F]{16,64}")
 _LOWER_WORD = re.compile(r"[a-z]{2,}")
 
 
+def _is_ip_address(text: str, start: int, end: int) -> bool:
+    """An IP address the model took for an ID or account number: a public one is reported as
+    IP_ADDRESS by the pattern, and any other identifies no one (``patterns.find_ip_addresses``)."""
+    try:
+        ipaddress.ip_address(text[start:end].rstrip(".,;:!?"))
+    except ValueError:
+        return False
+    return True
+
+
 def _reads_as_code(text: str, start: int, end: int) -> bool:
     span = text[start:end]
     return (
@@ -283,6 +294,8 @@ def model_entities(
             named = _type_from_context(text, piece.start, _UNNAMED)
             if named == _UNNAMED and _reads_as_code(text, piece.start, piece.end):
                 continue  # "SetX11Keyboard()", commit "d803038": code, not anyone's number
+            if _is_ip_address(text, piece.start, piece.end):
+                continue  # "ssh to 172.16.4.11": a host, not anyone's number
             if any(c.isdigit() for c in text[piece.start : piece.end]):
                 if named is None:
                     continue  # "order 4867614", "invoice 6119727"
