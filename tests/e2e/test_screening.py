@@ -222,6 +222,15 @@ def test_one_model_can_be_retrieved(stack: DevStack) -> None:
     assert_error(send(stack.ports.listener, "GET", "/v1/models/gpt-4o"), 404, "model_not_found")
 
 
+def test_an_auto_name_can_be_retrieved_in_any_case(stack: DevStack) -> None:
+    # Chat requests take "mom" and "AUTO" as the auto names; retrieving them answered 404.
+    for model_id, canonical in (("mom", "MoM"), ("AUTO", "auto")):
+        reply = send(stack.ports.listener, "GET", f"/v1/models/{model_id}")
+        assert reply.status == 200, reply.body
+        assert reply.json()["id"] == canonical
+    assert_error(send(stack.ports.listener, "GET", "/v1/models/LLAMA3-8B"), 404, "model_not_found")
+
+
 def test_a_blocked_stream_honours_include_usage(stack: DevStack) -> None:
     body = chat_body(JAILBREAK_PHRASE, "auto", stream=True, stream_options={"include_usage": True})
     reply = post(stack, body)
