@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from vsr.pii.patterns import find_patterns, iban_valid, luhn_valid
+from vsr.pii.patterns import PatternMatch, find_patterns, iban_valid, luhn_valid
 
 
 def found(text: str) -> list[tuple[str, str]]:
@@ -78,3 +80,34 @@ def test_invalid_ssn_numbers_are_not_ssns() -> None:
 def test_a_card_is_not_also_a_phone_and_a_url_keeps_its_ip() -> None:
     assert found("4111-1111-1111-1111") == [("CREDIT_CARD", "4111-1111-1111-1111")]
     assert found("open http://10.0.0.1/admin now") == [("URL", "http://10.0.0.1/admin")]
+
+
+def _chosen_one_by_one(text: str) -> list[PatternMatch]:
+    """find_patterns' rule, spelled as the quadratic scan it was written as."""
+    from vsr.pii.patterns import FALLBACK_RECOGNISERS, RECOGNISERS
+
+    chosen: list[PatternMatch] = []
+    for recognisers in (RECOGNISERS, FALLBACK_RECOGNISERS):
+        matches = sorted(
+            (match for recogniser in recognisers for match in recogniser(text)),
+            key=lambda m: (-(m.end - m.start), m.start),
+        )
+        for match in matches:
+            if all(match.end <= kept.start or match.start >= kept.end for kept in chosen):
+                chosen.append(match)
+    return sorted(chosen, key=lambda m: m.start)
+
+
+def test_overlaps_are_resolved_in_time_linear_in_the_matches() -> None:
+    # A pasted log of 1 MB with ~40,000 e-mail addresses and phone numbers: the overlap check
+    # compared every match with every kept one (~26 s here; a 8 MiB request body, hours).
+    mixed = (
+        "Card 4111 1111 1111 1111 (call 555-123-4567), SSN 123-45-6789, https://10.0.0.5/x "
+        "mail bob@example.com http://alice@example.com:80/path 2024-05-03 +1 (212) 555-0199. "
+    )
+    assert find_patterns(mixed * 20) == _chosen_one_by_one(mixed * 20)
+    text = "Contact alice@example.com or call 555-123-4567. " * 20_000
+    started = time.perf_counter()
+    found = find_patterns(text)
+    assert time.perf_counter() - started < 8.0
+    assert len(found) == 40_000

@@ -314,10 +314,18 @@ FALLBACK_RECOGNISERS: tuple[Callable[[str], Iterator[PatternMatch]], ...] = (fin
 def find_patterns(text: str) -> list[PatternMatch]:
     """Every recogniser's matches, overlaps resolved: the longer span wins, then the earlier."""
     chosen: list[PatternMatch] = []
+    # One byte per character, set where a kept match lies: checking a match costs its length,
+    # not the number kept so far (a long pasted log holds tens of thousands of matches).
+    taken = bytearray(len(text))
     for recognisers in (RECOGNISERS, FALLBACK_RECOGNISERS):
         matches = [match for recogniser in recognisers for match in recogniser(text)]
         matches.sort(key=lambda m: (-(m.end - m.start), m.start))
         for match in matches:
-            if all(match.end <= kept.start or match.start >= kept.end for kept in chosen):
+            if match.end <= match.start:  # no characters: the rule as first written
+                free = all(match.end <= k.start or match.start >= k.end for k in chosen)
+            else:
+                free = 1 not in taken[match.start : match.end]
+            if free:
                 chosen.append(match)
+                taken[match.start : match.end] = b"\x01" * (match.end - match.start)
     return sorted(chosen, key=lambda m: m.start)
