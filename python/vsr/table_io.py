@@ -289,18 +289,24 @@ class TableWriter:
     def _write_parquet(self, rows: Sequence[Mapping[str, Any]]) -> None:
         pa, pq = _pyarrow()
         flat = [{key: _flat(value) for key, value in row.items()} for row in rows]
-        if self._schema is None:
-            inferred = pa.Table.from_pylist(flat).schema
-            fields = [
-                pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in inferred
-            ]
-            self._schema = pa.schema(fields)
-            self._parquet = pq.ParquetWriter(self.path, self._schema)
         try:
+            if self._schema is None:
+                inferred = pa.Table.from_pylist(flat).schema
+                fields = [
+                    pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f
+                    for f in inferred
+                ]
+                self._schema = pa.schema(fields)
             table = pa.Table.from_pylist(flat, schema=self._schema)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-            message = f"{self.path}: a row does not fit the first rows' types ({error})"
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as error:
+            # A column of ints and strings, or an int beyond 64 bits: JSON allows both.
+            message = (
+                f"{self.path}: the rows do not fit one Parquet schema ({error}); "
+                "a row does not fit the first rows' types: JSONL or CSV output takes them"
+            )
             raise TableError(message) from None
+        if self._parquet is None:
+            self._parquet = pq.ParquetWriter(self.path, self._schema)
         self._parquet.write_table(table)
 
     def close(self) -> None:

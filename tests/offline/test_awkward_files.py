@@ -238,3 +238,19 @@ def test_parquet_through_stdin_or_stdout_is_refused_not_a_file_named_dash(
     assert not (tmp_path / "-").exists()
     assert _classify(Path("-"), tmp_path / "o.jsonl", "--input-format", "parquet") == 2
     assert "Parquet needs a file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ['{"text": "a cell", "id": 1}', '{"text": "a contract", "id": "x"}'],  # one batch
+        ['{"text": "a cell", "id": 123456789012345678901234567890}'],  # beyond int64
+    ],
+)
+def test_parquet_columns_json_gives_mixed_or_huge_values_are_an_error_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], lines: list[str]
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    assert _classify(source, tmp_path / "out.parquet") == 2
+    assert "out.parquet: the rows do not fit one Parquet schema" in capsys.readouterr().err
