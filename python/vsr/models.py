@@ -171,6 +171,26 @@ def _load_encoder(
     )
 
 
+def _check_label_counts(
+    encoder: _core.Encoder, labels: Mapping[str, Sequence[str]], where: Mapping[str, str]
+) -> None:
+    """One name per output column of every classifier head, else ModelLoadError: a config or
+    bundle.json edited by hand would otherwise name columns that do not exist, or leave some
+    unnamed. The width is read from a pass over one empty text (the core does not report it)."""
+    named = {head: names for head, names in labels.items() if names}
+    if not named:
+        return
+    outputs = encoder.run([""], list(named))
+    for head, names in named.items():
+        output = outputs[head]
+        probabilities = output[0][0] if isinstance(output, list) else output
+        width = int(probabilities.shape[-1])
+        if width != len(names):
+            raise _core.ModelLoadError(
+                f"{where[head]}: {len(names)} labels, but the head gives {width} outputs"
+            )
+
+
 class Embedder(_EncoderModel):
     """Sentence embeddings from a BERT-family encoder directory."""
 
@@ -226,9 +246,9 @@ class _Classifier(_EncoderModel):
         model_dir = resolve_model_dir(path)
         spec = classifier_head_spec(model_dir, cls._KIND)
         labels = read_labels(model_dir)
-        return cls(
-            _load_encoder(model_dir, {_HEAD: spec}, device, dtype, max_length), model_dir, labels
-        )
+        encoder = _load_encoder(model_dir, {_HEAD: spec}, device, dtype, max_length)
+        _check_label_counts(encoder, {_HEAD: labels}, {_HEAD: str(model_dir)})
+        return cls(encoder, model_dir, labels)
 
 
 class SequenceClassifier(_Classifier):
@@ -343,6 +363,9 @@ class EncoderBundle(_EncoderModel):
             if spec.ngrams is not None
         }
         encoder = _load_encoder(bundle.encoder_dir, specs, device, dtype, length, bundle.branches)
+        classifiers = {n: spec.labels for n, spec in specs.items() if spec.kind != "embedding"}
+        where = {name: f"{bundle_dir / BUNDLE_FILE}: head {name!r}" for name in classifiers}
+        _check_label_counts(encoder, classifiers, where)
         return cls(encoder, bundle_dir, heads, experts)
 
     def run(

@@ -218,3 +218,29 @@ def test_bundle_heads_given_as_one_string_are_a_type_error(tmp_path: Path) -> No
     bundle = EncoderBundle.load(bundle_dir)
     with pytest.raises(TypeError, match="a list of head names"):
         bundle.run(["a"], "embedding")  # type: ignore[arg-type]
+
+
+def test_labels_that_do_not_match_the_head_outputs_are_a_load_error(tmp_path: Path) -> None:
+    # bert-seq's classifier has 3 outputs; five names would label columns that do not exist.
+    model_dir = copy_model(tmp_path, "bert-seq")
+    config = json.loads((model_dir / "config.json").read_text())
+    config["id2label"] = {str(i): f"L{i}" for i in range(5)}
+    (model_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match=r"5 labels, but the head gives 3 outputs"):
+        SequenceClassifier.load(model_dir)
+    token_dir = copy_model(tmp_path, "bert-token")
+    config = json.loads((token_dir / "config.json").read_text())
+    config["id2label"] = {"0": "O", "1": "B-PER"}
+    (token_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match=r"2 labels, but the head gives \d+ outputs"):
+        TokenClassifier.load(token_dir)
+    bundle_dir = tmp_path / "bundle"
+    bundle_dir.mkdir()
+    head = {"kind": "sequence", "pooling": "cls", "transform": "bert_pooler", "labels": ["a", "b"]}
+    (bundle_dir / "bundle.json").write_text(
+        json.dumps(
+            {"format": "vsr-bundle/1", "encoder": str(MODELS / "bert-seq"), "heads": {"d": head}}
+        )
+    )
+    with pytest.raises(ModelLoadError, match=r"head 'd': 2 labels, but the head gives 3 outputs"):
+        EncoderBundle.load(bundle_dir)
