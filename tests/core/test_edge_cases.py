@@ -244,3 +244,13 @@ def test_labels_that_do_not_match_the_head_outputs_are_a_load_error(tmp_path: Pa
     )
     with pytest.raises(ModelLoadError, match=r"head 'd': 2 labels, but the head gives 3 outputs"):
         EncoderBundle.load(bundle_dir)
+
+
+def test_a_jailbreak_threshold_for_a_model_without_a_benign_label_is_refused() -> None:
+    # Without a safe label the task falls back to argmax, where a threshold means nothing.
+    from vsr.tasks import TaskError, jailbreak
+
+    labels = jailbreak.TASK.load_predictor(str(MODELS / "bert-seq"), DEVICE).labels
+    assert "benign" not in labels
+    with pytest.raises(TaskError, match="no 'benign' label"):
+        jailbreak.TASK.load_predictor(str(MODELS / "bert-seq"), DEVICE, threshold=0.2)

@@ -150,6 +150,12 @@ def load_sequence_predictor(
         chosen = float(shipped) if threshold is None else threshold
         return SequencePredictor(run_head, info.labels, safe_label=safe_label, threshold=chosen)
     classifier = SequenceClassifier.load(model_dir, device)
+    if threshold is not None and safe_label is not None and safe_label not in classifier.labels:
+        # Without the safe label the decision is argmax, where a threshold would be ignored.
+        raise TaskError(
+            f"{model_dir}: a threshold needs the model to have a {safe_label!r} label, and it has "
+            f"no {safe_label!r} label (labels: {', '.join(classifier.labels)})"
+        )
     return SequencePredictor(
         classifier.predict,
         classifier.labels,
