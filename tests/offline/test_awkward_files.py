@@ -254,3 +254,14 @@ def test_parquet_columns_json_gives_mixed_or_huge_values_are_an_error_not_a_trac
     source.write_text("\n".join(lines) + "\n")
     assert _classify(source, tmp_path / "out.parquet") == 2
     assert "out.parquet: the rows do not fit one Parquet schema" in capsys.readouterr().err
+
+
+def test_eval_json_may_not_be_the_labelled_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gold = tmp_path / "gold.jsonl"
+    content = '{"text": "a cell", "label": "biology"}\n'
+    gold.write_text(content)
+    assert main(["eval", "--task", "domain", str(gold), "--json", str(gold)]) == 2
+    assert "is the input" in capsys.readouterr().err
+    assert gold.read_text() == content

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     try:
         if args.json is not None:  # find out now, not after scoring every record
-            _check_writable(args.json)
+            _check_writable(args.json, args.labelled)
         records = read_input(args.labelled)
         if not records:  # figures of nothing would read as 0% accuracy
             raise TaskError(f"{args.labelled}: no labelled records")
@@ -54,7 +54,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_writable(path: Path) -> None:
+def _check_writable(path: Path, labelled: Path) -> None:
+    from vsr.table_io import TableError, check_distinct
+
+    try:
+        check_distinct(labelled, path)
+    except TableError as error:
+        raise TaskError(str(error)) from None
     try:
         with path.open("a", encoding="utf-8"):
             pass
