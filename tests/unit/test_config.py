@@ -175,3 +175,16 @@ def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
     path.write_bytes(VALID.encode("utf-8") + b"# caf\xe9\n")
     with pytest.raises(ConfigError, match=r"latin1\.yaml: not UTF-8 text"):
         load_config(path)
+
+
+def test_a_key_written_twice_is_an_error_not_the_last_one_silently() -> None:
+    # YAML keeps the last of two equal keys; a second `plugins:` would drop the first unseen.
+    twice = VALID.replace("default_model: a\n", "default_model: a\ndefault_model: b\n", 1)
+    assert twice != VALID
+    message = _problems(twice)
+    assert "not valid YAML" in message and "duplicate key 'default_model'" in message
+    assert "first on line" in message
+    # A merge key's values may still be overridden.
+    merged = "base: &base {x: 1}\nother: {<<: *base, x: 2}\n"
+    assert "duplicate" not in _problems(merged)
+    assert "duplicate key 'x' (first on line 1)" in _problems("a: {x: 1, x: 2}\n")

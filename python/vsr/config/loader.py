@@ -35,9 +35,36 @@ def load_config(path: str | Path) -> RouterConfig:
     return parse_config_text(text, str(source))
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML has no stubs here
+    """YAML's safe loader, except that a mapping naming a key twice is an error: YAML keeps the
+    last one, so a second ``plugins:`` or ``threshold:`` would drop the first without a word."""
+
+
+def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
+    first_lines: dict[Any, int] = {}
+    for key_node, _ in node.value:  # before merge keys are expanded: '<<' may be overridden
+        key = loader.construct_object(key_node)
+        try:
+            first = first_lines.get(key)
+        except TypeError:  # an unhashable key: the constructor below reports it
+            continue
+        if first is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {first})", key_node.start_mark
+            )
+        first_lines[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _mapping_without_duplicates,
+)
+
+
 def parse_config_text(text: str, source: str = "<config>") -> RouterConfig:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: plain data only
     except yaml.YAMLError as error:
         raise ConfigError(f"{source}: not valid YAML: {error}") from None
     return parse_config(data, source)
