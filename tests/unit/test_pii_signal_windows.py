@@ -108,3 +108,43 @@ def test_windows_are_bounded_and_keep_the_end_of_a_huge_prompt() -> None:
     # The signal's max_windows (8 by default): the first and last halves of the windows.
     assert len(encoder.calls[0]) == PiiSignal.model_fields["max_windows"].default == 8
     assert result.blocked is not None  # the last window is always read
+
+
+def test_many_short_messages_are_all_read() -> None:
+    # Nine one-line turns once cost nine windows; past max_windows (8) the middle one was never
+    # read, so an address in it (or an attack, for the jailbreak signal) reached the model. The
+    # budget is in characters: short messages are each read on their own.
+    router, encoder = make_router()
+    turns = [f"Turn {i}: tell me more about topic {i}." for i in range(9)]
+    turns[4] = "Turn 4: reply to jane.doe@example.com please."
+    messages = [{"role": "user", "content": t} for t in turns]
+    result = router.route({"model": "auto", "messages": messages})
+    assert result.blocked is not None and result.blocked.entity_types == ("EMAIL_ADDRESS",)
+    assert sorted(encoder.calls[0]) == sorted(turns)
+
+
+def test_very_many_short_messages_share_windows_and_are_all_read() -> None:
+    # Past 4x max_windows short messages, neighbours share windows (as few per window as the
+    # limit allows) before any is left out.
+    router, encoder = make_router()
+    turns = [f"Turn {i}: tell me more about topic {i}." for i in range(100)]
+    turns[50] = "Turn 50: reply to jane.doe@example.com please."
+    result = router.route(
+        {"model": "auto", "messages": [{"role": "user", "content": t} for t in turns]}
+    )
+    assert result.blocked is not None and result.blocked.entity_types == ("EMAIL_ADDRESS",)
+    assert len(encoder.calls[0]) <= 4 * PiiSignal.model_fields["max_windows"].default
+    read = "".join(encoder.calls[0])
+    assert all(turn in read for turn in turns)
+
+
+def test_long_messages_keep_their_own_windows_past_the_limit() -> None:
+    # Windows that do not fit together are not merged: the head-and-tail cut still bounds them.
+    router, encoder = make_router()
+    messages = [
+        {"role": "user", "content": "".join(f"{FILLER}({i}.{j}) " for j in range(20))}
+        for i in range(12)
+    ]
+    router.route({"model": "auto", "messages": messages})
+    assert len(encoder.calls[0]) == 8
+    assert all(len(text) <= WINDOW_CHARS for text in encoder.calls[0])

@@ -71,9 +71,11 @@ class ScreeningSignal(StrictModel):
 
     max_windows: Annotated[int, Field(ge=1, le=256)] = Field(
         default=8,
-        description="Windows (~1,000 characters each) the model reads per request; beyond it the "
-        "first and the last halves. Bounds the CPU cost of one long prompt (PII patterns still "
-        "read the whole text budget).",
+        description="Windows' worth of text (~1,000 characters each) the model reads per "
+        "request; short messages are each read on their own, up to 4x as many windows of no "
+        "more characters in all, then neighbours share windows; beyond it the first and the last "
+        "halves. Bounds the CPU cost of one long prompt (PII patterns still read the whole text "
+        "budget).",
     )
     text: TextSelection = Field(
         default=SCREENED_MESSAGES,

@@ -97,6 +97,11 @@ class Signal(ABC, Generic[ConfigT]):
         that must see all of a text longer than the encoder's token limit; None: read it once."""
         return None
 
+    def window_chars(self, model: str) -> int | None:
+        """The most characters one of ``model``'s windows holds (``text_windows``), so that short
+        messages can share a window; None: the signal reads no windows."""
+        return None
+
     def prepare(self, pool: InferencePool) -> None:
         """Load what the signal needs and check it fits (heads exist, kinds and labels match)."""
         for need in self.head_needs():

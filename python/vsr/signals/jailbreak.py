@@ -59,6 +59,9 @@ class JailbreakClassifierSignal(Signal[JailbreakSignal]):
             return None
         return jailbreak_windows(text, self.config.max_windows)
 
+    def window_chars(self, model: str) -> int | None:
+        return WINDOW_CHARS if model == self.config.model else None
+
     def prepare(self, pool: InferencePool) -> None:
         head = self.check_head(pool, self.head_needs()[0])
         benign = set(self.config.benign_labels)

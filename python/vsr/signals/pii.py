@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from vsr.config.signals import PiiSignal
-from vsr.pii.detector import plan_windows, spans_over_windows
+from vsr.pii.detector import WINDOW_CHARS, plan_windows, spans_over_windows
 from vsr.pii.entities import detect_pii
 from vsr.signals.base import HeadNeed, Signal, SignalInputs, describe_error, register
 from vsr.signals.result import SignalResult
@@ -45,6 +45,9 @@ class PiiDetectorSignal(Signal[PiiSignal]):
         if model != self.config.model:
             return None
         return plan_windows(text, max_windows=max(self.config.max_windows, 2))
+
+    def window_chars(self, model: str) -> int | None:
+        return WINDOW_CHARS if model == self.config.model else None
 
     def evaluate(self, text: str, inputs: SignalInputs) -> SignalResult:
         spans = spans_over_windows(inputs.head_windows(self.config.model, self.config.head))
