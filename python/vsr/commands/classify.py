@@ -61,7 +61,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--model", help="a bundle or model directory, or a built-in name (default: vsr-default)"
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda:N (default cpu)")
-    parser.add_argument("--batch-size", type=int, default=32, help="texts per model call")
+    parser.add_argument(
+        "--batch-size", type=int, default=32, help="texts per model call (default 32)"
+    )
     parser.add_argument(
         "--threshold",
         type=float,

@@ -20,7 +20,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="router config for vsr serve (default config/default.yaml)",
     )
     parser.add_argument("--envoy", help="the Envoy binary (default .venv-envoy/bin/envoy)")
-    parser.add_argument("--port", type=int, default=8801, help="Envoy's listener port")
+    parser.add_argument(
+        "--port", type=int, default=8801, help="Envoy's listener port (default 8801)"
+    )
     parser.add_argument(
         "--log-dir",
         type=Path,

@@ -29,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--http-port", type=int, help="HTTP API port (default 8080)")
     parser.add_argument("--metrics-port", type=int, help="Prometheus port (default 9190)")
     parser.add_argument("--log-format", choices=("json", "console"), help="default json")
-    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    parser.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), help="default info"
+    )
     parser.add_argument(
         "--max-body-bytes", type=int, help="larger request bodies get a 413 (default 8 MiB)"
     )

@@ -14,8 +14,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "as MODEL. With --echo every answer carries the headers and body it received.",
     )
     parser.add_argument("--model", required=True, help="the served model name")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     parser.add_argument(
         "--echo",
         action="store_true",
@@ -29,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--delay-ms", type=float, default=0.0, help="wait this long before each answer"
     )
-    parser.add_argument("--log-format", choices=("json", "console"), default="console")
+    parser.add_argument(
+        "--log-format", choices=("json", "console"), default="console", help="default console"
+    )
     parser.set_defaults(handler=run)
 
 
