@@ -383,11 +383,40 @@ def test_the_pool_measures_each_encoders_cost_from_its_batches() -> None:
     encoder = FakeEncoder()
     pool, key = make_pool(encoder)
 
-    async def scenario() -> None:
+    async def scenario() -> float | None:
         await pool.run(key, ["a few words here"], ["length"])
+        scheduler = pool._schedulers[asyncio.get_running_loop()]  # the loop's own scheduler
+        return scheduler._queues[key].queue.seconds_per_token
 
-    asyncio.run(scenario())
-    assert pool._scheduler is not None
-    measured = pool._scheduler._queues[key].queue.seconds_per_token
+    measured = asyncio.run(scenario())
     assert measured is not None and measured > 0
     pool.close()
+
+
+def test_one_pool_serves_event_loops_in_several_threads() -> None:
+    # Router.aroute from threads that each run their own loop (asyncio.run): the batching
+    # scheduler lived on the first loop, so a request of another loop was resolved from the
+    # wrong thread and its loop never woke up (a hang).
+    encoder = FakeEncoder()
+    pool, key = make_pool(encoder, max_wait_ms=20.0)
+    results: dict[int, list[float]] = {}
+
+    def work(index: int) -> None:
+        async def requests() -> list[float]:
+            outputs = await asyncio.gather(
+                *(pool.run(key, [f"text {index} {i}"], ["length"]) for i in range(5))
+            )
+            return [float(output["length"][0][0]) for output in outputs]
+
+        for _ in range(3):
+            results[index] = asyncio.run(requests())
+
+    threads = [threading.Thread(target=work, args=(index,), daemon=True) for index in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert not any(thread.is_alive() for thread in threads), "a loop never got its answer"
+    assert results == {
+        index: [float(len(f"text {index} {i}")) for i in range(5)] for index in range(4)
+    }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,8 +50,12 @@ class InferencePool:
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="vsr-infer")
         # Created on first use inside the running loop; one slot per worker thread, so a batch
         # never queues inside the executor behind work the scheduler would have ordered later.
+        # One per event loop: a scheduler and its futures belong to one loop's thread, and a
+        # library caller may run a loop per thread (asyncio.run in each) on one Router.
         self._max_workers = max_workers
-        self._scheduler: _Scheduler | None = None
+        self._schedulers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Scheduler] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def run_sync(
         self, key: EncoderKey, texts: Sequence[str], heads: Sequence[str]
@@ -80,9 +85,11 @@ class InferencePool:
         if not self.batching.enabled or not texts:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, self.run_sync, key, texts, heads)
-        if self._scheduler is None:
-            self._scheduler = _Scheduler(self, self._max_workers)
-        return await self._scheduler.submit(key, texts, heads)
+        loop = asyncio.get_running_loop()
+        scheduler = self._schedulers.get(loop)
+        if scheduler is None:
+            scheduler = self._schedulers[loop] = _Scheduler(self, self._max_workers)
+        return await scheduler.submit(key, texts, heads)
 
     async def count_tokens(self, key: EncoderKey, texts: Sequence[str]) -> list[int]:
         loop = asyncio.get_running_loop()
