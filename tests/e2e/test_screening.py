@@ -144,6 +144,21 @@ def test_a_jailbreak_in_an_unusual_wrapping_is_read_as_the_newest_turn(
     assert_blocked(post(stack, {"model": "auto", "messages": [message]}), "jailbreak")
 
 
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ["My card is 4111 1111", " 1111 1111."],
+        [{"type": "text", "text": "SSN 123-45-"}, {"type": "text", "text": "6789, file it."}],
+    ],
+    ids=["card-in-two-strings", "ssn-in-two-text-parts"],
+)
+def test_a_number_split_across_content_parts_is_screened(stack: DevStack, parts: list[Any]) -> None:
+    # A template that loops over the parts renders them with nothing between: the model reads
+    # one number. Joined with a newline (how vsr reads a message) no pattern saw it.
+    messages = [{"role": "user", "content": parts}]
+    assert_blocked(post(stack, {"model": "llama3-8b", "messages": messages}), "pii")
+
+
 def test_pii_after_a_long_preamble_is_screened(stack: DevStack) -> None:
     preamble = "".join(f"Paragraph {i} of an ordinary report. " for i in range(400))
     assert_blocked(post(stack, chat_body(f"{preamble} Card {CREDIT_CARD}.", "llama3-8b")), "pii")

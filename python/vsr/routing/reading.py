@@ -29,7 +29,7 @@ import structlog
 
 from vsr.config.signals import TextSelection
 from vsr.inference import EncoderKey
-from vsr.routing.request import SYSTEM_ROLES, ChatRequest
+from vsr.routing.request import SYSTEM_ROLES, ChatRequest, joined_parts
 from vsr.routing.result import SignalResult
 from vsr.signals import Signal
 from vsr.signals.base import describe_error
@@ -74,12 +74,15 @@ class SignalPlan:
         if not signal.per_message:
             text = within_budget(routing_text(request, selection, texts), selection.max_chars)
             return SignalReading(text, tuple(self._windows(text, 0)))
-        pieces = [
-            text
-            for index, text in request.selected_messages(selection)
-            if request.messages[index].get("role") not in SYSTEM_ROLES
-            or signal.screens_system_prompt(text)
-        ]
+        pieces: list[str] = []
+        for index, text in request.selected_messages(selection):
+            message = request.messages[index]
+            if message.get("role") in SYSTEM_ROLES and not signal.screens_system_prompt(text):
+                continue
+            pieces.append(text)
+            joined = joined_parts(message.get("content")) if signal.reads_joined_parts else None
+            if joined is not None and joined != text:
+                pieces.append(joined)
         text = MESSAGE_SEPARATOR.join(pieces)
         if len(text) > selection.max_chars:
             # Over budget: read the head and tail of the conversation as one text.

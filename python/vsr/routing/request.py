@@ -219,17 +219,31 @@ def message_text(content: Any, where: str = "content") -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        texts: list[str] = []
-        for part in content:
-            if isinstance(part, str):
-                texts.append(part)
-            elif isinstance(part, Mapping):
-                texts += (part[f] for f in PART_TEXT_FIELDS if isinstance(part.get(f), str))
-        return "\n".join(texts)
+        return "\n".join(_part_texts(content))
     raise RequestError(
         f"{where} must be a string or a list of content parts, got a JSON {type(content).__name__}",
         param=where,
     )
+
+
+def joined_parts(content: Any) -> str | None:
+    """A content list's text parts joined with nothing between them, as chat templates that loop
+    over the parts render them (vLLM joins them with newlines for the others, ``message_text``),
+    so a number split across two parts is one number; None when there are not two text parts."""
+    if not isinstance(content, list):
+        return None
+    texts = _part_texts(content)
+    return "".join(texts) if len(texts) > 1 else None
+
+
+def _part_texts(content: list[Any]) -> list[str]:
+    texts: list[str] = []
+    for part in content:
+        if isinstance(part, str):
+            texts.append(part)
+        elif isinstance(part, Mapping):
+            texts += (part[f] for f in PART_TEXT_FIELDS if isinstance(part.get(f), str))
+    return texts
 
 
 def _check_model_name(model: Any) -> str:

@@ -54,6 +54,9 @@ class Signal(ABC, Generic[ConfigT]):
     # Screening signals read each selected message on its own, in windows (see routing.reading);
     # routing signals read the selected messages joined into one text.
     per_message: ClassVar[bool] = False
+    # Whether a message of several text parts is also read with the parts joined with nothing
+    # (``routing.request.joined_parts``): what a template that loops over parts renders.
+    reads_joined_parts: ClassVar[bool] = False
 
     def __init__(self, config: ConfigT, path: str) -> None:
         self.config = config
