@@ -31,4 +31,15 @@ class ConfigError(VsrError):
     """A router configuration that does not validate; the message names the YAML path."""
 
 
-__all__ = ["ConfigError", "DeviceError", "InferenceError", "ModelLoadError", "VsrError"]
+class ListenError(VsrError):
+    """A port a server cannot listen on (taken, not its to take, or out of range)."""
+
+
+__all__ = [
+    "ConfigError",
+    "DeviceError",
+    "InferenceError",
+    "ListenError",
+    "ModelLoadError",
+    "VsrError",
+]

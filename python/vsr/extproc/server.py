@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from vsr.api.http import ApiOptions, HttpServer, build_http_app
+from vsr.errors import ListenError
 from vsr.extproc.health import HealthService
 from vsr.extproc.service import ExternalProcessor
 from vsr.observability import metrics, tracing
@@ -62,7 +64,8 @@ class RouterServer:
     async def start(self, *, with_metrics: bool = True) -> BoundPorts:
         settings = self.settings
         if with_metrics:
-            metrics.start_metrics_server(settings.host, settings.metrics_port)
+            with listening("metrics", settings.host, settings.metrics_port):
+                metrics.start_metrics_server(settings.host, settings.metrics_port)
         api = ApiOptions(
             token=settings.api_token,
             max_body_bytes=settings.max_body_bytes,
@@ -73,7 +76,8 @@ class RouterServer:
         # SO_REUSEPORT (grpc's default) would let a stale server share the port and take streams.
         shared = settings.worker_index is not None
         self._http = HttpServer(app, settings.host, settings.http_port, reuse_port=shared)
-        http_port = await self._http.start()
+        with listening("HTTP API", settings.host, settings.http_port):
+            http_port = await self._http.start()
 
         # gRPC's default 4 MiB message limit would reject a buffered body before vsr can answer
         # 413 itself, and with failure_mode_allow Envoy would then forward it unclassified. Accept
@@ -89,13 +93,15 @@ class RouterServer:
         if settings.extproc_transport == "native":
             from vsr.extproc.native import NativeExtProcServer
 
-            self._native = NativeExtProcServer(
-                processor,
-                host=settings.host,
-                port=settings.grpc_port,
-                reuse_port=shared,
-                max_message_bytes=message_limit,
-            )
+            with listening("ext_proc gRPC", settings.host, settings.grpc_port):
+                # The native transport binds its socket when it is built.
+                self._native = NativeExtProcServer(
+                    processor,
+                    host=settings.host,
+                    port=settings.grpc_port,
+                    reuse_port=shared,
+                    max_message_bytes=message_limit,
+                )
             await self._set_health(serving=False)
             grpc_port = self._native.start()
         else:
@@ -105,7 +111,8 @@ class RouterServer:
             )
             health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
             await self._set_health(serving=False)
-            grpc_port = self._grpc.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+            with listening("ext_proc gRPC", settings.host, settings.grpc_port, (RuntimeError,)):
+                grpc_port = self._grpc.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
             await self._grpc.start()
         self.ports = BoundPorts(grpc=grpc_port, http=http_port)
         log.info(
@@ -205,6 +212,22 @@ def _file_digest(path: Path) -> bytes:
         return hashlib.sha256(path.read_bytes()).digest()
     except OSError:
         return b""
+
+
+@contextlib.contextmanager
+def listening(
+    what: str, host: str, port: int, also: tuple[type[Exception], ...] = ()
+) -> Iterator[None]:
+    """Binding ``port``: a port that is taken, not ours or out of range is a ``ListenError`` that
+    names it (``vsr serve`` prints one line), not a traceback from the socket layer. ``also``:
+    what else the binding call raises for that (grpcio: RuntimeError)."""
+    caught: tuple[type[Exception], ...] = (OSError, OverflowError, *also)
+    try:
+        yield
+    except caught as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        reason = reason.removeprefix(f"cannot listen on {host}:{port}: ")
+        raise ListenError(f"cannot listen on {host}:{port} for the {what}: {reason}") from error
 
 
 async def serve_until_signal(server: RouterServer, *, with_metrics: bool = True) -> None:
