@@ -18,7 +18,6 @@ what a caller wants (labels, entities) and decides nothing else.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,12 +37,10 @@ from vsr.model_files import (
     resolve_model_dir,
 )
 from vsr.ngrams import NgramModel, mix_probabilities
+from vsr.wire import replace_lone_surrogates
 
 # The head name the single-purpose classes use inside their encoder.
 _HEAD = "head"
-# A lone UTF-16 surrogate (json.loads('"\\ud800"') makes one) has no UTF-8 spelling, so the
-# tokenizer cannot take it; it is read as U+FFFD, one character for one, so offsets still hold.
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +64,9 @@ def _check_texts(texts: object) -> list[str]:
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"texts[{index}] must be str, got {type(text).__name__}")
-        checked.append(text if text.isascii() else _SURROGATE.sub("\ufffd", text))
+        # A lone surrogate (json.loads('"\\ud800"') makes one) has no UTF-8 form: the
+        # tokenizer reads U+FFFD instead, one character for one, so offsets still hold.
+        checked.append(text if text.isascii() else replace_lone_surrogates(text))
     return checked
 
 

@@ -18,12 +18,13 @@ import codecs
 import csv
 import json
 import os
-import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal
+
+from vsr.wire import replace_lone_surrogates
 
 Format = Literal["jsonl", "csv", "parquet"]
 FORMATS: tuple[Format, ...] = ("jsonl", "csv", "parquet")
@@ -36,9 +37,6 @@ _SUFFIXES: dict[str, Format] = {
     ".pq": "parquet",
 }
 STDIO = "-"
-# JSON may spell a lone UTF-16 surrogate ("\\ud800"), which no UTF-8 writer or tokenizer accepts;
-# such a character becomes U+FFFD, one character for one, as the router does with bodies.
-_SURROGATE = re.compile("[\ud800-\udfff]")
 # Where csv.DictReader puts the cells of a row beyond the header's columns.
 _SURPLUS = "\x00surplus"
 # Prompts longer than csv's default cell limit (128 KiB) are ordinary in logs of documents.
@@ -179,7 +177,7 @@ def json_row(raw: str) -> dict[str, Any]:
 
 def _without_surrogates(value: Any) -> Any:
     if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
+        return replace_lone_surrogates(value)  # as the router does with bodies
     if isinstance(value, dict):
         return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
     if isinstance(value, list):

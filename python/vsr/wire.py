@@ -1,4 +1,5 @@
-"""One home for what vsr puts on the wire: header names, refusal texts and OpenAI payload shapes.
+"""One home for what vsr puts on the wire: header names, refusal texts and OpenAI payload shapes
+(and how a client's text is normalised: lone surrogates).
 
 Used by the ext_proc server, the HTTP API and routing, so a header is spelt once and an error body
 has one shape everywhere. Pure Python: nothing here knows Envoy's protobufs (``extproc.mutations``
@@ -8,10 +9,23 @@ wraps these payloads for Envoy) or the native core.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+# A lone UTF-16 surrogate: JSON may spell one ("\\ud800") though it has no UTF-8 form, so no
+# tokenizer, writer or upstream server takes it.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def replace_lone_surrogates(text: str) -> str:
+    """``text`` with every lone UTF-16 surrogate replaced by U+FFFD, one character for one (so
+    offsets hold): the one normalisation of every text a client sends, on the chat path, the
+    HTTP API, the Python API and offline files alike."""
+    return LONE_SURROGATE.sub("\ufffd", text)
+
 
 # Request headers.
 HEADER_SELECTED_MODEL = "x-selected-model"  # what the gateway routes on (set by vsr only)

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from vsr.routing.request import replace_lone_surrogates
+from vsr.wire import replace_lone_surrogates
 
 TaskType = Literal["intent", "pii", "security"]
 

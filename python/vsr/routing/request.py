@@ -21,6 +21,7 @@ from typing import Any
 from vsr.config.schema import TextSelection
 from vsr.errors import VsrError
 from vsr.routing import json_codec
+from vsr.wire import LONE_SURROGATE, replace_lone_surrogates
 
 # Roles whose messages count as instructions (the system prompt).
 SYSTEM_ROLES = ("system", "developer")
@@ -38,7 +39,6 @@ PART_TEXT_FIELDS = ("text", "refusal", "thinking")
 MAX_JSON_DEPTH = 64
 MAX_MODEL_NAME_CHARS = 256
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 # JSON spells a lone surrogate as an escape; a body without one cannot hold one.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 # Printable model names only: a CR/LF in a name would end up in a header.
@@ -305,12 +305,6 @@ def _nests(value: Any) -> bool:
     return isinstance(value, dict | list)
 
 
-def replace_lone_surrogates(text: str) -> str:
-    """``text`` with every lone UTF-16 surrogate replaced by U+FFFD (the one normalisation of
-    every text a client sends, on the chat path and the HTTP API alike)."""
-    return _SURROGATE.sub("\ufffd", text)
-
-
 def _replace_surrogates(body: dict[str, Any]) -> None:
     """Every string (keys too) with lone surrogates replaced, in place; iterative."""
     stack: list[Any] = [body]
@@ -319,7 +313,7 @@ def _replace_surrogates(body: dict[str, Any]) -> None:
         if isinstance(value, dict):
             for key in list(value):
                 child = value[key]
-                if isinstance(key, str) and _SURROGATE.search(key):
+                if isinstance(key, str) and LONE_SURROGATE.search(key):
                     del value[key]
                     key = replace_lone_surrogates(key)
                     value[key] = child
