@@ -61,6 +61,12 @@ class Generation:
         client's string)."""
         return name if name is not None and name in self.model_names else "unknown"
 
+    def auto_name(self, name: str) -> str | None:
+        """The configured spelling of an auto name ``name`` matches in any case ("mom" is MoM),
+        or None when it is not one."""
+        folded = name.casefold()
+        return next((auto for auto in self.auto_model_names if auto.casefold() == folded), None)
+
     def listed_models(self) -> list[str]:
         """What ``GET /v1/models`` lists: the auto names first, then the configured models."""
         names = list(self.auto_model_names)

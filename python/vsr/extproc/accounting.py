@@ -378,7 +378,4 @@ def _requested_label(generation: Generation, requested: str | None) -> str:
     """The requested model as a label: a configured or auto name, else ``unknown``."""
     if requested is None:
         return "auto"
-    for auto in generation.auto_model_names:
-        if requested.casefold() == auto.casefold():
-            return auto
-    return generation.model_label(requested)
+    return generation.auto_name(requested) or generation.model_label(requested)

@@ -141,12 +141,8 @@ class ExternalProcessor(VsrAnswers, external_processor_pb2_grpc.ExternalProcesso
         if target.endpoint is Endpoint.MODEL:
             metrics.child(metrics.REQUESTS, "models").inc()
             model_id = target.model_id or ""
-            # The auto names match in any case, as in a chat request ("mom" is MoM).
-            folded = model_id.casefold()
-            model_id = next(
-                (auto for auto in generation.auto_model_names if auto.casefold() == folded),
-                model_id,
-            )
+            # The auto names match in any case, as in a chat request.
+            model_id = generation.auto_name(model_id) or model_id
             if model_id not in generation.listed_models():
                 raise RequestError(
                     f"The model {model_id[:256]!r} does not exist",
