@@ -118,12 +118,8 @@ def main() -> int:
     corpus = prompts()
     from vsr.config.batching import BatchingConfig
 
-    batching = (
-        BatchingConfig()
-        if args.ms_per_1k_tokens is None
-        else BatchingConfig(ms_per_1k_tokens=args.ms_per_1k_tokens)
-    )
-    pool = InferencePool(registry, batching=batching)
+    # None (the default) is the config's default too: the encoder's measured cost.
+    pool = InferencePool(registry, batching=BatchingConfig(ms_per_1k_tokens=args.ms_per_1k_tokens))
     cpu = next(
         (
             line.split(":", 1)[1].strip()
