@@ -31,3 +31,11 @@ def reference(name: str) -> dict[str, Any]:
 @pytest.fixture
 def models_dir() -> Path:
     return MODELS
+
+
+def write_bundle(directory: Path, heads: dict[str, Any], encoder: str = "bert-seq") -> Path:
+    """A ``bundle.json`` in ``directory`` (created) over the fixture model ``encoder``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = {"format": "vsr-bundle/1", "encoder": str(MODELS / encoder), "heads": heads}
+    (directory / "bundle.json").write_text(json.dumps(manifest))
+    return directory

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.core.conftest import DEVICE, MODELS, ON_DEVICE
+from tests.core.conftest import DEVICE, MODELS, ON_DEVICE, write_bundle
 
 from vsr import _core
 from vsr.errors import DeviceError, ModelLoadError, VsrError
@@ -204,18 +204,8 @@ def test_negative_max_length_is_a_value_error() -> None:
 
 
 def test_bundle_heads_given_as_one_string_are_a_type_error(tmp_path: Path) -> None:
-    bundle_dir = tmp_path / "bundle"
-    bundle_dir.mkdir()
-    (bundle_dir / "bundle.json").write_text(
-        json.dumps(
-            {
-                "format": "vsr-bundle/1",
-                "encoder": str(MODELS / "bert-seq"),
-                "heads": {"embedding": {"kind": "embedding", "pooling": "mean"}},
-            }
-        )
-    )
-    bundle = EncoderBundle.load(bundle_dir)
+    heads = {"embedding": {"kind": "embedding", "pooling": "mean"}}
+    bundle = EncoderBundle.load(write_bundle(tmp_path / "bundle", heads))
     with pytest.raises(TypeError, match="a list of head names"):
         bundle.run(["a"], "embedding")  # type: ignore[arg-type]
 
@@ -234,14 +224,8 @@ def test_labels_that_do_not_match_the_head_outputs_are_a_load_error(tmp_path: Pa
     (token_dir / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelLoadError, match=r"2 labels, but the head gives \d+ outputs"):
         TokenClassifier.load(token_dir)
-    bundle_dir = tmp_path / "bundle"
-    bundle_dir.mkdir()
     head = {"kind": "sequence", "pooling": "cls", "transform": "bert_pooler", "labels": ["a", "b"]}
-    (bundle_dir / "bundle.json").write_text(
-        json.dumps(
-            {"format": "vsr-bundle/1", "encoder": str(MODELS / "bert-seq"), "heads": {"d": head}}
-        )
-    )
+    bundle_dir = write_bundle(tmp_path / "bundle", {"d": head})
     with pytest.raises(ModelLoadError, match=r"head 'd': 2 labels, but the head gives 3 outputs"):
         EncoderBundle.load(bundle_dir)
 

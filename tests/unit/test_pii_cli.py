@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.core.conftest import write_bundle
 
 from vsr.cli import build_parser
 from vsr.pii.detector import PiiDetector
@@ -103,16 +104,8 @@ def test_a_token_classifier_directory_is_a_pii_model() -> None:
 
 
 def test_a_bundle_without_a_token_head_is_a_task_error(tmp_path: Path) -> None:
-    bundle_dir = tmp_path / "bundle"
-    bundle_dir.mkdir()
-    (bundle_dir / "bundle.json").write_text(
-        json.dumps(
-            {
-                "format": "vsr-bundle/1",
-                "encoder": str(MODELS / "bert-seq"),
-                "heads": {"embedding": {"kind": "embedding", "pooling": "mean"}},
-            }
-        )
+    bundle_dir = write_bundle(
+        tmp_path / "bundle", {"embedding": {"kind": "embedding", "pooling": "mean"}}
     )
     with pytest.raises(TaskError, match=r"no token head 'pii'; heads: \['embedding'\]"):
         pii.load_detector(str(bundle_dir))
