@@ -25,8 +25,8 @@ impl Bundle {
         Ok(())
     }
 
-    /// One eager pass per row bucket of the half-precision products (`cuda_lt.rs`: texts x tokens
-    /// from 16 up to the largest chunk), with GEMM tuning on: each bucket's algorithm and the
+    /// One eager pass per row bucket of the half-precision products (`cuda_lt/algos.rs`: texts x
+    /// tokens from 16 up to the largest chunk), with GEMM tuning on: each bucket's algorithm and the
     /// candidates a graph recording times are run once, so every cuBLASLt kernel a request can
     /// meet is loaded now (~4-5 ms each on first use) and not on a request's path. Eager passes:
     /// no CUDA graph is recorded for these made-up shapes.

@@ -7,7 +7,8 @@
 //! already in. Float32 keeps candle's path: cuBLASLt's f32 product runs in TF32, which would break
 //! float32 parity.
 //!
-//! cuBLASLt's handle, the per-shape plans and their tuning live in `cuda_lt.rs`.
+//! cuBLASLt's handle and the per-shape plans live in `cuda_lt/`, how their algorithms are
+//! chosen and tuned in `cuda_lt/algos.rs`.
 
 use std::sync::Arc;
 
